@@ -1,0 +1,1 @@
+"""Rempart: a tiers payant platform that confirms rights without disclosing them."""

@@ -1,0 +1,105 @@
+"""Field encryption (AES-256-GCM) and keyed blind indexes for NIR and IBAN.
+
+Ciphertext layout: version byte (1) | key id (1) | nonce (12) | ciphertext + tag.
+The key id travels with the ciphertext so keys can rotate: new writes use the active
+key, old rows stay readable while any listed key can open them. The field name is the
+associated data, so a NIR ciphertext cannot be replayed into an IBAN column.
+
+Blind index: HMAC-SHA256 under a separate key, truncated to 16 bytes; equality lookups
+without decryption, and no way back to the value without the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+FORMAT_VERSION = 1
+NONCE_SIZE = 12
+BLIND_INDEX_SIZE = 16
+
+
+class DecryptionError(Exception):
+    """A ciphertext could not be opened (unknown key, tampering or wrong field)."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    keys: dict[int, bytes]
+    active_id: int
+    blind_index_key: bytes
+
+    @classmethod
+    def parse(cls, data_keys: str, blind_index_key: str, active_id: str | None = None) -> Keyring:
+        """Parse ``"1:base64key,2:base64key"``; the active key is the highest id unless named."""
+        keys = {}
+        for item in data_keys.split(","):
+            key_id, _, encoded = item.strip().partition(":")
+            key = base64.b64decode(encoded)
+            if len(key) != 32 or not key_id.isdigit() or not 0 < int(key_id) < 256:
+                raise ValueError("each data key must be 'id:base64' with 1 <= id <= 255 and a 32-byte key")
+            keys[int(key_id)] = key
+        active = int(active_id) if active_id else max(keys)
+        if active not in keys:
+            raise ValueError("the active data key id is not among the data keys")
+        bik = base64.b64decode(blind_index_key)
+        if len(bik) < 32:
+            raise ValueError("the blind index key must be at least 32 bytes")
+        return cls(keys=keys, active_id=active, blind_index_key=bik)
+
+
+class FieldCipher:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self._aead = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
+        self._mac = hmac.new(keyring.blind_index_key, digestmod=hashlib.sha256)
+
+    def encrypt(self, field: str, value: str) -> bytes:
+        nonce = os.urandom(NONCE_SIZE)
+        key_id = self.keyring.active_id
+        sealed = self._aead[key_id].encrypt(nonce, value.encode(), field.encode())
+        return bytes((FORMAT_VERSION, key_id)) + nonce + sealed
+
+    def decrypt(self, field: str, blob: bytes) -> str:
+        blob = bytes(blob)
+        if len(blob) < 2 + NONCE_SIZE + 16 or blob[0] != FORMAT_VERSION or blob[1] not in self._aead:
+            raise DecryptionError("unreadable ciphertext")
+        try:
+            plain = self._aead[blob[1]].decrypt(
+                blob[2 : 2 + NONCE_SIZE], blob[2 + NONCE_SIZE :], field.encode()
+            )
+        except Exception as exc:  # InvalidTag: say nothing about the value
+            raise DecryptionError("unreadable ciphertext") from exc
+        return plain.decode()
+
+    def key_id_of(self, blob: bytes) -> int:
+        return bytes(blob)[1]
+
+    def blind_index(self, field: str, value: str) -> bytes:
+        mac = self._mac.copy()
+        mac.update(field.encode() + b"\x00" + value.encode())
+        return mac.digest()[:BLIND_INDEX_SIZE]
+
+    def fingerprint(self, *parts: str) -> bytes:
+        """Keyed digest of a whole record, to tell unchanged rows without storing them in clear."""
+        mac = self._mac.copy()
+        mac.update(b"row\x00" + "\x1f".join(parts).encode())
+        return mac.digest()[:BLIND_INDEX_SIZE]
+
+
+@cache
+def field_cipher() -> FieldCipher:
+    """The process-wide cipher built from settings."""
+    from django.conf import settings
+
+    return FieldCipher(
+        Keyring.parse(
+            settings.REMPART_DATA_KEYS, settings.REMPART_BLIND_INDEX_KEY, settings.REMPART_DATA_KEY_ID
+        )
+    )

@@ -1,0 +1,271 @@
+"""The rights registry: insurers, their products and guarantees, contracts and beneficiaries, professionals.
+
+NIR and IBAN are stored only as AES-GCM ciphertexts plus a keyed blind index (see rempart.lib.crypto).
+There is deliberately no database index on a NIR blind index: beneficiaries are reached through
+their contract (numéro AMC + adherent number, as printed on the card), never by NIR alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from rempart.lib.crypto import field_cipher
+from rempart.lib.identifiers import LunarDate
+
+
+class CareDomain(models.TextChoices):
+    PHAR = "PHAR", _("Pharmacie")
+    MEDE = "MEDE", _("Médecins")
+    LABO = "LABO", _("Laboratoires")
+    RADL = "RADL", _("Radiologie")
+    AUXI = "AUXI", _("Auxiliaires médicaux")
+    DENT = "DENT", _("Dentaire")
+    OPTI = "OPTI", _("Optique")
+    AUDI = "AUDI", _("Audioprothèses")
+    HOSP = "HOSP", _("Hospitalisation")
+    TRAN = "TRAN", _("Transport")
+    SAGE = "SAGE", _("Sages-femmes")
+
+
+# Domains whose guarantees carry the ceilings used by the prise en charge engine.
+CEILING_DOMAINS = {CareDomain.OPTI, CareDomain.AUDI, CareDomain.DENT}
+
+
+class Insurer(models.Model):
+    class Kind(models.TextChoices):
+        MUTUELLE = "mutuelle", _("Mutuelle")
+        PREVOYANCE = "prevoyance", _("Institution de prévoyance")
+        ASSUREUR = "assureur", _("Entreprise d'assurance")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspendue")
+        WITHDRAWN = "withdrawn", _("Retirée")
+
+    amc_number = models.CharField(_("numéro AMC"), max_length=9, unique=True)
+    name = models.CharField(_("nom"), max_length=200)
+    kind = models.CharField(_("type"), max_length=12, choices=Kind.choices)
+    dpo_name = models.CharField(_("DPO"), max_length=200, blank=True)
+    dpo_email = models.EmailField(_("courriel du DPO"), blank=True)
+    dpo_phone = models.CharField(_("téléphone du DPO"), max_length=30, blank=True)
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+
+    class Meta:
+        verbose_name = _("assureur (AMC)")
+        verbose_name_plural = _("assureurs (AMC)")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.amc_number})"
+
+
+class Product(models.Model):
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="products")
+    code = models.CharField(_("code"), max_length=20)
+    label = models.CharField(_("libellé"), max_length=200)
+    responsible = models.BooleanField(_("contrat responsable"), default=True)
+
+    class Meta:
+        verbose_name = _("produit")
+        constraints = [models.UniqueConstraint(fields=["insurer", "code"], name="product_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.label}"
+
+    def guarantee_for(self, domain: str, on: dt.date) -> Guarantee | None:
+        """The guarantee in force for a domain on a date (the latest version effective by then)."""
+        return (
+            self.guarantees.filter(domain=domain, effective_from__lte=on).order_by("-effective_from").first()
+        )
+
+
+class Guarantee(models.Model):
+    """One version of a product's tiers payant terms for one care domain."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="guarantees")
+    domain = models.CharField(_("domaine"), max_length=4, choices=CareDomain.choices)
+    effective_from = models.DateField(_("en vigueur le"))
+    tp_code = models.CharField(
+        _("code tiers payant"), max_length=8, help_text=_("Tel qu'imprimé sur la carte")
+    )
+    rate_percent = models.PositiveSmallIntegerField(_("taux (% de la BR)"), null=True, blank=True)
+    amount_cents = models.PositiveIntegerField(_("forfait (centimes)"), null=True, blank=True)
+    pec_required = models.BooleanField(_("prise en charge requise"), default=False)
+    ceilings = models.JSONField(_("plafonds (centimes)"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("garantie")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "domain", "effective_from"], name="guarantee_unique_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.tp_code} ({self.effective_from})"
+
+    @property
+    def tiers_payant_allowed(self) -> bool:
+        return self.tp_code not in ("SP", "")
+
+
+class Contract(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Actif")
+        SUSPENDED = "suspended", _("Suspendu")
+        TERMINATED = "terminated", _("Résilié")
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="contracts")
+    adherent_number = models.CharField(_("numéro d'adhérent"), max_length=20)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="contracts")
+    start_date = models.DateField(_("début"))
+    end_date = models.DateField(_("fin"), null=True, blank=True)
+    status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    fingerprint = models.BinaryField(max_length=16, editable=False)
+
+    class Meta:
+        verbose_name = _("contrat")
+        constraints = [
+            models.UniqueConstraint(fields=["insurer", "adherent_number"], name="contract_unique_adherent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.insurer.amc_number}/{self.adherent_number}"
+
+    def is_open_on(self, day: dt.date) -> bool:
+        return (
+            self.status == self.Status.ACTIVE
+            and self.start_date <= day
+            and (self.end_date is None or day <= self.end_date)
+        )
+
+
+class Beneficiary(models.Model):
+    class Quality(models.TextChoices):
+        ASSURE = "A", _("Assuré principal")
+        CONJOINT = "C", _("Conjoint")
+        ENFANT = "E", _("Enfant")
+        AUTRE = "O", _("Autre ayant droit")
+
+    class Sex(models.TextChoices):
+        MALE = "M", _("Homme")
+        FEMALE = "F", _("Femme")
+
+    id = models.AutoField(
+        primary_key=True
+    )  # 4 bytes: 2 billion rows are enough, and every byte counts at 33 M
+    contract = models.ForeignKey(
+        Contract, on_delete=models.CASCADE, related_name="beneficiaries", db_index=False
+    )
+    member_number = models.PositiveSmallIntegerField(_("numéro de ligne"))
+    quality = models.CharField(_("qualité"), max_length=1, choices=Quality.choices)
+    last_name = models.CharField(_("nom"), max_length=60)
+    first_name = models.CharField(_("prénom"), max_length=60)
+    sex = models.CharField(_("sexe"), max_length=1, choices=Sex.choices)
+    birth_year = models.PositiveSmallIntegerField()
+    birth_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    birth_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    birth_rank = models.PositiveSmallIntegerField(_("rang de naissance"), default=1)
+    nir_cipher = models.BinaryField(null=True, editable=False)
+    nir_index = models.BinaryField(null=True, editable=False)
+    od_nir_cipher = models.BinaryField(null=True, editable=False)
+    od_nir_index = models.BinaryField(null=True, editable=False)
+    coverage_start = models.DateField(_("début de couverture"))
+    coverage_end = models.DateField(_("fin de couverture"), null=True, blank=True)
+    fingerprint = models.BinaryField(max_length=16, editable=False)
+
+    class Meta:
+        verbose_name = _("bénéficiaire")
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "member_number"], name="beneficiary_unique_member")
+        ]
+
+    def __str__(self) -> str:
+        # Never the NIR, never the name: this string may reach logs and admin pages.
+        return f"bénéficiaire #{self.pk}"
+
+    @property
+    def birth_date(self) -> LunarDate:
+        return LunarDate(self.birth_year, self.birth_month, self.birth_day)
+
+    def card_nir_matches(self, presented_nir: str) -> bool:
+        """Whether a NIR read from a carte Vitale is this beneficiary's own or their ouvrant droit's."""
+        index = field_cipher().blind_index("nir", presented_nir)
+        return index in (bytes(self.nir_index or b""), bytes(self.od_nir_index or b""))
+
+    def is_covered_on(self, day: dt.date) -> bool:
+        return self.coverage_start <= day and (self.coverage_end is None or day <= self.coverage_end)
+
+
+class Professional(models.Model):
+    """A health professional organisation (shop, pharmacy, lab, hospital) as the operator knows it."""
+
+    class Convention(models.TextChoices):
+        CONVENTIONNE = "conventionne", _("Conventionné")
+        NON_CONVENTIONNE = "non_conventionne", _("Non conventionné")
+
+    finess = models.CharField(_("FINESS"), max_length=9, null=True, blank=True, unique=True)  # noqa: DJ001 - unique when given
+    siret = models.CharField(_("SIRET"), max_length=14, blank=True)
+    name = models.CharField(_("raison sociale"), max_length=200)
+    domains = models.JSONField(_("domaines de soins"), default=list)
+    address = models.CharField(_("adresse"), max_length=200, blank=True)
+    postal_code = models.CharField(_("code postal"), max_length=5, blank=True)
+    city = models.CharField(_("ville"), max_length=100, blank=True)
+    iban_cipher = models.BinaryField(null=True, editable=False)
+    iban_index = models.BinaryField(null=True, editable=False)
+    bic = models.CharField(_("BIC"), max_length=11, blank=True)
+    networks = models.JSONField(_("réseaux de soins"), default=list, blank=True)
+    convention = models.CharField(
+        _("convention"), max_length=20, choices=Convention.choices, default=Convention.CONVENTIONNE
+    )
+
+    class Meta:
+        verbose_name = _("professionnel de santé")
+        verbose_name_plural = _("professionnels de santé")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_iban(self, iban: str) -> None:
+        cipher = field_cipher()
+        self.iban_cipher = cipher.encrypt("iban", iban)
+        self.iban_index = cipher.blind_index("iban", iban)
+
+    def masked_iban(self) -> str:
+        """The last 4 characters only, as shown to the organisation itself."""
+        if not self.iban_cipher:
+            return ""
+        return "•••• " + field_cipher().decrypt("iban", self.iban_cipher)[-4:]
+
+
+class ImportRun(models.Model):
+    """One import of a rights or products file, kept as the audit trail of what changed and why."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("En cours")
+        SUCCEEDED = "succeeded", _("Réussi")
+        DRY_RUN = "dry_run", _("Simulation")
+        REFUSED = "refused", _("Refusé")
+        FAILED = "failed", _("Échec")
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, null=True, related_name="imports")
+    kind = models.CharField(max_length=10, default="rights")
+    mode = models.CharField(max_length=5, default="delta")
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+    counts = models.JSONField(default=dict)
+    message = models.TextField(blank=True)
+    report_dir = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.status})"

@@ -1,0 +1,208 @@
+"""Import of an insurer's products file (docs/formats/products-v1.md): offers and their per-domain guarantees.
+
+Small files (tens to hundreds of rows): read whole, checked row by row, good rows applied in one
+transaction, bad rows reported with line, column and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.db import transaction
+
+from rempart.registry.models import CEILING_DOMAINS, CareDomain, Guarantee, Insurer, Product
+from rempart.registry.rights_format import RowError
+from rempart.registry.rights_import import FileRefused
+
+MAGIC = "#rempart-products"
+VERSION = "1"
+COLUMNS = (
+    "product_code",
+    "label",
+    "responsible",
+    "domain",
+    "effective_from",
+    "tp_code",
+    "rate_percent",
+    "amount_eur",
+    "pec_required",
+    "ceilings",
+    "source",
+)
+CEILING_KEYS = {
+    CareDomain.OPTI: {
+        "frame_max", "simple_simple_min", "simple_simple_max", "simple_complex_min", "simple_complex_max",
+        "simple_very_complex_min", "simple_very_complex_max", "complex_complex_min", "complex_complex_max",
+        "complex_very_complex_min", "complex_very_complex_max", "very_complex_very_complex_min",
+        "very_complex_very_complex_max",
+    },
+    CareDomain.AUDI: {"per_ear_max", "per_ear_max_with_amo"},
+    CareDomain.DENT: {"prosthesis_max", "yearly_max"},
+}  # fmt: skip
+_YES = {
+    "O": True,
+    "OUI": True,
+    "Y": True,
+    "YES": True,
+    "1": True,
+    "N": False,
+    "NON": False,
+    "NO": False,
+    "0": False,
+}
+
+
+@dataclass
+class ProductsSummary:
+    rows_read: int = 0
+    products_created: int = 0
+    guarantees_written: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def as_text(self) -> str:
+        lines = [
+            f"rows read           {self.rows_read}",
+            f"products created    {self.products_created}",
+            f"guarantees written  {self.guarantees_written}",
+            f"unchanged           {self.unchanged}",
+            f"rejected            {len(self.errors)}",
+        ]
+        lines += [f"  line {line}, {column}: {reason}" for line, column, reason in self.errors]
+        return "\n".join(lines)
+
+
+def _cents(column: str, text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        amount = Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        raise RowError(column, "amount in euros expected, e.g. 420.00") from None
+    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise RowError(column, "positive amount with at most 2 decimals expected")
+    return int(amount * 100)
+
+
+def _parse_ceilings(domain: str, text: str) -> dict[str, int]:
+    if not text:
+        return {}
+    allowed = CEILING_KEYS.get(domain)
+    if allowed is None:
+        raise RowError("ceilings", f"only for {', '.join(sorted(CEILING_DOMAINS))}")
+    result = {}
+    for item in text.split("|"):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise RowError(
+                "ceilings", f"'key=amount' pairs separated by '|'; keys for {domain}: {sorted(allowed)}"
+            )
+        result[key] = _cents("ceilings", value.strip())
+    return result
+
+
+def parse_product_row(values: dict[str, str]) -> dict:
+    code = values["product_code"].upper()
+    if not code or len(code) > 20:
+        raise RowError("product_code", "1 to 20 characters expected")
+    if not values["label"]:
+        raise RowError("label", "missing")
+    responsible = _YES.get(values["responsible"].upper())
+    if responsible is None:
+        raise RowError("responsible", "O or N expected")
+    domain = values["domain"].upper()
+    if domain not in CareDomain.values:
+        raise RowError("domain", f"one of {', '.join(CareDomain.values)} expected")
+    try:
+        effective_from = dt.date.fromisoformat(values["effective_from"])
+    except ValueError:
+        raise RowError("effective_from", "YYYY-MM-DD expected") from None
+    tp_code = values["tp_code"].upper()
+    if not tp_code or len(tp_code) > 8:
+        raise RowError("tp_code", "1 to 8 characters expected (as printed on the card)")
+    rate = values["rate_percent"]
+    if rate and (not rate.isdigit() or int(rate) > 1000):
+        raise RowError("rate_percent", "whole number from 0 to 1000 expected")
+    pec = _YES.get(values["pec_required"].upper() or "N")
+    if pec is None:
+        raise RowError("pec_required", "O or N expected")
+    return {
+        "code": code,
+        "label": values["label"][:200],
+        "responsible": responsible,
+        "domain": domain,
+        "effective_from": effective_from,
+        "tp_code": tp_code,
+        "rate_percent": int(rate) if rate else None,
+        "amount_cents": _cents("amount_eur", values["amount_eur"]),
+        "pec_required": pec,
+        "ceilings": _parse_ceilings(domain, values["ceilings"]),
+        "source": values["source"][:200],
+    }
+
+
+def import_products(path: Path, insurer: Insurer) -> ProductsSummary:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileRefused("not valid UTF-8") from None
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    if not rows or rows[0][:1] != [MAGIC] or rows[0][1:2] != [VERSION]:
+        raise FileRefused(f"line 1: not a products file (expected '{MAGIC};{VERSION};{insurer.amc_number}')")
+    if rows[0][2:3] != [insurer.amc_number]:
+        raise FileRefused("line 1: the file is for another insurer than the one given")
+    if len(rows) < 2 or [c.strip() for c in rows[1]] != list(COLUMNS):
+        raise FileRefused(f"line 2: wrong header (expected '{';'.join(COLUMNS)}')")
+    body = [(n, r) for n, r in enumerate(rows[2:], start=3) if any(f.strip() for f in r)]
+    if not body or body[-1][1][0] != "#end":
+        raise FileRefused("truncated: no '#end' line at the end of the file")
+    *body, (_, trailer) = body
+    if trailer[1:2] != [str(len(body))]:
+        raise FileRefused(f"truncated or altered: the '#end' line does not announce {len(body)} rows")
+
+    summary = ProductsSummary(rows_read=len(body))
+    parsed = []
+    for line, fields in body:
+        if len(fields) != len(COLUMNS):
+            summary.errors.append((line, "(row)", f"{len(fields)} fields instead of {len(COLUMNS)}"))
+            continue
+        try:
+            parsed.append(parse_product_row(dict(zip(COLUMNS, (f.strip() for f in fields), strict=True))))
+        except RowError as exc:
+            summary.errors.append((line, exc.column, exc.reason))
+    with transaction.atomic():
+        for values in parsed:
+            product, created = Product.objects.update_or_create(
+                insurer=insurer,
+                code=values["code"],
+                defaults={"label": values["label"], "responsible": values["responsible"]},
+            )
+            summary.products_created += created
+            terms = {
+                k: values[k] for k in ("tp_code", "rate_percent", "amount_cents", "pec_required", "ceilings")
+            }
+            terms["source"] = values["source"]
+            current = (
+                Guarantee.objects.filter(
+                    product=product, domain=values["domain"], effective_from=values["effective_from"]
+                )
+                .values(*terms)
+                .first()
+            )
+            if current == terms:
+                summary.unchanged += 1
+                continue
+            Guarantee.objects.update_or_create(
+                product=product,
+                domain=values["domain"],
+                effective_from=values["effective_from"],
+                defaults=terms,
+            )
+            summary.guarantees_written += 1
+    return summary
