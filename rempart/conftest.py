@@ -1,0 +1,54 @@
+"""Shared test fixtures: a synthetic insurer with products, and a writer of rights files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from rempart.registry import rights_format as fmt
+from rempart.registry import synthetic
+from rempart.registry.models import Insurer
+from rempart.registry.products_import import import_products
+
+TODAY = dt.date(2026, 11, 25)
+
+
+@pytest.fixture
+def insurer(db, tmp_path) -> Insurer:
+    spec = synthetic.plan_insurers(seed=99, beneficiaries=3000)[0]
+    insurer = Insurer.objects.create(
+        amc_number=spec.amc_number, name=spec.name, kind=spec.kind, dpo_email=spec.dpo_email
+    )
+    products = tmp_path / "products.csv"
+    products.write_text(synthetic.products_file_text(insurer.amc_number), encoding="utf-8")
+    assert not import_products(products, insurer).errors
+    return insurer
+
+
+@pytest.fixture
+def rows_for(insurer):
+    """Valid synthetic rows (lists of fields) for the insurer."""
+
+    def make(count: int, seed: int = 5) -> list[list[str]]:
+        spec = synthetic.InsurerSpec(0, insurer.amc_number, insurer.name, insurer.kind, "", count)
+        return list(synthetic.beneficiary_rows(spec, seed, TODAY))
+
+    return make
+
+
+@pytest.fixture
+def rights_file(tmp_path, insurer):
+    """Write rows into a rights file (format v1) and return its path."""
+    counter = iter(range(10_000))
+
+    def write(rows: list[list[str]], *, trailer: int | None = None, amc: str | None = None) -> Path:
+        path = tmp_path / f"rights-{next(counter)}.csv"
+        lines = [fmt.magic_line(amc or insurer.amc_number), fmt.header_line()]
+        lines += [";".join(row) for row in rows]
+        lines.append(fmt.trailer_line(len(rows) if trailer is None else trailer))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return write
