@@ -52,3 +52,24 @@ def rights_file(tmp_path, insurer):
         return path
 
     return write
+
+
+@pytest.fixture
+def cast(db):
+    from rempart.testing import build_cast
+
+    return build_cast()
+
+
+@pytest.fixture
+def client_class():
+    """Make more browsers (each with its own cookies and address)."""
+    from django.test import Client
+
+    return Client
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Argon2id is the production hasher (tested in accounts/tests/test_passwords.py); tests need speed."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -33,24 +33,34 @@ ALLOWED_HOSTS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "rempart.accounts.admin_config.RempartAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "ninja",
     "rempart.registry",
+    "rempart.accounts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "rempart.accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "rempart.accounts.middleware.SessionLifetimeMiddleware",
+    "rempart.accounts.middleware.RequireSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -91,6 +101,72 @@ def database_from_env() -> dict:
 DATABASES = {"default": database_from_env()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Shared by every server process: TOTP replay marks and rate limits must hold across workers.
+REDIS_URL = os.environ.get("REMPART_REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "rempart_cache"}
+    )
+}
+
+# --- Accounts: people log in with email + password, then a second factor they cannot skip.
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_ADAPTER = "rempart.accounts.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"  # the invitation link proved the address
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+ACCOUNT_RATE_LIMITS = {"login_failed": "30/m/ip,10/5m/key", "reset_password": "5/m/ip,3/h/key"}
+MFA_ADAPTER = "rempart.accounts.adapters.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["webauthn", "totp", "recovery_codes"]
+MFA_WEBAUTHN_USER_VERIFICATION = "required"
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not PRODUCTION  # http://localhost in the demo and tests
+MFA_PASSKEY_LOGIN_ENABLED = False  # password first, then the passkey as second factor
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_REAUTHENTICATION_REQUIRED = (
+    False  # replaced by our stricter step-up (a fresh second factor, not a password)
+)
+MFA_TOTP_TOLERANCE = 1
+MFA_TOTP_ISSUER = "Rempart"
+USERSESSIONS_TRACK_ACTIVITY = True
+
+REMPART_BASE_URL = os.environ.get("REMPART_BASE_URL", "http://127.0.0.1:8000")
+REMPART_TRUSTED_PROXY_COUNT = int(os.environ.get("REMPART_TRUSTED_PROXY_COUNT", "0"))
+REMPART_INVITATION_HOURS = int(os.environ.get("REMPART_INVITATION_HOURS", "72"))
+REMPART_ENROLMENT_WINDOW_SECONDS = int(os.environ.get("REMPART_ENROLMENT_WINDOW_SECONDS", "1800"))
+REMPART_STEP_UP_SECONDS = int(os.environ.get("REMPART_STEP_UP_SECONDS", "300"))
+REMPART_SESSION_MAX_SECONDS = int(os.environ.get("REMPART_SESSION_MAX_HOURS", "10")) * 3600
+REMPART_IDLE_TIMEOUT_MINUTES = {
+    "professional": int(os.environ.get("REMPART_IDLE_MINUTES_PROFESSIONAL", "15")),
+    "insurer": int(os.environ.get("REMPART_IDLE_MINUTES_INSURER", "30")),
+    "operator": int(os.environ.get("REMPART_IDLE_MINUTES_OPERATOR", "15")),
+}
+REMPART_TOKEN_DEFAULT_DAYS = 365
+REMPART_TOKEN_MAX_DAYS = 730
+REMPART_LOGIN_THROTTLE = {
+    # free failures, then delays doubling from base to max; locked for lock_seconds after lock_after failures
+    "account": {"free_failures": 3, "base_delay_seconds": 2, "max_delay_seconds": 300, "lock_after": 10,
+                "lock_seconds": 3600, "forget_after_seconds": 86400},
+    "address": {"free_failures": 10, "base_delay_seconds": 1, "max_delay_seconds": 600, "lock_after": 100,
+                "lock_seconds": 3600, "forget_after_seconds": 3600},
+}  # fmt: skip
+REMPART_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+SESSION_COOKIE_AGE = REMPART_SESSION_MAX_SECONDS
+
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
 ]
@@ -107,7 +183,8 @@ TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "rempart" / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 
 # Cookies and transport: secure by default; the demo on http://localhost relaxes only the Secure flag.

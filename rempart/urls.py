@@ -1,9 +1,41 @@
+from allauth.mfa.recovery_codes import views as recovery_views
+from allauth.mfa.totp import views as totp_views
+from allauth.mfa.webauthn import views as webauthn_views
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
+from rempart.accounts.stepup import step_up_required
 from rempart.api import api
 
+# Adding, removing or resetting a second factor asks for a fresh second factor first (step-up).
+# These override allauth's routes of the same path and name.
+stepped_up_mfa = [
+    path("accounts/2fa/totp/activate/", step_up_required(totp_views.activate_totp), name="mfa_activate_totp"),
+    path(
+        "accounts/2fa/totp/deactivate/",
+        step_up_required(totp_views.deactivate_totp),
+        name="mfa_deactivate_totp",
+    ),
+    path(
+        "accounts/2fa/webauthn/add/", step_up_required(webauthn_views.add_webauthn), name="mfa_add_webauthn"
+    ),
+    path(
+        "accounts/2fa/webauthn/keys/<int:pk>/remove/",
+        step_up_required(webauthn_views.remove_webauthn),
+        name="mfa_remove_webauthn",
+    ),
+    path(
+        "accounts/2fa/recovery-codes/generate/",
+        step_up_required(recovery_views.generate_recovery_codes),
+        name="mfa_generate_recovery_codes",
+    ),
+]
+
 urlpatterns = [
+    *stepped_up_mfa,
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("", include("rempart.accounts.urls")),
 ]

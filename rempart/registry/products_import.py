@@ -127,7 +127,7 @@ def parse_product_row(values: dict[str, str]) -> dict:
     if not tp_code or len(tp_code) > 8:
         raise RowError("tp_code", "1 to 8 characters expected (as printed on the card)")
     rate = values["rate_percent"]
-    if rate and (not rate.isdigit() or int(rate) > 1000):
+    if rate and (not (rate.isascii() and rate.isdigit()) or int(rate) > 1000):
         raise RowError("rate_percent", "whole number from 0 to 1000 expected")
     pec = _YES.get(values["pec_required"].upper() or "N")
     if pec is None:

@@ -118,7 +118,7 @@ def _name(column: str, text: str) -> str:
 def _small_int(column: str, text: str, low: int, high: int, default: int | None = None) -> int:
     if not text and default is not None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²'
         raise RowError(column, f"whole number from {low} to {high} expected")
     return int(text)
 
@@ -220,7 +220,8 @@ def row_key(fields: list[str]) -> tuple[str, int | None]:
     """
     adherent = fields[1].strip().upper() if len(fields) > 1 else ""
     member_text = fields[6].strip() if len(fields) > 6 else ""
-    member = int(member_text) if member_text.isdigit() and 0 < int(member_text) < 100 else None
+    digits = member_text.isascii() and member_text.isdigit()
+    member = int(member_text) if digits and 0 < int(member_text) < 100 else None
     return (adherent if _ADHERENT.match(adherent) else "", member)
 
 

@@ -126,7 +126,8 @@ class RightsFileReader:
             yield reader.line_num, fields
         if trailer is None:
             raise FileRefused(f"truncated: no '{fmt.TRAILER}' line at the end of the file")
-        if len(trailer) < 2 or not trailer[1].strip().isdigit() or int(trailer[1]) != self.data_rows:
+        announced = trailer[1].strip() if len(trailer) > 1 else ""
+        if not (announced.isascii() and announced.isdigit()) or int(announced) != self.data_rows:
             raise FileRefused(
                 f"truncated or altered: the '{fmt.TRAILER}' line announces {trailer[1:2]} rows, "
                 f"the file has {self.data_rows}"

@@ -254,10 +254,12 @@ def beneficiary_rows(spec: InsurerSpec, seed: int, today: dt.date) -> Iterator[l
         for member in _family(rng, today):
             if produced >= spec.beneficiaries:
                 break
-            produced += 1
             member_no, quality, last, first, sex, (y, m, d), rank, nir, od_nir = member
             birth_day = dt.date(y, m or 1, d or 1)
             coverage_start = max(start, birth_day)
+            if end and coverage_start > end:
+                continue  # born after the contract ended: never covered by it
+            produced += 1
             yield [
                 *contract, str(member_no), quality, last, first, sex, f"{y:04d}-{m or 0:02d}-{d or 0:02d}",
                 str(rank), nir, od_nir, coverage_start.isoformat(), end.isoformat() if end else "",

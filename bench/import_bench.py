@@ -1,0 +1,204 @@
+"""The child-process side of ``bench/run.py import``: generation, and one database's measurement.
+
+Django is set up here, after the parent has put DATABASE_URL in the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+TODAY = dt.date(2026, 1, 15)  # fixed, so that cached files and imports agree whatever the day
+TABLES = ("registry_beneficiary", "registry_contract")
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rempart.settings")
+    os.environ.setdefault("REMPART_VAR_DIR", str(OUT / "var"))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{OUT / 'var' / 'unused.sqlite3'}")
+    import django
+
+    django.setup()
+
+
+def generate(data_dir: Path, rows: int, seed: int) -> None:
+    setup_django()
+    from rempart.registry import seeding, synthetic
+
+    started = time.monotonic()
+    paths = seeding.write_files(data_dir, seed, rows, TODAY)
+    specs = synthetic.plan_insurers(seed, rows)
+    manifest = {
+        "rows": rows,
+        "seed": seed,
+        "today": TODAY.isoformat(),
+        "files": [
+            {"amc": spec.amc_number, "rows": spec.beneficiaries, "rights": path.name}
+            for spec, path in zip(specs, paths, strict=True)
+        ],
+    }
+    (data_dir / "complete.json").write_text(json.dumps(manifest, indent=1))
+    print(f"generated {rows:,} rows in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_measure(args) -> None:
+    setup_django()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from rempart.registry import seeding, synthetic
+    from rempart.registry.products_import import import_products
+
+    manifest = json.loads((args.data / "complete.json").read_text())
+    call_command("migrate", verbosity=0)
+    specs = synthetic.plan_insurers(args.seed, args.rows)
+    insurers = []
+    for spec in specs:
+        insurer = seeding.ensure_insurer(spec)
+        products = import_products(args.data / f"products-{spec.amc_number}.csv", insurer)
+        if products.errors:
+            raise SystemExit(f"products file refused for {spec.amc_number}")
+        insurers.append((insurer, args.data / f"rights-{spec.amc_number}.csv"))
+    assert sum(f["rows"] for f in manifest["files"]) == args.rows
+
+    first = _import_all(insurers, "import", profile=args.profile, db=args.db)
+    if first["created"] != args.rows or first["rejected"]:
+        raise SystemExit(f"unexpected first import counts: {first}")
+    second = _import_all(insurers, "re-import")
+    if second["unchanged"] != args.rows:
+        raise SystemExit(f"unexpected re-import counts: {second}")
+
+    storage = _storage_postgres() if connection.vendor == "postgresql" else _storage_sqlite()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM registry_beneficiary")
+        [beneficiaries] = cursor.fetchone()
+        cursor.execute("SELECT COUNT(*) FROM registry_contract")
+        [contracts] = cursor.fetchone()
+    result = {
+        "db": args.db,
+        "label": "PostgreSQL" if connection.vendor == "postgresql" else "SQLite",
+        "version": _version(connection),
+        "rows": args.rows,
+        "files": len(insurers),
+        "beneficiaries": beneficiaries,
+        "contracts": contracts,
+        "import_seconds": first["seconds"],
+        "import_rate": args.rows / first["seconds"],
+        "reimport_seconds": second["seconds"],
+        "reimport_rate": args.rows / second["seconds"],
+        "mb_per_million": storage["bytes"] * 1_000_000 / max(1, beneficiaries) / 1e6,
+        "storage_bytes": storage["bytes"],
+        "storage_method": storage["method"],
+        "relations": storage["relations"],
+        "columns": storage.get("columns", {}),
+    }
+    args.result.write_text(json.dumps(result, indent=1))
+
+
+def _import_all(insurers, label: str, profile: bool = False, db: str = "") -> dict:
+    from rempart.registry.rights_import import import_rights
+
+    totals = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "rows": 0}
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.monotonic()
+    for insurer, path in insurers:
+        _run, summary = import_rights(path, insurer, mode="full", force=True, show_progress=None, today=TODAY)
+        totals["rows"] += summary.rows_read
+        for key in ("created", "updated", "unchanged", "rejected"):
+            totals[key] += getattr(summary, key)
+    totals["seconds"] = time.monotonic() - started
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        target = OUT / f"profile-{db}.pstats"
+        profiler.dump_stats(target)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        print(f"profile written to {target}", flush=True)
+    print(
+        f"{label}: {totals['rows']:,} rows in {totals['seconds']:.1f} s "
+        f"({totals['rows'] / totals['seconds']:,.0f} rows/s)",
+        flush=True,
+    )
+    return totals
+
+
+def _version(connection) -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            return "PostgreSQL " + cursor.fetchone()[0]
+        cursor.execute("SELECT sqlite_version()")
+        return "SQLite " + cursor.fetchone()[0]
+
+
+def _storage_postgres() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "VACUUM (ANALYZE) registry_beneficiary"
+        )  # as autovacuum would: visibility + free space maps
+        cursor.execute("VACUUM (ANALYZE) registry_contract")
+        relations = {}
+        for table in TABLES:
+            cursor.execute(
+                """SELECT pg_relation_size(%s::regclass), pg_table_size(%s::regclass)""", [table, table]
+            )
+            heap, with_extras = cursor.fetchone()
+            relations[f"{table} (heap)"] = heap
+            relations[f"{table} (toast, free space and visibility maps)"] = with_extras - heap
+            cursor.execute(
+                """SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass""",
+                [table],
+            )
+            relations.update({f"{name} (index)": size for name, size in cursor.fetchall()})
+        cursor.execute(
+            "SELECT pg_total_relation_size('registry_beneficiary') + pg_total_relation_size('registry_contract')"
+        )
+        [total] = cursor.fetchone()
+        cursor.execute(
+            """SELECT attname FROM pg_attribute WHERE attrelid = 'registry_beneficiary'::regclass
+               AND attnum > 0 AND NOT attisdropped ORDER BY attnum"""
+        )
+        names = [name for (name,) in cursor.fetchall()]
+        selects = ", ".join(f'AVG(COALESCE(pg_column_size("{name}"), 0))' for name in names)
+        cursor.execute(f"SELECT {selects} FROM registry_beneficiary")  # noqa: S608 - catalogue names
+        columns = {name: float(size) for name, size in zip(names, cursor.fetchone(), strict=True)}
+    return {
+        "bytes": total,
+        "method": "pg_total_relation_size after VACUUM",
+        "relations": relations,
+        "columns": columns,
+    }
+
+
+def _storage_sqlite() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name IN (%s, %s) AND type IN ('table', 'index')", TABLES
+        )
+        names = [name for (name,) in cursor.fetchall()]
+        try:
+            cursor.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
+            sizes = dict(cursor.fetchall())
+            relations = {name: int(sizes.get(name, 0)) for name in names}
+            return {"bytes": sum(relations.values()), "method": "dbstat", "relations": relations}
+        except Exception:  # noqa: BLE001 - SQLite built without dbstat: whole file after VACUUM
+            cursor.execute("VACUUM")
+            path = Path(connection.settings_dict["NAME"])
+            size = path.stat().st_size
+            return {"bytes": size, "method": "file size after VACUUM", "relations": {"(whole file)": size}}

@@ -1,0 +1,31 @@
+"""Bearer-token authentication for the JSON API (never cookies), one scope per endpoint."""
+
+from __future__ import annotations
+
+from ninja.errors import HttpError
+from ninja.security import HttpBearer
+
+from rempart.accounts.events import record_event
+from rempart.accounts.tokens import TokenRejected, authenticate_token
+from rempart.lib.http import client_ip
+
+
+class TokenAuth(HttpBearer):
+    openapi_description = "Jeton d'API de l'organisation : `Authorization: Bearer rmp_…`"
+
+    def __init__(self, scope: str | None) -> None:
+        super().__init__()
+        self.scope = scope
+
+    def authenticate(self, request, token: str):
+        try:
+            api_token = authenticate_token(token, self.scope, client_ip(request))
+        except TokenRejected as exc:
+            if exc.status == 403:
+                record_event(
+                    "token.rejected", request=request, reason=exc.reason, prefix=token.split("_", 2)[1:2]
+                )
+            raise HttpError(exc.status, exc.reason) from None
+        request.api_token = api_token
+        request.organisation = api_token.organisation
+        return api_token

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "rempart.accounts"
+    label = "accounts"
+    verbose_name = "Comptes"
+
+    def ready(self) -> None:
+        from rempart.accounts import mfa_hardening, signals  # noqa: F401 - registers receivers
+
+        mfa_hardening.install()

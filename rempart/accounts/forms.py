@@ -1,0 +1,46 @@
+from django import forms
+from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.utils.translation import gettext_lazy as _
+
+from rempart.accounts.models import ROLES_BY_KIND, Organisation, Role
+from rempart.accounts.scopes import SCOPES
+
+
+class AcceptInvitationForm(forms.Form):
+    full_name = forms.CharField(label=_("Nom complet"), max_length=150)
+    password1 = forms.CharField(
+        label=_("Mot de passe"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label=_("Confirmez le mot de passe"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("Les deux mots de passe diffèrent."))
+        return data
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("Adresse électronique"))
+    role = forms.ChoiceField(label=_("Rôle"))
+
+    def __init__(self, *args, organisation: Organisation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r.value, r.label) for r in ROLES_BY_KIND[organisation.kind]]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(label=_("Nom du logiciel"), max_length=100)
+    scopes = forms.MultipleChoiceField(
+        label=_("Autorisations"), choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple
+    )
+    lifetime_days = forms.IntegerField(label=_("Validité (jours)"), min_value=1, max_value=730, initial=365)

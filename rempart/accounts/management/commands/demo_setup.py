@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from rempart.accounts import demo
+from rempart.registry import seeding
+from rempart.registry.models import Beneficiary
+
+
+class Command(BaseCommand):
+    help = (
+        "Demo only: synthetic registry data (if empty) and one organisation of each kind with known logins."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--beneficiaries", type=int, default=2000)
+        parser.add_argument("--seed", type=int, default=1)
+
+    def handle(self, *args, beneficiaries, seed, **options):
+        demo.refuse_in_production()
+        if not Beneficiary.objects.exists():
+            self.stdout.write(f"Generating {beneficiaries:,} synthetic beneficiaries (seed {seed}) …")
+            seeding.populate(seed, beneficiaries)
+        cast = demo.create_demo_cast()
+        self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
+        for person, organisation in cast:
+            self.stdout.write(f"  {person.email:<30} {person.role:<10} {organisation.name}")
+        self.stdout.write(
+            "\nSecond factor: each demo login has a TOTP authenticator; get its current code with\n"
+            "  .venv/bin/rempart demo-code EMAIL\n"
+            f"Emails (invitations, notices) are printed on this console. Base URL: {settings.REMPART_BASE_URL}"
+        )

@@ -1,0 +1,119 @@
+"""Cross-cutting rules for every request: session lifetime, mandatory second factor, security headers."""
+
+from __future__ import annotations
+
+import time
+
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.shortcuts import redirect
+
+from rempart.accounts.events import record_event
+from rempart.accounts.signals import DEVICE_COOKIE
+
+# Pages a person without a second factor may still reach: enrolling one, and leaving.
+ENROLMENT_URL_NAMES = {
+    "enrol",
+    "mfa_activate_totp",
+    "mfa_add_webauthn",
+    "mfa_view_recovery_codes",
+    "mfa_generate_recovery_codes",
+    "mfa_download_recovery_codes",
+    "account_logout",
+    "set_language",
+    "accept_invitation",
+}
+
+
+class SessionLifetimeMiddleware:
+    """Idle timeout (by organisation kind) and absolute lifetime, whatever the cookie says."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = time.time()
+            started = request.session.get("rempart_started_at", now)
+            last_seen = request.session.get("rempart_last_seen", now)
+            membership = user.membership
+            idle = (
+                membership.organisation.idle_timeout.total_seconds()
+                if membership
+                else settings.REMPART_IDLE_TIMEOUT_MINUTES["operator"] * 60
+            )
+            if user.is_suspended or not user.is_active:
+                logout(request)
+                messages.error(
+                    request, "Votre compte est suspendu. Contactez le titulaire de votre organisation."
+                )
+                return redirect("account_login")
+            if now - last_seen > idle or now - started > settings.REMPART_SESSION_MAX_SECONDS:
+                record_event("session.expired", request=request, user=user)
+                logout(request)
+                messages.info(request, "Votre session a expiré. Reconnectez-vous.")
+                return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+            request.session["rempart_started_at"] = started
+            request.session["rempart_last_seen"] = now
+        response = self.get_response(request)
+        new_device = getattr(request, "_rempart_new_device_cookie", None)
+        if new_device:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                new_device,
+                max_age=400 * 24 * 3600,
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
+
+
+class RequireSecondFactorMiddleware:
+    """A person without a second factor can do nothing but enrol one — and only right after their invitation."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or request.path.startswith(settings.STATIC_URL):
+            return None
+        if Authenticator.objects.filter(user=user).exclude(type=Authenticator.Type.RECOVERY_CODES).exists():
+            return None
+        if request.session.get("rempart_enrolment_until", 0) < time.time():
+            logout(request)
+            messages.error(
+                request,
+                "Ce compte n'a pas encore de second facteur et le délai pour en activer un est dépassé. "
+                "Demandez une nouvelle invitation au titulaire de votre organisation.",
+            )
+            return redirect("account_login")
+        match = request.resolver_match
+        if match is not None and match.url_name in ENROLMENT_URL_NAMES:
+            return None
+        return redirect("accounts:enrol")
+
+
+class SecurityHeadersMiddleware:
+    """A strict Content-Security-Policy (no inline script, no third party) and a few companions."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.REMPART_CSP)
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.user.is_authenticated if hasattr(request, "user") else False:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,106 @@
+"""API tokens for professional software: shown once, stored as a SHA-256 hash behind a visible prefix.
+
+A token is 32 random bytes, so a plain (fast) hash is enough: there is nothing to brute-force.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.utils import timezone
+
+from rempart.accounts.models import ApiToken, Organisation, User
+from rempart.accounts.scopes import SCOPES
+
+TOKEN_TAG = "rmp"
+
+
+class TokenError(ValueError):
+    """A token cannot be created as asked (reason safe to show)."""
+
+
+class TokenRejected(Exception):
+    """A presented token is refused; ``status`` is 401 (not a valid token) or 403 (valid but not allowed)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(
+    organisation: Organisation,
+    name: str,
+    scopes: list[str],
+    created_by: User,
+    lifetime_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; return it with the raw secret, which is never stored and never shown again."""
+    lifetime_days = lifetime_days or settings.REMPART_TOKEN_DEFAULT_DAYS
+    if not 1 <= lifetime_days <= settings.REMPART_TOKEN_MAX_DAYS:
+        raise TokenError(
+            f"la durée de validité doit être comprise entre 1 et {settings.REMPART_TOKEN_MAX_DAYS} jours"
+        )
+    unknown = set(scopes) - set(SCOPES)
+    if not scopes or unknown:
+        raise TokenError("choisissez au moins une autorisation parmi celles proposées")
+    if not name.strip():
+        raise TokenError("donnez un nom au jeton (le logiciel qui l'utilise)")
+    prefix = secrets.token_hex(4)
+    raw = f"{TOKEN_TAG}_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        organisation=organisation,
+        name=name.strip()[:100],
+        prefix=prefix,
+        token_hash=_hash(raw),
+        scopes=sorted(set(scopes)),
+        created_by=created_by,
+        expires_at=timezone.now() + dt.timedelta(days=lifetime_days),
+    )
+    return token, raw
+
+
+def authenticate_token(raw: str, scope: str | None, ip: str | None = None) -> ApiToken:
+    """Return the live token for a raw bearer value, or raise TokenRejected (``scope=None``: any scope)."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_TAG:
+        raise TokenRejected(401, "jeton invalide")
+    token = ApiToken.objects.select_related("organisation", "created_by").filter(prefix=parts[1]).first()
+    if token is None or not hmac.compare_digest(token.token_hash, _hash(raw)):
+        raise TokenRejected(401, "jeton invalide")
+    now = timezone.now()
+    if token.revoked_at:
+        raise TokenRejected(401, "jeton révoqué")
+    if now >= token.expires_at:
+        raise TokenRejected(401, "jeton expiré")
+    if token.suspended_at:
+        raise TokenRejected(403, "jeton suspendu par l'opérateur")
+    if token.organisation.is_suspended:
+        raise TokenRejected(403, "organisation suspendue")
+    creator = token.created_by
+    if creator is not None and (creator.is_suspended or not creator.is_active):
+        raise TokenRejected(403, "le compte qui a créé ce jeton est suspendu")
+    if scope is not None and scope not in token.scopes:
+        raise TokenRejected(403, f"ce jeton n'a pas l'autorisation « {scope} »")
+    # Record use, at most once a minute per token, to keep the hot path cheap.
+    if (
+        token.last_used_at is None
+        or now - token.last_used_at > dt.timedelta(minutes=1)
+        or token.last_used_ip != ip
+    ):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+        token.last_used_at, token.last_used_ip = now, ip
+    return token
+
+
+def revoke_token(token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()

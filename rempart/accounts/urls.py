@@ -1,0 +1,22 @@
+from django.urls import path
+
+from rempart.accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("compte/second-facteur/", views.enrol, name="enrol"),
+    path("compte/securite/", views.security, name="security"),
+    path("compte/securite/deconnexion-partout/", views.logout_everywhere, name="logout_everywhere"),
+    path("invitation/<str:token>/", views.accept_invitation, name="accept_invitation"),
+    path("organisation/membres/", views.members, name="members"),
+    path("organisation/membres/inviter/", views.invite, name="invite"),
+    path("organisation/membres/<int:pk>/role/", views.change_role, name="change_role"),
+    path("organisation/membres/<int:pk>/retirer/", views.remove_member, name="remove_member"),
+    path("organisation/invitations/<int:pk>/annuler/", views.revoke_invitation, name="revoke_invitation"),
+    path("organisation/evenements/", views.organisation_events, name="organisation_events"),
+    path("organisation/jetons/", views.token_list, name="tokens"),
+    path("organisation/jetons/creer/", views.token_create, name="token_create"),
+    path("organisation/jetons/<int:pk>/revoquer/", views.token_revoke, name="token_revoke"),
+]
