@@ -201,16 +201,26 @@ SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0
 
 EMAIL_BACKEND = os.environ.get("REMPART_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("REMPART_FROM_EMAIL", "Rempart <no-reply@rempart.invalid>")
+EMAIL_HOST = os.environ.get("REMPART_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("REMPART_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("REMPART_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("REMPART_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("REMPART_EMAIL_TLS", False)
+EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
 REMPART_FULL_IMPORT_MAX_END_SHARE = float(os.environ.get("REMPART_FULL_IMPORT_MAX_END_SHARE", "0.10"))
 
+# Every log record is redacted when it is created (rempart.lib.redact.install, at start-up), whatever
+# logger or handler it goes through; Django's own loggers are routed to the same filtered console.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "rempart.lib.redact.RedactingFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("REMPART_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

@@ -8,5 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from rempart.accounts import mfa_hardening, signals  # noqa: F401 - registers receivers
+        from rempart.lib import redact
 
+        redact.install()
         mfa_hardening.install()

@@ -32,6 +32,7 @@ TAGS = {
     "account.suspended": "Compte suspendu",
     "account.restored": "Compte rétabli",
     "organisation.created": "Organisation créée",
+    "bank.changed": "Coordonnées bancaires modifiées",
 }
 
 

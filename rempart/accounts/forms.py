@@ -44,3 +44,15 @@ class TokenForm(forms.Form):
         label=_("Autorisations"), choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple
     )
     lifetime_days = forms.IntegerField(label=_("Validité (jours)"), min_value=1, max_value=730, initial=365)
+
+
+class NoEchoTextInput(forms.TextInput):
+    """A text input that never writes the submitted value back into the page (IBAN: not in error pages)."""
+
+    def format_value(self, value):
+        return None
+
+
+class BankDetailsForm(forms.Form):
+    iban = forms.CharField(label=_("IBAN"), max_length=40, widget=NoEchoTextInput(attrs={"autocomplete": "off"}))
+    bic = forms.CharField(label=_("BIC"), max_length=11)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rempart.accounts import views
+from rempart.accounts import operator_views, views
 
 app_name = "accounts"
 
@@ -19,4 +19,9 @@ urlpatterns = [
     path("organisation/jetons/", views.token_list, name="tokens"),
     path("organisation/jetons/creer/", views.token_create, name="token_create"),
     path("organisation/jetons/<int:pk>/revoquer/", views.token_revoke, name="token_revoke"),
+    path("organisation/banque/", views.bank_details, name="bank_details"),
+    path("organisation/banque/modifier/", views.bank_details_change, name="bank_details_change"),
+    path("operateur/suspensions/", operator_views.suspensions, name="operator_suspensions"),
+    path("operateur/comptes/<int:pk>/suspendre/", operator_views.suspend_account, name="operator_suspend_account"),
+    path("operateur/comptes/<int:pk>/retablir/", operator_views.restore_account, name="operator_restore_account"),
 ]

@@ -30,3 +30,19 @@ class RedactingFilter(logging.Filter):
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(text)
         return True
+
+
+def install() -> None:
+    """Redact every log record when it is created, so no handler (console, mail, file) sees a NIR or IBAN."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "rempart_redacting", False):
+        return
+    redacting = RedactingFilter()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redacting.filter(record)
+        return record
+
+    factory.rempart_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

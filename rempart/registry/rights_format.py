@@ -36,6 +36,7 @@ COLUMNS = (
     "coverage_start",
     "coverage_end",
 )
+_COLUMN_COUNT = len(COLUMNS)
 
 CONTRACT_STATUSES = {"active": "active", "suspended": "suspended", "terminated": "terminated"}
 QUALITIES = {"ASSURE": "A", "CONJOINT": "C", "ENFANT": "E", "AUTRE": "O"}
@@ -83,17 +84,47 @@ class RightsRow:
     fingerprint: bytes
 
 
+# Values that repeat from row to row (dates, names) are checked once and remembered: a file has a few
+# thousand distinct dates and names for millions of rows. Only values that passed are cached, keyed by
+# their exact text; the caches are emptied when they grow past _CACHE_LIMIT (bounded memory).
+_CACHE_LIMIT = 50_000
+_DATES: dict[str, dt.date] = {}
+_BIRTHS: dict[str, tuple[int, int | None, int | None, str]] = {}
+_NAMES: set[str] = set()
+
+
 def _date(column: str, text: str, required: bool) -> dt.date | None:
     if not text:
         if required:
             raise RowError(column, "missing (YYYY-MM-DD expected)")
         return None
-    if not _ISO_DATE.match(text):
-        raise RowError(column, "YYYY-MM-DD expected")
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise RowError(column, "impossible date") from None
+    value = _DATES.get(text)
+    if value is None:
+        if not _ISO_DATE.match(text):
+            raise RowError(column, "YYYY-MM-DD expected")
+        try:
+            value = dt.date.fromisoformat(text)
+        except ValueError:
+            raise RowError(column, "impossible date") from None
+        if len(_DATES) >= _CACHE_LIMIT:
+            _DATES.clear()
+        _DATES[text] = value
+    return value
+
+
+def _birth(text: str) -> tuple[int, int | None, int | None, str]:
+    """(year, month, day, canonical text) of a birth date, lunar dates accepted."""
+    value = _BIRTHS.get(text)
+    if value is None:
+        try:
+            birth = LunarDate.parse(text)
+        except ValueError as exc:
+            raise RowError("birth_date", str(exc).removeprefix("date: ")) from None
+        value = (birth.year, birth.month, birth.day, str(birth))
+        if len(_BIRTHS) >= _CACHE_LIMIT:
+            _BIRTHS.clear()
+        _BIRTHS[text] = value
+    return value
 
 
 def _nir(column: str, text: str) -> str | None:
@@ -106,12 +137,17 @@ def _nir(column: str, text: str) -> str | None:
 
 
 def _name(column: str, text: str) -> str:
+    if text in _NAMES:
+        return text
     if not text:
         raise RowError(column, "missing")
     if len(text) > 60:
         raise RowError(column, "longer than 60 characters")
     if not _NAME.match(text):
         raise RowError(column, "letters, spaces, apostrophes, hyphens and dots only")
+    if len(_NAMES) >= _CACHE_LIMIT:
+        _NAMES.clear()
+    _NAMES.add(text)
     return text
 
 
@@ -125,92 +161,78 @@ def _small_int(column: str, text: str, low: int, high: int, default: int | None 
 
 def parse_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> RightsRow:
     """Check one row against the format; raise RowError naming the first bad column."""
-    if len(fields) != len(COLUMNS):
-        raise RowError("(row)", f"{len(fields)} fields instead of {len(COLUMNS)}")
-    values = dict(zip(COLUMNS, (field.strip() for field in fields), strict=True))
-    if values["amc_number"] != amc_number:
+    return RightsRow(*check_row(fields, amc_number, cipher))
+
+
+def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
+    """parse_row's work, returning the values as a plain tuple in RightsRow's field order.
+
+    The bulk import calls this once per row, so it avoids building a dict and a dataclass per row.
+    """
+    if len(fields) != _COLUMN_COUNT:
+        raise RowError("(row)", f"{len(fields)} fields instead of {_COLUMN_COUNT}")
+    (
+        amc, adherent, product, contract_start_text, contract_end_text, status_text, member_text, quality_text,
+        last_name, first_name, sex, birth_text, rank_text, nir_text, od_nir_text, coverage_start_text,
+        coverage_end_text,
+    ) = [field.strip() for field in fields]  # fmt: skip
+    if amc != amc_number:
         raise RowError("amc_number", "differs from the file's insurer")
 
-    adherent = values["adherent_number"].upper()
+    adherent = adherent.upper()
     if not _ADHERENT.match(adherent):
         raise RowError("adherent_number", "1 to 20 letters, digits or hyphens expected")
-    product = values["product_code"].upper()
+    product = product.upper()
     if not _PRODUCT.match(product):
         raise RowError("product_code", "1 to 20 letters, digits, '_' or '-' expected")
-    contract_start = _date("contract_start", values["contract_start"], required=True)
-    contract_end = _date("contract_end", values["contract_end"], required=False)
+    contract_start = _date("contract_start", contract_start_text, required=True)
+    contract_end = _date("contract_end", contract_end_text, required=False)
     if contract_end and contract_end < contract_start:
         raise RowError("contract_end", "before contract_start")
-    status = CONTRACT_STATUSES.get(values["contract_status"].lower())
+    status = CONTRACT_STATUSES.get(status_text.lower())
     if status is None:
         raise RowError("contract_status", "active, suspended or terminated expected")
 
-    member = _small_int("member_number", values["member_number"], 1, 99)
-    quality = QUALITIES.get(values["quality"].upper())
+    member = _small_int("member_number", member_text, 1, 99)
+    quality = QUALITIES.get(quality_text.upper())
     if quality is None:
         raise RowError("quality", "ASSURE, CONJOINT, ENFANT or AUTRE expected")
-    last_name = _name("last_name", values["last_name"])
-    first_name = _name("first_name", values["first_name"])
-    sex = values["sex"].upper()
+    _name("last_name", last_name)
+    _name("first_name", first_name)
+    sex = sex.upper()
     if sex not in SEXES:
         raise RowError("sex", "M or F expected")
-    try:
-        birth = LunarDate.parse(values["birth_date"])
-    except ValueError as exc:
-        raise RowError("birth_date", str(exc).removeprefix("date: ")) from None
-    birth_rank = _small_int("birth_rank", values["birth_rank"], 1, 9, default=1)
+    birth_year, birth_month, birth_day, birth_text = _birth(birth_text)
+    birth_rank = _small_int("birth_rank", rank_text, 1, 9, default=1)
 
-    nir = _nir("nir", values["nir"])
-    od_nir = _nir("ouvrant_droit_nir", values["ouvrant_droit_nir"])
+    nir = _nir("nir", nir_text)
+    od_nir = _nir("ouvrant_droit_nir", od_nir_text)
     if nir is None and od_nir is None:
         raise RowError("nir", "missing: give the beneficiary's NIR or the ouvrant droit's")
     if quality == "A" and nir is None:
         raise RowError("nir", "the assuré principal must have a NIR of their own")
 
-    coverage_start = _date("coverage_start", values["coverage_start"], required=True)
-    coverage_end = _date("coverage_end", values["coverage_end"], required=False)
+    coverage_start = _date("coverage_start", coverage_start_text, required=True)
+    coverage_end = _date("coverage_end", coverage_end_text, required=False)
     if coverage_end and coverage_end < coverage_start:
         raise RowError("coverage_end", "before coverage_start")
 
-    contract_parts = (adherent, product, values["contract_start"], values["contract_end"], status)
-    row_parts = (
-        *contract_parts,
-        str(member),
-        quality,
-        last_name,
-        first_name,
-        sex,
-        str(birth),
-        str(birth_rank),
-        nir or "",
-        od_nir or "",
-        values["coverage_start"],
-        values["coverage_end"],
-    )
-    return RightsRow(
-        adherent_number=adherent,
-        product_code=product,
-        contract_start=contract_start,
-        contract_end=contract_end,
-        contract_status=status,
-        member_number=member,
-        quality=quality,
-        last_name=last_name,
-        first_name=first_name,
-        sex=sex,
-        birth_year=birth.year,
-        birth_month=birth.month,
-        birth_day=birth.day,
-        birth_rank=birth_rank,
-        nir_cipher=cipher.encrypt("nir", nir) if nir else None,
-        nir_index=cipher.blind_index("nir", nir) if nir else None,
-        od_nir_cipher=cipher.encrypt("nir", od_nir) if od_nir else None,
-        od_nir_index=cipher.blind_index("nir", od_nir) if od_nir else None,
-        coverage_start=coverage_start,
-        coverage_end=coverage_end,
-        contract_fingerprint=cipher.fingerprint(*contract_parts),
-        fingerprint=cipher.fingerprint(*row_parts),
-    )
+    fingerprint = cipher.fingerprint
+    contract_parts = (adherent, product, contract_start_text, contract_end_text, status)
+    return (
+        adherent, product, contract_start, contract_end, status, member, quality, last_name, first_name, sex,
+        birth_year, birth_month, birth_day, birth_rank,
+        cipher.encrypt("nir", nir) if nir else None,
+        cipher.blind_index("nir", nir) if nir else None,
+        cipher.encrypt("nir", od_nir) if od_nir else None,
+        cipher.blind_index("nir", od_nir) if od_nir else None,
+        coverage_start, coverage_end,
+        fingerprint(*contract_parts),
+        fingerprint(
+            *contract_parts, str(member), quality, last_name, first_name, sex, birth_text, str(birth_rank),
+            nir or "", od_nir or "", coverage_start_text, coverage_end_text,
+        ),
+    )  # fmt: skip
 
 
 def row_key(fields: list[str]) -> tuple[str, int | None]:

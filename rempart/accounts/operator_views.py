@@ -1,0 +1,60 @@
+"""Operator console pages for accounts: who is suspended, and restoring (with step-up) or suspending."""
+
+from __future__ import annotations
+
+from allauth.usersessions.models import UserSession
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from rempart.accounts import roles
+from rempart.accounts.events import record_event
+from rempart.accounts.models import Role, User
+from rempart.accounts.stepup import step_up_required
+
+SECURITY_ROLES = {Role.SECURITY, Role.ADMIN}
+
+
+def _require_security_staff(request) -> None:
+    if not roles.is_operator(request.user, SECURITY_ROLES):
+        raise Http404
+
+
+@login_required
+def suspensions(request):
+    _require_security_staff(request)
+    suspended = User.objects.filter(suspended_at__isnull=False).select_related("_membership__organisation")
+    return render(request, "accounts/operator_suspensions.html", {"suspended": suspended})
+
+
+@login_required
+@require_POST
+def suspend_account(request, pk: int):
+    _require_security_staff(request)
+    user = get_object_or_404(User, pk=pk)
+    if user.pk == request.user.pk:
+        messages.error(request, "Vous ne pouvez pas suspendre votre propre compte.")
+        return redirect("accounts:operator_suspensions")
+    user.suspended_at = timezone.now()
+    user.save(update_fields=["suspended_at"])
+    for session in UserSession.objects.filter(user=user):
+        session.end()
+    record_event("account.suspended", request=request, user=user, by=request.user.email)
+    messages.success(request, f"Compte {user.email} suspendu et déconnecté.")
+    return redirect("accounts:operator_suspensions")
+
+
+@login_required
+@require_POST
+@step_up_required
+def restore_account(request, pk: int):
+    _require_security_staff(request)
+    user = get_object_or_404(User, pk=pk, suspended_at__isnull=False)
+    user.suspended_at = None
+    user.save(update_fields=["suspended_at"])
+    record_event("account.restored", request=request, user=user, by=request.user.email)
+    messages.success(request, f"Compte {user.email} rétabli.")
+    return redirect("accounts:operator_suspensions")
