@@ -94,7 +94,8 @@ def database_from_env() -> dict:
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         }
-        config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+        # One file per test run, so concurrent runs (developers, CI, helpers) never share a test database.
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     return config
 
 
@@ -210,6 +211,7 @@ EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
 REMPART_FULL_IMPORT_MAX_END_SHARE = float(os.environ.get("REMPART_FULL_IMPORT_MAX_END_SHARE", "0.10"))
+REMPART_MAX_UPLOAD_MB = int(os.environ.get("REMPART_MAX_UPLOAD_MB", "200"))  # bigger files: rempart import-rights
 
 # Every log record is redacted when it is created (rempart.lib.redact.install, at start-up), whatever
 # logger or handler it goes through; Django's own loggers are routed to the same filtered console.

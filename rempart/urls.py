@@ -37,5 +37,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("", include("rempart.registry.urls")),
     path("", include("rempart.accounts.urls")),
 ]

@@ -54,5 +54,7 @@ class NoEchoTextInput(forms.TextInput):
 
 
 class BankDetailsForm(forms.Form):
-    iban = forms.CharField(label=_("IBAN"), max_length=40, widget=NoEchoTextInput(attrs={"autocomplete": "off"}))
+    iban = forms.CharField(
+        label=_("IBAN"), max_length=40, widget=NoEchoTextInput(attrs={"autocomplete": "off"})
+    )
     bic = forms.CharField(label=_("BIC"), max_length=11)

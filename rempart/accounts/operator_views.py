@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
-from rempart.accounts.events import record_event
-from rempart.accounts.models import Role, User
+from rempart.accounts.events import TAGS, label, record_event
+from rempart.accounts.models import Organisation, Role, SecurityEvent, User
 from rempart.accounts.stepup import step_up_required
 
 SECURITY_ROLES = {Role.SECURITY, Role.ADMIN}
@@ -21,6 +21,28 @@ SECURITY_ROLES = {Role.SECURITY, Role.ADMIN}
 def _require_security_staff(request) -> None:
     if not roles.is_operator(request.user, SECURITY_ROLES):
         raise Http404
+
+
+@login_required
+def all_events(request):
+    """Operator staff see every organisation's security events, filtered by tag, organisation or person."""
+    if not roles.is_operator(request.user):
+        raise Http404
+    events = SecurityEvent.objects.select_related("user", "organisation")
+    tag, email, organisation = (request.GET.get(k, "").strip() for k in ("tag", "email", "organisation"))
+    if tag:
+        events = events.filter(tag=tag)
+    if email:
+        events = events.filter(user__email__iexact=email)
+    if organisation.isdigit():
+        events = events.filter(organisation_id=int(organisation))
+    context = {
+        "events": [(event, label(event.tag)) for event in events[:500]],
+        "tags": sorted(TAGS.items()),
+        "filters": {"tag": tag, "email": email, "organisation": organisation},
+        "organisations": Organisation.objects.order_by("name"),
+    }
+    return render(request, "accounts/operator_events.html", context)
 
 
 @login_required

@@ -21,7 +21,16 @@ urlpatterns = [
     path("organisation/jetons/<int:pk>/revoquer/", views.token_revoke, name="token_revoke"),
     path("organisation/banque/", views.bank_details, name="bank_details"),
     path("organisation/banque/modifier/", views.bank_details_change, name="bank_details_change"),
+    path("operateur/evenements/", operator_views.all_events, name="operator_events"),
     path("operateur/suspensions/", operator_views.suspensions, name="operator_suspensions"),
-    path("operateur/comptes/<int:pk>/suspendre/", operator_views.suspend_account, name="operator_suspend_account"),
-    path("operateur/comptes/<int:pk>/retablir/", operator_views.restore_account, name="operator_restore_account"),
+    path(
+        "operateur/comptes/<int:pk>/suspendre/",
+        operator_views.suspend_account,
+        name="operator_suspend_account",
+    ),
+    path(
+        "operateur/comptes/<int:pk>/retablir/",
+        operator_views.restore_account,
+        name="operator_restore_account",
+    ),
 ]

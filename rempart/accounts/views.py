@@ -22,9 +22,9 @@ from rempart.accounts import invitations, roles, tokens
 from rempart.accounts.events import label, record_event
 from rempart.accounts.forms import AcceptInvitationForm, BankDetailsForm, InviteForm, RoleForm, TokenForm
 from rempart.accounts.models import ApiToken, Invitation, Membership, Role, SecurityEvent
+from rempart.accounts.stepup import step_up_required
 from rempart.lib.identifiers import InvalidIdentifier
 from rempart.registry.bank_details import change_bank_details
-from rempart.accounts.stepup import step_up_required
 
 BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
@@ -257,7 +257,11 @@ def token_revoke(request, pk: int):
 
 def _bank_professional(request):
     organisation = roles.organisation_of(request.user)
-    if organisation is None or organisation.professional is None or request.user.membership.role != Role.OWNER:
+    if (
+        organisation is None
+        or organisation.professional is None
+        or request.user.membership.role != Role.OWNER
+    ):
         raise Http404
     return organisation, organisation.professional
 

@@ -44,7 +44,10 @@ def test_invalid_iban_is_refused_without_echoing_it(client, cast):
 def test_staff_cannot_see_or_change_bank_details(client, cast):
     login(client, cast.staff, cast.secrets[cast.staff.email])
     assert client.get("/organisation/banque/").status_code == 404
-    assert client.post("/organisation/banque/modifier/", {"iban": NEW_IBAN, "bic": "BNPAFRPP"}).status_code == 404
+    assert (
+        client.post("/organisation/banque/modifier/", {"iban": NEW_IBAN, "bic": "BNPAFRPP"}).status_code
+        == 404
+    )
 
 
 def test_analyst_suspends_then_restores_with_step_up(client, client_class, cast):
@@ -73,3 +76,18 @@ def test_only_operator_security_staff_reach_suspensions(client, cast):
     login(client, cast.owner, cast.secrets[cast.owner.email])
     assert client.get("/operateur/suspensions/").status_code == 404
     assert client.post(f"/operateur/comptes/{cast.staff.pk}/retablir/").status_code == 404
+
+
+def test_operator_staff_see_every_organisations_events_and_owners_do_not(client, cast):
+    from rempart.accounts.events import record_event
+
+    record_event("token.created", user=cast.outsider, token="aaaa")
+    record_event("token.created", user=cast.owner, token="bbbb")
+    login(client, cast.analyst, cast.secrets[cast.analyst.email])
+    page = client.get("/operateur/evenements/?tag=token.created").content.decode()
+    assert cast.outsider.email in page and cast.owner.email in page
+    filtered = client.get(f"/operateur/evenements/?organisation={cast.other_shop.pk}").content.decode()
+    assert cast.outsider.email in filtered and cast.owner.email not in filtered
+    client.post("/accounts/logout/")
+    login(client, cast.owner, cast.secrets[cast.owner.email], step=1)
+    assert client.get("/operateur/evenements/").status_code == 404

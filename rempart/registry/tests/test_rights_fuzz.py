@@ -55,6 +55,9 @@ VALUES = st.one_of(
     SEPARATORS,
     st.builds(lambda a, sep, b: a + sep + b, TOKENS, SEPARATORS, TOKENS),
     st.text("0123456789-", max_size=16),
+    st.sampled_from(["²", "1²", "③", "٣", "１", "⁰", "Ⅻ", "½", "𝟗", "߀"]),  # digits of other kinds and scripts
+    st.text(st.characters(categories=("Nd", "No", "Nl")), min_size=1, max_size=3),
+    st.text(st.characters(categories=("Zs", "Cc", "Cf", "Mn")), min_size=1, max_size=3),  # odd blanks, marks
     st.integers(-10, 1000).map(str),
     NIR_LIKE,
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "9", "-", "李", " "]), st.integers(55, 400)),

@@ -10,6 +10,7 @@ def _old_small_int(column, text, low, high, default=None):
         raise fmt.RowError(column, "x")
     return int(text)
 
-def test_power(monkeypatch, base, insurer, tmp_path):
+@pytest.mark.parametrize("n", range(3))
+def test_power(monkeypatch, base, insurer, tmp_path, n):
     monkeypatch.setattr(fmt, "_small_int", _old_small_int)
     fz.test_fuzzed_rows(base=base, insurer=insurer, tmp_path=tmp_path)

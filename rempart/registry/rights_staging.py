@@ -1,0 +1,218 @@
+"""The CPU-heavy half of the rights import: rows checked, encrypted and encoded for the staging table.
+
+Every row goes through rights_format.check_row (python-stdnum NIR check, AES-GCM, HMAC blind index and
+fingerprints), then becomes one staging row, encoded the way the database loads it fastest: PostgreSQL
+binary COPY data, or plain tuples for SQLite. A RowStager works on chunks of rows; the import runs it in
+this process for small files and in a few worker processes for big ones (``ParallelStager``), the main
+process reading the file and loading the staging table meanwhile. Chunks come back in file order, and
+only a few are in flight at any time, so memory stays bounded and the error report keeps its order.
+
+Nothing here touches the database or Django: worker processes only need the keyring and the insurer's
+product codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import struct
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from rempart.lib.crypto import FieldCipher, Keyring
+from rempart.registry import rights_format as fmt
+
+# The staging table: the row number and the rejected flag, the product's id, then check_row's values.
+STAGE_COLUMNS = (
+    ("row_no", "integer NOT NULL"), ("rejected", "smallint NOT NULL"), ("product_id", "bigint"),
+    ("adherent", "varchar(20) NOT NULL"), ("product_code", "varchar(20)"), ("contract_start", "date"),
+    ("contract_end", "date"), ("contract_status", "varchar(10)"), ("member", "smallint"),
+    ("quality", "varchar(1)"), ("last_name", "varchar(60)"), ("first_name", "varchar(60)"),
+    ("sex", "varchar(1)"), ("birth_year", "smallint"), ("birth_month", "smallint"), ("birth_day", "smallint"),
+    ("birth_rank", "smallint"), ("nir_cipher", "bytea"), ("nir_index", "bytea"), ("od_nir_cipher", "bytea"),
+    ("od_nir_index", "bytea"), ("coverage_start", "date"), ("coverage_end", "date"), ("contract_fp", "bytea"),
+    ("fp", "bytea"),
+)  # fmt: skip
+STAGE_COLUMN_NAMES = tuple(name for name, _type in STAGE_COLUMNS)
+_DATE_COLUMNS = tuple(i for i, (_name, kind) in enumerate(STAGE_COLUMNS) if kind == "date")
+
+CHUNK_ROWS = 5000
+UNKNOWN_PRODUCT = ("product_code", "unknown product for this insurer (load the products file)")
+
+
+class RowStager:
+    """Checks a chunk of rows; returns its errors (line, column, reason) and its staging rows, encoded."""
+
+    def __init__(self, amc_number: str, products: dict[str, int], cipher: FieldCipher, binary: bool) -> None:
+        self.amc_number = amc_number
+        self.products = products
+        self.cipher = cipher
+        self.binary = binary
+
+    def stage(self, rows: Iterable[tuple[int, list[str]]]) -> tuple[list[tuple[int, str, str]], object]:
+        amc, products, cipher, check_row = self.amc_number, self.products, self.cipher, fmt.check_row
+        errors: list[tuple[int, str, str]] = []
+        staged: list[tuple] = []
+        for row_no, fields in rows:
+            try:
+                values = check_row(fields, amc, cipher)
+                product_id = products.get(values[1])
+                if product_id is None:
+                    raise fmt.RowError(*UNKNOWN_PRODUCT)
+            except fmt.RowError as exc:
+                errors.append((row_no, exc.column, exc.reason))
+                staged.append(rejected_values(row_no, fields))
+                continue
+            staged.append((row_no, 0, product_id, *values))
+        return errors, (copy_binary(staged) if self.binary else sqlite_rows(staged))
+
+
+def rejected_values(row_no: int, fields: list[str]) -> tuple:
+    """A rejected row keeps its (adherent, member) key, so a full import does not end what it names."""
+    adherent, member = fmt.row_key(fields)
+    return (row_no, 1, None, adherent, None, None, None, None, member) + (None,) * (len(STAGE_COLUMNS) - 9)
+
+
+# ---------------------------------------------------------------------------------------------- encodings
+
+_PG_EPOCH = dt.date(2000, 1, 1).toordinal()
+_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # header, flags, header extension length
+_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_LENGTH = struct.Struct(">i").pack
+_ROW_START = struct.Struct(">hiiihiq").pack  # field count, row_no, rejected, product_id (lengths first)
+_INT2 = {None: _NULL, **{n: struct.pack(">ih", 2, n) for n in range(0, 3000)}}
+_DATES: dict[dt.date | None, bytes] = {None: _NULL}
+_ISO: dict[dt.date, str] = {}
+
+
+def _date(value: dt.date | None) -> bytes:
+    encoded = _DATES.get(value)
+    if encoded is None:
+        if len(_DATES) > 50_000:
+            _DATES.clear()
+            _DATES[None] = _NULL
+        encoded = _DATES[value] = struct.pack(">ii", 4, value.toordinal() - _PG_EPOCH)
+    return encoded
+
+
+def _text(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode()
+    return _LENGTH(len(data)) + data
+
+
+def _bytea(value: bytes | None) -> bytes:
+    return _NULL if value is None else _LENGTH(len(value)) + value
+
+
+def _int2(value: int | None) -> bytes:
+    encoded = _INT2.get(value)
+    return encoded if encoded is not None else struct.pack(">ih", 2, value)
+
+
+def copy_binary(rows: list[tuple]) -> bytes:
+    """The rows as a complete PostgreSQL binary COPY stream (signature, tuples, trailer)."""
+    count = len(STAGE_COLUMNS)
+    parts = [_SIGNATURE]
+    append = parts.append
+    text, bytea, date, int2 = _text, _bytea, _date, _int2
+    for row in rows:
+        (
+            row_no, rejected, product_id, adherent, product, contract_start, contract_end, status, member,
+            quality, last_name, first_name, sex, birth_year, birth_month, birth_day, birth_rank, nir_cipher,
+            nir_index, od_nir_cipher, od_nir_index, coverage_start, coverage_end, contract_fp, fp,
+        ) = row  # fmt: skip
+        if product_id is None:
+            append(struct.pack(">hiiih", count, 4, row_no, 2, rejected) + _NULL)
+        else:
+            append(_ROW_START(count, 4, row_no, 2, rejected, 8, product_id))
+        append(
+            b"".join((
+                text(adherent), text(product), date(contract_start), date(contract_end), text(status),
+                int2(member), text(quality), text(last_name), text(first_name), text(sex), int2(birth_year),
+                int2(birth_month), int2(birth_day), int2(birth_rank), bytea(nir_cipher), bytea(nir_index),
+                bytea(od_nir_cipher), bytea(od_nir_index), date(coverage_start), date(coverage_end),
+                bytea(contract_fp), bytea(fp),
+            ))
+        )  # fmt: skip
+    append(_TRAILER)
+    return b"".join(parts)
+
+
+def sqlite_rows(rows: list[tuple]) -> list[tuple]:
+    """The rows for SQLite: dates as ISO text (the way Django stores them)."""
+    iso = _ISO
+    if len(iso) > 50_000:
+        iso.clear()
+    result = []
+    for row in rows:
+        if row[1]:  # rejected: no dates
+            result.append(row)
+            continue
+        values = list(row)
+        for i in _DATE_COLUMNS:
+            day = values[i]
+            if day is not None:
+                text = iso.get(day)
+                if text is None:
+                    text = iso[day] = day.isoformat()
+                values[i] = text
+        result.append(tuple(values))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- workers
+
+
+def chunked(rows: Iterable[tuple[int, list[str]]], size: int = CHUNK_ROWS) -> Iterator[list]:
+    chunk: list = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_worker_stager: RowStager | None = None
+
+
+def _start_worker(amc_number: str, products: dict[str, int], keyring: Keyring, binary: bool) -> None:
+    global _worker_stager  # noqa: PLW0603 - one stager per worker process
+    _worker_stager = RowStager(amc_number, products, FieldCipher(keyring), binary)
+
+
+def _stage_in_worker(rows: list) -> tuple[list, object]:
+    assert _worker_stager is not None
+    return _worker_stager.stage(rows)
+
+
+class ParallelStager:
+    """Runs a RowStager over chunks in worker processes; results come back in order, few in flight."""
+
+    def __init__(self, stager: RowStager, workers: int) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # The workers rebuild the cipher from the keyring: nothing but keys and product ids cross over.
+        self._pool = context.Pool(
+            workers,
+            initializer=_start_worker,
+            initargs=(stager.amc_number, stager.products, stager.cipher.keyring, stager.binary),
+        )
+        self._in_flight = 2 * workers + 1
+
+    def stage(self, chunks: Iterable[list]) -> Iterator[tuple[list, object]]:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(self._pool.apply_async(_stage_in_worker, (chunk,)))
+            if len(pending) >= self._in_flight:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
