@@ -71,5 +71,5 @@ def client_class():
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
-    """Argon2id is the production hasher (tested in accounts/tests/test_passwords.py); tests need speed."""
+    """Argon2id is the production hasher (tested in accounts/tests/test_admin_and_factors.py); tests need speed."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -102,7 +103,7 @@ def database_from_env() -> dict:
 DATABASES = {"default": database_from_env()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Shared by every server process: TOTP replay marks and rate limits must hold across workers.
+# Shared by every server process (allauth rate limits); login throttles and TOTP replay marks live in the database.
 REDIS_URL = os.environ.get("REMPART_REDIS_URL")
 CACHES = {
     "default": (
@@ -114,7 +115,7 @@ CACHES = {
 
 # --- Accounts: people log in with email + password, then a second factor they cannot skip.
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
+AUTHENTICATION_BACKENDS = ["rempart.accounts.backends.AuthenticationBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_ADAPTER = "rempart.accounts.adapters.AccountAdapter"
@@ -140,10 +141,19 @@ MFA_REAUTHENTICATION_REQUIRED = (
 )
 MFA_TOTP_TOLERANCE = 1
 MFA_TOTP_ISSUER = "Rempart"
+MFA_FORMS = {
+    "authenticate": "rempart.accounts.mfa_forms.AuthenticateForm",
+    "reauthenticate": "rempart.accounts.mfa_forms.ReauthenticateForm",
+}
 USERSESSIONS_TRACK_ACTIVITY = True
 
 REMPART_BASE_URL = os.environ.get("REMPART_BASE_URL", "http://127.0.0.1:8000")
 REMPART_TRUSTED_PROXY_COUNT = int(os.environ.get("REMPART_TRUSTED_PROXY_COUNT", "0"))
+ALLAUTH_TRUSTED_PROXY_COUNT = (
+    REMPART_TRUSTED_PROXY_COUNT  # allauth's rate limits and session list see the same address
+)
+if REMPART_TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 REMPART_INVITATION_HOURS = int(os.environ.get("REMPART_INVITATION_HOURS", "72"))
 REMPART_ENROLMENT_WINDOW_SECONDS = int(os.environ.get("REMPART_ENROLMENT_WINDOW_SECONDS", "1800"))
 REMPART_STEP_UP_SECONDS = int(os.environ.get("REMPART_STEP_UP_SECONDS", "300"))
@@ -159,6 +169,8 @@ REMPART_LOGIN_THROTTLE = {
     # free failures, then delays doubling from base to max; locked for lock_seconds after lock_after failures
     "account": {"free_failures": 3, "base_delay_seconds": 2, "max_delay_seconds": 300, "lock_after": 10,
                 "lock_seconds": 3600, "forget_after_seconds": 86400},
+    "mfa": {"free_failures": 3, "base_delay_seconds": 5, "max_delay_seconds": 900, "lock_after": 10,
+            "lock_seconds": 3600, "forget_after_seconds": 86400},
     "address": {"free_failures": 10, "base_delay_seconds": 1, "max_delay_seconds": 600, "lock_after": 100,
                 "lock_seconds": 3600, "forget_after_seconds": 3600},
 }  # fmt: skip
@@ -211,7 +223,9 @@ EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
 REMPART_FULL_IMPORT_MAX_END_SHARE = float(os.environ.get("REMPART_FULL_IMPORT_MAX_END_SHARE", "0.10"))
-REMPART_MAX_UPLOAD_MB = int(os.environ.get("REMPART_MAX_UPLOAD_MB", "200"))  # bigger files: rempart import-rights
+REMPART_MAX_UPLOAD_MB = int(
+    os.environ.get("REMPART_MAX_UPLOAD_MB", "200")
+)  # bigger files: rempart import-rights
 
 # Every log record is redacted when it is created (rempart.lib.redact.install, at start-up), whatever
 # logger or handler it goes through; Django's own loggers are routed to the same filtered console.

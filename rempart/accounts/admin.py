@@ -3,12 +3,30 @@ from django.contrib import admin
 from rempart.accounts.models import ApiToken, Invitation, Membership, Organisation, SecurityEvent, User
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit records: visible to operator staff, never edited or deleted from the admin."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
+    """Suspension, restoration and admin flags change only through the operator pages (step-up, events)."""
+
     list_display = ("email", "full_name", "is_active", "is_staff", "suspended_at")
     search_fields = ("email", "full_name")
-    exclude = ("password",)
-    readonly_fields = ("last_login", "date_joined")
+    exclude = ("password", "groups", "user_permissions")
+    readonly_fields = ("last_login", "date_joined", "suspended_at", "is_staff", "is_superuser", "is_active")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Organisation)
@@ -17,22 +35,26 @@ class OrganisationAdmin(admin.ModelAdmin):
     list_filter = ("kind", "status")
     search_fields = ("name",)
     raw_id_fields = ("professional", "insurer")
+    readonly_fields = ("status",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
     list_display = ("user", "organisation", "role")
     list_filter = ("role",)
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
     list_display = ("email", "organisation", "role", "created_at", "expires_at", "accepted_at", "revoked_at")
     exclude = ("token_hash",)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     list_display = (
         "prefix",
         "name",
@@ -46,7 +68,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "tag", "user", "organisation", "ip_address")
     list_filter = ("tag",)
-    readonly_fields = [f.name for f in SecurityEvent._meta.fields]

@@ -21,9 +21,13 @@ class TokenAuth(HttpBearer):
         try:
             api_token = authenticate_token(token, self.scope, client_ip(request))
         except TokenRejected as exc:
-            if exc.status == 403:
+            if exc.token is not None:  # a real token's prefix: its organisation sees the refusal
                 record_event(
-                    "token.rejected", request=request, reason=exc.reason, prefix=token.split("_", 2)[1:2]
+                    "token.rejected",
+                    request=request,
+                    organisation=exc.token.organisation,
+                    reason=exc.reason,
+                    token=exc.token.prefix,
                 )
             raise HttpError(exc.status, exc.reason) from None
         request.api_token = api_token

@@ -20,7 +20,9 @@ TAGS = {
     "mfa.failed": "Code de second facteur refusé",
     "mfa.recovery_code_used": "Code de secours utilisé",
     "mfa.recovery_codes_generated": "Codes de secours régénérés",
-    "mfa.step_up": "Second facteur redemandé pour une action sensible",
+    "mfa.step_up": "Second facteur confirmé pour une action sensible",
+    "account.password_changed": "Mot de passe modifié",
+    "account.password_reset": "Mot de passe réinitialisé",
     "token.created": "Jeton d'API créé",
     "token.revoked": "Jeton d'API révoqué",
     "token.rejected": "Jeton d'API refusé",
@@ -33,6 +35,8 @@ TAGS = {
     "account.restored": "Compte rétabli",
     "organisation.created": "Organisation créée",
     "bank.changed": "Coordonnées bancaires modifiées",
+    "organisation.suspended": "Organisation suspendue",
+    "organisation.restored": "Organisation rétablie",
 }
 
 

@@ -94,7 +94,11 @@ def accept(raw: str, password: str, full_name: str = "") -> User:
             user = User.objects.create_user(invitation.email, password, full_name=full_name.strip()[:150])
             Membership.objects.create(user=user, organisation=invitation.organisation, role=invitation.role)
         else:
-            if Authenticator.objects.filter(user=user).exists():
+            removed = user.membership is None or not user.is_active
+            if removed:  # a former member invited back starts afresh: old factors and sessions go
+                Authenticator.objects.filter(user=user).delete()
+                user.is_active = True
+            elif Authenticator.objects.filter(user=user).exists():
                 raise InvitationError(INVALID)
             user.set_password(password)
             if full_name.strip():

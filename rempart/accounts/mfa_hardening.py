@@ -3,14 +3,15 @@
 - TOTP: a code is accepted once only. allauth remembers used codes in the cache for one period,
   so a code could be replayed within the drift window; here each authenticator keeps the last
   accepted time step (in the database, so it holds across server processes) and refuses any
-  step not newer than it. Codes are computed with pyotp.
-- Recovery codes: allauth derives them from a stored seed, so whoever reads the database can
-  compute them. Here only keyed hashes are stored; the codes themselves exist (encrypted) only
-  until they are shown, once.
+  step not newer than it — including the step of the code typed to confirm enrolment.
+  Codes are computed with pyotp.
+- Recovery codes: allauth derives them from a stored (encrypted) seed, so whoever holds the
+  database and the data key can compute them at any time. Here only keyed hashes are stored;
+  the codes themselves exist (encrypted) only until they are shown, once.
 
 Both are installed by patching the methods of allauth's classes at start-up, because allauth
-instantiates these classes directly; tests in rempart/accounts/tests/test_mfa_hardening.py pin
-the behaviour so an allauth upgrade that changes it fails loudly.
+instantiates these classes directly; tests in rempart/accounts/tests/test_login.py and
+test_admin_and_factors.py pin the behaviour so an allauth upgrade that changes it fails loudly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import threading
 import time
 
 import pyotp
@@ -66,8 +68,27 @@ def _totp_validate_code(self, code: str) -> bool:
     return True
 
 
+_activation = threading.local()
+
+
 def _validate_totp_code(secret: str, code: str) -> bool:
-    return matching_time_step(secret, code) is not None
+    """Used by allauth only to confirm enrolment: remember the step, so activation consumes it."""
+    step = matching_time_step(secret, code)
+    _activation.step = step
+    return step is not None
+
+
+_allauth_totp_activate = totp_auth.TOTP.activate.__func__
+
+
+def _totp_activate(cls, user, secret: str):
+    wrapper = _allauth_totp_activate(cls, user, secret)
+    step = getattr(_activation, "step", None)
+    if step is not None:
+        wrapper.instance.data["last_step"] = step
+        wrapper.instance.save(update_fields=["data"])
+        _activation.step = None
+    return wrapper
 
 
 # ---------------------------------------------------------------------------------------------- recovery codes
@@ -146,6 +167,7 @@ def _rc_mark_as_viewed(self) -> None:
 def install() -> None:
     totp_auth.TOTP.validate_code = _totp_validate_code
     totp_auth.validate_totp_code = _validate_totp_code
+    totp_auth.TOTP.activate = classmethod(_totp_activate)
     RecoveryCodes.activate = classmethod(_rc_activate)
     RecoveryCodes.generate_codes = _rc_generate_codes
     RecoveryCodes.get_unused_codes = _rc_get_unused_codes

@@ -51,6 +51,12 @@ class SessionLifetimeMiddleware:
                     request, "Votre compte est suspendu. Contactez le titulaire de votre organisation."
                 )
                 return redirect("account_login")
+            if membership is not None and membership.organisation.is_suspended:
+                logout(request)
+                messages.error(
+                    request, "Votre organisation est suspendue par l'opérateur. Contactez le support."
+                )
+                return redirect("account_login")
             if now - last_seen > idle or now - started > settings.REMPART_SESSION_MAX_SECONDS:
                 record_event("session.expired", request=request, user=user)
                 logout(request)

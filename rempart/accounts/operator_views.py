@@ -49,7 +49,12 @@ def all_events(request):
 def suspensions(request):
     _require_security_staff(request)
     suspended = User.objects.filter(suspended_at__isnull=False).select_related("_membership__organisation")
-    return render(request, "accounts/operator_suspensions.html", {"suspended": suspended})
+    organisations = Organisation.objects.exclude(kind=Organisation.Kind.OPERATOR).order_by("status", "name")
+    return render(
+        request,
+        "accounts/operator_suspensions.html",
+        {"suspended": suspended, "organisations": organisations},
+    )
 
 
 @login_required
@@ -79,4 +84,36 @@ def restore_account(request, pk: int):
     user.save(update_fields=["suspended_at"])
     record_event("account.restored", request=request, user=user, by=request.user.email)
     messages.success(request, f"Compte {user.email} rétabli.")
+    return redirect("accounts:operator_suspensions")
+
+
+@login_required
+@require_POST
+def suspend_organisation(request, pk: int):
+    _require_security_staff(request)
+    organisation = get_object_or_404(Organisation, pk=pk)
+    if organisation.kind == Organisation.Kind.OPERATOR:
+        messages.error(request, "L'organisation opérateur ne se suspend pas depuis cette page.")
+        return redirect("accounts:operator_suspensions")
+    organisation.status = Organisation.Status.SUSPENDED
+    organisation.save(update_fields=["status"])
+    for session in UserSession.objects.filter(user___membership__organisation=organisation):
+        session.end()
+    record_event("organisation.suspended", request=request, organisation=organisation, by=request.user.email)
+    messages.success(
+        request, f"Organisation « {organisation.name} » suspendue ; ses membres et jetons sont coupés."
+    )
+    return redirect("accounts:operator_suspensions")
+
+
+@login_required
+@require_POST
+@step_up_required
+def restore_organisation(request, pk: int):
+    _require_security_staff(request)
+    organisation = get_object_or_404(Organisation, pk=pk, status=Organisation.Status.SUSPENDED)
+    organisation.status = Organisation.Status.ACTIVE
+    organisation.save(update_fields=["status"])
+    record_event("organisation.restored", request=request, organisation=organisation, by=request.user.email)
+    messages.success(request, f"Organisation « {organisation.name} » rétablie.")
     return redirect("accounts:operator_suspensions")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rempart.accounts.models import ROLES_BY_KIND, Organisation, Role, User
+from rempart.accounts.models import ROLES_BY_KIND, Membership, Organisation, Role, User
 
 OPERATOR_MANAGERS = {Role.ADMIN, Role.SUPPORT}
 
@@ -42,6 +42,24 @@ def can_invite(user: User, organisation: Organisation, role: str) -> bool:
     if organisation.kind == Organisation.Kind.OPERATOR:
         return is_operator(user, {Role.ADMIN})
     return can_manage_members(user, organisation)
+
+
+def can_manage_member(user: User, membership: Membership) -> bool:
+    """Change or remove one member: their organisation's manager — and in the operator, only an admin."""
+    organisation = membership.organisation
+    if organisation.kind == Organisation.Kind.OPERATOR:
+        return is_operator(user, {Role.ADMIN})
+    return can_manage_members(user, organisation)
+
+
+def apply_role(membership: Membership, role: str) -> None:
+    """Set a member's role and the admin flags that follow from it (only operator staff reach the admin)."""
+    membership.role = role
+    membership.save(update_fields=["role"])
+    user = membership.user
+    user.is_staff = membership.organisation.kind == Organisation.Kind.OPERATOR
+    user.is_superuser = user.is_staff and role == Role.ADMIN
+    user.save(update_fields=["is_staff", "is_superuser"])
 
 
 def can_manage_tokens(user: User) -> bool:

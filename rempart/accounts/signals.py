@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
@@ -61,6 +62,22 @@ def on_login(sender, request, user, **kwargs) -> None:
 def on_logout(sender, request, user, **kwargs) -> None:
     if user is not None:
         record_event("logout", request=request, user=user)
+
+
+@receiver(mfa_signals.authenticator_used)
+def on_factor_used(sender, request, user, authenticator, reauthenticated=False, **kwargs) -> None:
+    if reauthenticated:
+        record_event("mfa.step_up", request=request, user=user, factor=authenticator.type)
+
+
+@receiver(account_signals.password_changed)
+def on_password_changed(sender, request, user, **kwargs) -> None:
+    record_event("account.password_changed", request=request, user=user)
+
+
+@receiver(account_signals.password_reset)
+def on_password_reset(sender, request, user, **kwargs) -> None:
+    record_event("account.password_reset", request=request, user=user)
 
 
 @receiver(mfa_signals.authenticator_added)

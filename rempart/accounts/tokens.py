@@ -26,10 +26,11 @@ class TokenError(ValueError):
 class TokenRejected(Exception):
     """A presented token is refused; ``status`` is 401 (not a valid token) or 403 (valid but not allowed)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, token: ApiToken | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.token = token  # the token the prefix named, when there is one (so its owner sees the refusal)
 
 
 def _hash(raw: str) -> str:
@@ -75,21 +76,21 @@ def authenticate_token(raw: str, scope: str | None, ip: str | None = None) -> Ap
         raise TokenRejected(401, "jeton invalide")
     token = ApiToken.objects.select_related("organisation", "created_by").filter(prefix=parts[1]).first()
     if token is None or not hmac.compare_digest(token.token_hash, _hash(raw)):
-        raise TokenRejected(401, "jeton invalide")
+        raise TokenRejected(401, "jeton invalide", token)
     now = timezone.now()
     if token.revoked_at:
-        raise TokenRejected(401, "jeton révoqué")
+        raise TokenRejected(401, "jeton révoqué", token)
     if now >= token.expires_at:
-        raise TokenRejected(401, "jeton expiré")
+        raise TokenRejected(401, "jeton expiré", token)
     if token.suspended_at:
-        raise TokenRejected(403, "jeton suspendu par l'opérateur")
+        raise TokenRejected(403, "jeton suspendu par l'opérateur", token)
     if token.organisation.is_suspended:
-        raise TokenRejected(403, "organisation suspendue")
+        raise TokenRejected(403, "organisation suspendue", token)
     creator = token.created_by
     if creator is not None and (creator.is_suspended or not creator.is_active):
-        raise TokenRejected(403, "le compte qui a créé ce jeton est suspendu")
+        raise TokenRejected(403, "le compte qui a créé ce jeton est suspendu", token)
     if scope is not None and scope not in token.scopes:
-        raise TokenRejected(403, f"ce jeton n'a pas l'autorisation « {scope} »")
+        raise TokenRejected(403, f"ce jeton n'a pas l'autorisation « {scope} »", token)
     # Record use, at most once a minute per token, to keep the hot path cheap.
     if (
         token.last_used_at is None

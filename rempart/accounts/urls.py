@@ -33,4 +33,14 @@ urlpatterns = [
         operator_views.restore_account,
         name="operator_restore_account",
     ),
+    path(
+        "operateur/organisations/<int:pk>/suspendre/",
+        operator_views.suspend_organisation,
+        name="operator_suspend_organisation",
+    ),
+    path(
+        "operateur/organisations/<int:pk>/retablir/",
+        operator_views.restore_organisation,
+        name="operator_restore_organisation",
+    ),
 ]

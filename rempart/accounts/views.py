@@ -26,7 +26,7 @@ from rempart.accounts.stepup import step_up_required
 from rempart.lib.identifiers import InvalidIdentifier
 from rempart.registry.bank_details import change_bank_details
 
-BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
+BACKEND = "rempart.accounts.backends.AuthenticationBackend"
 
 
 def _events(queryset, limit=100):
@@ -154,14 +154,17 @@ def change_role(request, pk: int):
     organisation = _managed_organisation(request)
     membership = get_object_or_404(Membership, pk=pk, organisation=organisation)
     form = RoleForm(request.POST)
-    if not form.is_valid() or not roles.can_invite(request.user, organisation, form.cleaned_data["role"]):
+    if (
+        not form.is_valid()
+        or not roles.can_invite(request.user, organisation, form.cleaned_data["role"])
+        or not roles.can_manage_member(request.user, membership)
+    ):
         messages.error(request, "Rôle impossible pour cette organisation.")
     elif membership.user_id == request.user.pk:
         messages.error(request, "Vous ne pouvez pas changer votre propre rôle.")
     else:
         old = membership.role
-        membership.role = form.cleaned_data["role"]
-        membership.save(update_fields=["role"])
+        roles.apply_role(membership, form.cleaned_data["role"])
         record_event(
             "member.role_changed", request=request, member=membership.user.email, old=old, new=membership.role
         )
@@ -175,8 +178,8 @@ def change_role(request, pk: int):
 def remove_member(request, pk: int):
     organisation = _managed_organisation(request)
     membership = get_object_or_404(Membership, pk=pk, organisation=organisation)
-    if membership.user_id == request.user.pk:
-        messages.error(request, "Vous ne pouvez pas vous retirer vous-même.")
+    if membership.user_id == request.user.pk or not roles.can_manage_member(request.user, membership):
+        messages.error(request, "Vous ne pouvez pas retirer ce membre.")
         return redirect("accounts:members")
     user = membership.user
     for session in UserSession.objects.filter(user=user):

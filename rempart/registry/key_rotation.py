@@ -36,7 +36,9 @@ def _reseal(field: str, blob):
     return cipher.encrypt(field, cipher.decrypt(field, blob)) if _stale(blob) else blob
 
 
-def _rotate_model(model, fields: tuple[str, ...], field_name: str, show_progress, on_row: Callable | None = None) -> int:
+def _rotate_model(
+    model, fields: tuple[str, ...], field_name: str, show_progress, on_row: Callable | None = None
+) -> int:
     changed = 0
     last_pk = 0
     total = model.objects.count()

@@ -77,6 +77,9 @@ class ProductsSummary:
         return "\n".join(lines)
 
 
+MAX_EUROS = 10_000_000  # amounts are stored in cents in 32-bit integer columns
+
+
 def _cents(column: str, text: str) -> int | None:
     if not text:
         return None
@@ -84,6 +87,10 @@ def _cents(column: str, text: str) -> int | None:
         amount = Decimal(text.replace(",", "."))
     except InvalidOperation:
         raise RowError(column, "amount in euros expected, e.g. 420.00") from None
+    if not amount.is_finite():  # NaN and Infinity are Decimals too, and break the checks below
+        raise RowError(column, "amount in euros expected, e.g. 420.00")
+    if amount > MAX_EUROS:  # also keeps quantize() within Decimal's precision
+        raise RowError(column, f"at most {MAX_EUROS} euros")
     if amount < 0 or amount != amount.quantize(Decimal("0.01")):
         raise RowError(column, "positive amount with at most 2 decimals expected")
     return int(amount * 100)
@@ -152,7 +159,10 @@ def import_products(path: Path, insurer: Insurer) -> ProductsSummary:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FileRefused("not valid UTF-8") from None
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise FileRefused(f"unreadable CSV: {exc}") from None
     if not rows or rows[0][:1] != [MAGIC] or rows[0][1:2] != [VERSION]:
         raise FileRefused(f"line 1: not a products file (expected '{MAGIC};{VERSION};{insurer.amc_number}')")
     if rows[0][2:3] != [insurer.amc_number]:

@@ -17,6 +17,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,16 +25,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from rempart.lib.crypto import BLIND_INDEX_SIZE, field_cipher
 from rempart.lib.progress import CountingReader, progress_bar
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun, Insurer
+from rempart.registry.rights_staging import (
+    STAGE_COLUMN_NAMES,
+    STAGE_COLUMNS,
+    ParallelStager,
+    RowStager,
+    chunked,
+)
 
 ENDED_MARK = bytes(BLIND_INDEX_SIZE)  # fingerprint of a row ended by a full import: any later row differs
-BATCH_SIZE = 5000
+# Files bigger than this are checked and encrypted by worker processes (REMPART_IMPORT_WORKERS of them,
+# default: one per CPU, at most 2) while this process loads the staging table; smaller ones here.
+PARALLEL_MIN_BYTES = 2 << 20
 
 
 class FileRefused(Exception):
@@ -136,13 +146,6 @@ class RightsFileReader:
 
 # ---------------------------------------------------------------------------------------------- staging
 
-STAGE_COLUMNS = (
-    "row_no", "adherent", "member", "rejected", "product_id", "contract_start", "contract_end",
-    "contract_status", "quality", "last_name", "first_name", "sex", "birth_year", "birth_month",
-    "birth_day", "birth_rank", "nir_cipher", "nir_index", "od_nir_cipher", "od_nir_index",
-    "coverage_start", "coverage_end", "contract_fp", "fp",
-)  # fmt: skip
-
 
 class Staging:
     """A temporary table holding the file's rows for set-based checks and the merge."""
@@ -151,49 +154,46 @@ class Staging:
         self.vendor = connection.vendor
         self.cursor = connection.cursor()
         blob = "bytea" if self.vendor == "postgresql" else "blob"
-        suffix = "ON COMMIT DROP" if self.vendor == "postgresql" else ""
-        self.cursor.execute("DROP TABLE IF EXISTS rempart_stage")
-        self.cursor.execute(
-            f"""CREATE TEMP TABLE rempart_stage (
-                row_no integer NOT NULL, adherent varchar(20) NOT NULL, member smallint,
-                rejected smallint NOT NULL, product_id bigint, contract_start date, contract_end date,
-                contract_status varchar(10), quality varchar(1), last_name varchar(60), first_name varchar(60),
-                sex varchar(1), birth_year smallint, birth_month smallint, birth_day smallint, birth_rank smallint,
-                nir_cipher {blob}, nir_index {blob}, od_nir_cipher {blob}, od_nir_index {blob},
-                coverage_start date, coverage_end date, contract_fp {blob}, fp {blob}
-            ) {suffix}"""  # noqa: S608 - no user input in this statement
-        )
-        self._buffer: list[tuple] = []
-
-    def add(self, values: tuple) -> None:
-        self._buffer.append(values)
-        if len(self._buffer) >= BATCH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._buffer:
-            return
+        columns = ", ".join(f"{name} {kind.replace('bytea', blob)}" for name, kind in STAGE_COLUMNS)
+        names = ", ".join(STAGE_COLUMN_NAMES)
         if self.vendor == "postgresql":
-            raw = self.cursor.cursor
-            with raw.copy(f"COPY rempart_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-                for values in self._buffer:
-                    copy.write_row(values)
+            self._tune_postgresql()
+            self.cursor.execute("DROP TABLE IF EXISTS rempart_stage")
+            self.cursor.execute(f"CREATE TEMP TABLE rempart_stage ({columns}) ON COMMIT DROP")
+            self._copy_sql = f"COPY rempart_stage ({names}) FROM STDIN (FORMAT BINARY)"
         else:
+            self.cursor.execute("DROP TABLE IF EXISTS rempart_stage")
+            self.cursor.execute(f"CREATE TEMP TABLE rempart_stage ({columns})")
             marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
-            rows = [
-                tuple(v.isoformat() if isinstance(v, dt.date) else v for v in row) for row in self._buffer
-            ]
-            self.cursor.executemany(
-                f"INSERT INTO rempart_stage ({', '.join(STAGE_COLUMNS)}) VALUES ({marks})",  # noqa: S608
-                rows,
-            )
-        self._buffer.clear()
+            self._insert_sql = f"INSERT INTO rempart_stage ({names}) VALUES ({marks})"  # noqa: S608
+
+    def _tune_postgresql(self) -> None:
+        """Memory for this transaction's sorts, hashes and staging table (defaults are tiny)."""
+        self.cursor.execute("SET LOCAL work_mem = '64MB'")
+        self.cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        try:  # possible only before the session's first use of a temporary table
+            with transaction.atomic():
+                self.cursor.execute("SET LOCAL temp_buffers = '256MB'")
+        except DatabaseError:
+            pass
+
+    @property
+    def binary(self) -> bool:
+        """Whether the stager should encode rows as PostgreSQL binary COPY data."""
+        return self.vendor == "postgresql"
+
+    def add_chunk(self, payload) -> None:
+        """Load one chunk encoded by the RowStager (binary COPY data, or tuples for SQLite)."""
+        if self.vendor == "postgresql":
+            with self.cursor.cursor.copy(self._copy_sql) as copy:
+                copy.write(payload)
+        elif payload:
+            self.cursor.executemany(self._insert_sql, payload)
 
     def finish_loading(self) -> None:
-        self.flush()
         self.cursor.execute("CREATE INDEX rempart_stage_key ON rempart_stage (adherent, member)")
         if self.vendor == "postgresql":
-            self.cursor.execute("ANALYZE rempart_stage")
+            self.cursor.execute("ANALYZE rempart_stage (row_no, adherent, member, rejected, contract_fp)")
 
     def drop(self) -> None:
         if self.vendor != "postgresql":
@@ -206,20 +206,6 @@ class Staging:
     def execute(self, sql: str, params: Iterable = ()) -> int:
         self.cursor.execute(sql, list(params))
         return self.cursor.rowcount
-
-
-def staged_values(row_no: int, row: fmt.RightsRow, product_id: int) -> tuple:
-    return (
-        row_no, row.adherent_number, row.member_number, 0, product_id, row.contract_start, row.contract_end,
-        row.contract_status, row.quality, row.last_name, row.first_name, row.sex, row.birth_year,
-        row.birth_month, row.birth_day, row.birth_rank, row.nir_cipher, row.nir_index, row.od_nir_cipher,
-        row.od_nir_index, row.coverage_start, row.coverage_end, row.contract_fingerprint, row.fingerprint,
-    )  # fmt: skip
-
-
-def rejected_values(row_no: int, fields: list[str]) -> tuple:
-    adherent, member = fmt.row_key(fields)
-    return (row_no, adherent, member, 1) + (None,) * (len(STAGE_COLUMNS) - 4)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -262,10 +248,12 @@ def import_rights(
     report_dir: Path | None = None,
     show_progress: bool | None = None,
     today: dt.date | None = None,
+    workers: int | None = None,
 ) -> tuple[ImportRun, ImportSummary]:
     """Import a rights file for one insurer. Returns the recorded run and its summary.
 
-    Raises FileRefused (after recording it) when the file is wrong as a whole.
+    Raises FileRefused (after recording it) when the file is wrong as a whole. ``workers``: processes
+    checking and encrypting rows (0: this process only; default: by file size and CPUs).
     """
     if mode not in ("full", "delta"):
         raise ValueError("mode must be 'full' or 'delta'")
@@ -283,6 +271,8 @@ def import_rights(
     handle = source.open("rb") if isinstance(source, Path) else source
     try:
         total = source.stat().st_size if isinstance(source, Path) else None
+        if workers is None:
+            workers = _default_workers(total)
         with progress_bar(total, f"import {insurer.amc_number}", enabled=show_progress) as bar:
 
             def on_bytes(size: int) -> None:
@@ -291,7 +281,7 @@ def import_rights(
             reader = RightsFileReader(_Hashing(handle, digest), insurer.amc_number, on_bytes)
             try:
                 with transaction.atomic():
-                    _import_in_transaction(reader, insurer, mode, force, today, report, summary)
+                    _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers)
                     if dry_run:
                         raise _DryRunDone
             except _DryRunDone:
@@ -330,25 +320,27 @@ class _Hashing:
         return data
 
 
-def _import_in_transaction(reader, insurer, mode, force, today, report, summary) -> None:
-    cipher = field_cipher()
+def _default_workers(size: int | None) -> int:
+    configured = getattr(settings, "REMPART_IMPORT_WORKERS", None) or os.environ.get("REMPART_IMPORT_WORKERS")
+    if configured not in (None, ""):
+        return int(configured)
+    if size is None or size < PARALLEL_MIN_BYTES:
+        return 0
+    return min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+
+
+def _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers=0) -> None:
     products = dict(insurer.products.values_list("code", "id"))
     stage = Staging()
+    stager = RowStager(insurer.amc_number, products, field_cipher(), binary=stage.binary)
+    parallel = ParallelStager(stager, workers) if workers > 0 else None
     try:
-        for row_no, fields in reader.rows():
-            summary.rows_read += 1
-            try:
-                row = fmt.parse_row(fields, insurer.amc_number, cipher)
-                product_id = products.get(row.product_code)
-                if product_id is None:
-                    raise fmt.RowError(
-                        "product_code", "unknown product for this insurer (load the products file)"
-                    )
-            except fmt.RowError as exc:
-                report.add(row_no, exc.column, exc.reason)
-                stage.add(rejected_values(row_no, fields))
-                continue
-            stage.add(staged_values(row_no, row, product_id))
+        chunks = chunked(_counted(reader.rows(), summary))
+        results = parallel.stage(chunks) if parallel else map(stager.stage, chunks)
+        for errors, payload in results:
+            for row_no, column, reason in errors:
+                report.add(row_no, column, reason)
+            stage.add_chunk(payload)
         stage.finish_loading()
         _reject_whole_file_conflicts(stage, report)
         summary.rejected = report.count
@@ -357,7 +349,17 @@ def _import_in_transaction(reader, insurer, mode, force, today, report, summary)
             _end_absent(stage, insurer, force, today, summary)
         _merge(stage, insurer)
     finally:
+        if parallel is not None:
+            parallel.close()
         stage.drop()
+
+
+def _counted(
+    rows: Iterator[tuple[int, list[str]]], summary: ImportSummary
+) -> Iterator[tuple[int, list[str]]]:
+    for row in rows:
+        summary.rows_read += 1
+        yield row
 
 
 def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:

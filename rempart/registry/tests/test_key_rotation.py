@@ -7,14 +7,19 @@ from rempart.lib import crypto
 from rempart.registry.models import Beneficiary, Professional
 
 
-def test_rotation_reencrypts_under_the_new_key_and_keeps_values(insurer, rows_for, rights_file, tmp_path, settings, cast):
+def test_rotation_reencrypts_under_the_new_key_and_keeps_values(
+    insurer, rows_for, rights_file, tmp_path, settings, cast
+):
     from rempart.registry.rights_import import import_rights
 
     import_rights(rights_file(rows_for(30)), insurer, report_dir=tmp_path / "r", show_progress=False)
     shop = Professional.objects.get(pk=cast.optician.professional_id)
     shop.set_iban("FR7630004000010001234567830")
     shop.save()
-    before = {b.pk: crypto.field_cipher().decrypt("nir", b.nir_cipher) for b in Beneficiary.objects.exclude(nir_cipher=None)}
+    before = {
+        b.pk: crypto.field_cipher().decrypt("nir", b.nir_cipher)
+        for b in Beneficiary.objects.exclude(nir_cipher=None)
+    }
 
     new_key = base64.b64encode(os.urandom(32)).decode()
     settings.REMPART_DATA_KEYS = f"{settings.REMPART_DATA_KEYS},2:{new_key}"

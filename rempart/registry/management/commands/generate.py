@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from rempart.registry import seeding
 
@@ -20,8 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, beneficiaries, seed, rights_files, **options):
         if beneficiaries < 1:
-            self.stderr.write("--beneficiaries must be at least 1")
-            raise SystemExit(2)
+            raise CommandError("--beneficiaries must be at least 1", returncode=2)
         if rights_files:
             from django.utils import timezone
 

@@ -19,6 +19,8 @@ class Command(BaseCommand):
             amc = Insurer.objects.get(amc_number=insurer)
         except Insurer.DoesNotExist:
             raise CommandError(f"no insurer with AMC number {insurer!r}") from None
+        if not file.is_file():
+            raise CommandError(f"no such file: {file}")
         try:
             summary = import_products(file, amc)
         except FileRefused as exc:

@@ -1,0 +1,165 @@
+"""`kill -9` in the middle of an import leaves the registry exactly as it was (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from rempart.registry import rights_format as fmt
+from rempart.registry.models import ImportRun
+from rempart.registry.tests.support import ADHERENT, FIRST, registry_state, run_import
+
+BASE_ROWS = 2000
+COPIES = 100  # the big file: 200,000 rows, a tenth of them already in the registry
+SIGNAL_TIMEOUT = 120  # seconds to wait for the child to start writing the registry
+
+
+def child_database_url() -> str:
+    """The test database (not the development one) as a DATABASE_URL for the child process."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db.get("USER") or "")
+    password = quote(db.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{quote(db['NAME'])}"
+
+
+def write_big_file(path: Path, amc: str, rows: list[list[str]]) -> int:
+    """The base rows (a few changed) and COPIES-1 copies under other adherent numbers: fast to write."""
+    lines = [fmt.magic_line(amc), fmt.header_line()]
+    for copy in range(COPIES):
+        prefix = f"{copy + 10:02d}"
+        for number, row in enumerate(rows):
+            row = list(row)
+            if copy:
+                row[ADHERENT] = prefix + row[ADHERENT][2:]
+            elif number % 10 == 0:
+                row[FIRST] = "Changé"
+            lines.append(";".join(row))
+    count = len(lines) - 2
+    lines.append(fmt.trailer_line(count))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return count
+
+
+def registry_writer_pid() -> int | None:
+    """PostgreSQL: the backend of another session holding a write lock on the registry's tables."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+               WHERE c.relname IN ('registry_contract', 'registry_beneficiary')
+                 AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()
+               LIMIT 1"""
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def wal_size(database: Path) -> int:
+    wal = Path(f"{database}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def wait_for_backend_exit(pid: int) -> None:
+    """PostgreSQL notices the dead client when its statement ends; end that one backend if it lingers."""
+    deadline = time.monotonic() + 20
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone() is None:
+                return
+            time.sleep(0.1)
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        while True:
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone() is None:
+                return
+            time.sleep(0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_mid_import_leaves_the_registry_unchanged(insurer, rows_for, rights_file, tmp_path):
+    rows = rows_for(BASE_ROWS)
+    base = rights_file(rows)
+    run_import(base, insurer, tmp_path)
+    big = tmp_path / "big.csv"
+    count = write_big_file(big, insurer.amc_number, rows)
+    assert count == BASE_ROWS * COPIES
+    before = registry_state()
+    runs_before = set(ImportRun.objects.values_list("pk", flat=True))
+
+    if connection.vendor == "sqlite":
+        database = Path(connection.settings_dict["NAME"])
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        wal_baseline = wal_size(database)
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": child_database_url(),
+        "REMPART_VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "rempart.settings",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "rempart.cli",
+        "import-rights",
+        str(big),
+        "--insurer",
+        insurer.amc_number,
+    ]
+    command += ["--report-dir", str(tmp_path / "killed")]
+    with (tmp_path / "child.out").open("wb") as out, (tmp_path / "child.err").open("wb") as err:
+        child = subprocess.Popen(  # its own process group: any worker processes die with it
+            command, env=env, stdout=out, stderr=err, cwd=settings.BASE_DIR, start_new_session=True
+        )
+        writer = None
+        try:
+            deadline = time.monotonic() + SIGNAL_TIMEOUT
+            while time.monotonic() < deadline and child.poll() is None:
+                if connection.vendor == "sqlite":
+                    # the staging table is a temporary one: the WAL grows only once the merge writes
+                    if wal_size(database) > wal_baseline + (1 << 20):
+                        break
+                else:
+                    writer = registry_writer_pid()
+                    if writer is not None:
+                        break
+                time.sleep(0.005)
+            finished_early = child.poll() is not None
+            os.killpg(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+    details = (tmp_path / "child.err").read_text(errors="replace")[-2000:]
+    assert not finished_early, (
+        f"the import ended before it could be killed (make the file bigger):\n{details}"
+    )
+    assert time.monotonic() < deadline, "the import never started writing the registry"
+    assert child.returncode == -signal.SIGKILL
+    if writer is not None:
+        wait_for_backend_exit(writer)
+
+    # exactly as before, and the killed run never recorded an outcome
+    assert registry_state() == before
+    [killed] = ImportRun.objects.exclude(pk__in=runs_before)
+    assert killed.status == ImportRun.Status.RUNNING
+    assert killed.file_name.endswith("big.csv")
+
+    # nothing is left locked or half-done: the next import runs normally
+    _run, summary = run_import(base, insurer, tmp_path)
+    assert (summary.unchanged, summary.created, summary.updated) == (BASE_ROWS, 0, 0)
+    assert registry_state() == before
