@@ -1,8 +1,14 @@
-"""The JSON API root: bearer tokens only (never cookies); each bounded context adds its router."""
+"""The JSON API root: bearer tokens only (never cookies); each bounded context adds its router.
 
+Every error is JSON with a ``detail`` (and, for bad input, the ``field``): bad input is a 400, never a 500.
+"""
+
+from django.http import HttpRequest
 from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from rempart.accounts.api import router as accounts_router
+from rempart.rights.api import router as rights_router
 
 api = NinjaAPI(
     title="Rempart API",
@@ -15,3 +21,29 @@ api = NinjaAPI(
     docs_url="/docs",
 )
 api.add_router("/", accounts_router)
+api.add_router("/", rights_router)
+
+
+@api.exception_handler(ValidationError)
+def bad_input(request: HttpRequest, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    location = [str(part) for part in first.get("loc", []) if part not in ("body", "payload")]
+    field = ".".join(location) or None
+    message = first.get("msg", "requête invalide")
+    if first.get("type") == "json_invalid" or field is None and "JSON" in message:
+        return api.create_response(request, {"detail": "corps JSON illisible", "field": None}, status=400)
+    return api.create_response(
+        request, {"detail": f"{field or 'requête'} : {message}", "field": field}, status=400
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def unauthenticated(request: HttpRequest, exc: AuthenticationError):
+    return api.create_response(
+        request, {"detail": "jeton d'API manquant ou invalide (Authorization: Bearer …)"}, status=401
+    )
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)

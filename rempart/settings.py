@@ -47,11 +47,14 @@ INSTALLED_APPS = [
     "ninja",
     "rempart.registry",
     "rempart.accounts",
+    "rempart.ledger",
+    "rempart.rights",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "rempart.accounts.middleware.SecurityHeadersMiddleware",
+    "rempart.accounts.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -223,6 +226,8 @@ EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
 REMPART_FULL_IMPORT_MAX_END_SHARE = float(os.environ.get("REMPART_FULL_IMPORT_MAX_END_SHARE", "0.10"))
+REMPART_RIGHTS_MAX_PAST_DAYS = int(os.environ.get("REMPART_RIGHTS_MAX_PAST_DAYS", "30"))
+REMPART_API_MAX_BODY_BYTES = int(os.environ.get("REMPART_API_MAX_BODY_BYTES", "16384"))
 REMPART_MAX_UPLOAD_MB = int(
     os.environ.get("REMPART_MAX_UPLOAD_MB", "200")
 )  # bigger files: rempart import-rights

@@ -38,5 +38,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("rempart.registry.urls")),
+    path("", include("rempart.rights.urls")),
     path("", include("rempart.accounts.urls")),
 ]

@@ -8,6 +8,7 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.http import JsonResponse
 from django.shortcuts import redirect
 
 from rempart.accounts.events import record_event
@@ -123,3 +124,25 @@ class SecurityHeadersMiddleware:
         if request.user.is_authenticated if hasattr(request, "user") else False:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+class ApiBodyLimitMiddleware:
+    """The API takes small JSON bodies: anything bigger is refused before it is read (413)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.REMPART_API_MAX_BODY_BYTES:
+                return JsonResponse(
+                    {
+                        "detail": f"corps de requête trop volumineux (au plus {settings.REMPART_API_MAX_BODY_BYTES} octets)"
+                    },
+                    status=413,
+                )
+        return self.get_response(request)

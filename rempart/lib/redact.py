@@ -22,7 +22,11 @@ def redact(text: str) -> str:
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call ("%s %s" with one argument): keep it, masked, and do not raise
+            message = f"{record.msg} (log arguments that do not match the message: {record.args!r})"
+            record.msg, record.args = message, None
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

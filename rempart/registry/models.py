@@ -119,13 +119,17 @@ class Contract(models.Model):
         SUSPENDED = "suspended", _("Suspendu")
         TERMINATED = "terminated", _("Résilié")
 
-    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="contracts")
+    id = models.AutoField(primary_key=True)  # 4 bytes, here and in every beneficiary row pointing here
+    insurer = models.ForeignKey(
+        Insurer, on_delete=models.PROTECT, related_name="contracts", db_index=False
+    )  # no index of its own: the unique (insurer, adherent number) index serves lookups by insurer
     adherent_number = models.CharField(_("numéro d'adhérent"), max_length=20)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="contracts")
     start_date = models.DateField(_("début"))
     end_date = models.DateField(_("fin"), null=True, blank=True)
     status = models.CharField(_("statut"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    fingerprint = models.BinaryField(max_length=16, editable=False)
+    # Keyed 64-bit fingerprint of the row as last imported (see rights_format.check_row).
+    fingerprint = models.BigIntegerField(editable=False)
 
     class Meta:
         verbose_name = _("contrat")
@@ -176,7 +180,8 @@ class Beneficiary(models.Model):
     od_nir_index = models.BinaryField(null=True, editable=False)
     coverage_start = models.DateField(_("début de couverture"))
     coverage_end = models.DateField(_("fin de couverture"), null=True, blank=True)
-    fingerprint = models.BinaryField(max_length=16, editable=False)
+    # Keyed 64-bit fingerprint of the row as last imported (see rights_format.check_row).
+    fingerprint = models.BigIntegerField(editable=False)
 
     class Meta:
         verbose_name = _("bénéficiaire")

@@ -80,8 +80,8 @@ class RightsRow:
     od_nir_index: bytes | None
     coverage_start: dt.date
     coverage_end: dt.date | None
-    contract_fingerprint: bytes
-    fingerprint: bytes
+    contract_fingerprint: int
+    fingerprint: int
 
 
 # Values that repeat from row to row (dates, names) are checked once and remembered: a file has a few
@@ -217,7 +217,7 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
     if coverage_end and coverage_end < coverage_start:
         raise RowError("coverage_end", "before coverage_start")
 
-    fingerprint = cipher.fingerprint
+    fingerprint = _fingerprint64
     contract_parts = (adherent, product, contract_start_text, contract_end_text, status)
     return (
         adherent, product, contract_start, contract_end, status, member, quality, last_name, first_name, sex,
@@ -227,12 +227,18 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
         cipher.encrypt("nir", od_nir) if od_nir else None,
         cipher.blind_index("nir", od_nir) if od_nir else None,
         coverage_start, coverage_end,
-        fingerprint(*contract_parts),
+        fingerprint(cipher, *contract_parts),
         fingerprint(
+            cipher,
             *contract_parts, str(member), quality, last_name, first_name, sex, birth_text, str(birth_rank),
             nir or "", od_nir or "", coverage_start_text, coverage_end_text,
         ),
     )  # fmt: skip
+
+
+def _fingerprint64(cipher: FieldCipher, *parts: str) -> int:
+    """The keyed fingerprint of a row as a signed 64-bit integer (a bigint column, 8 bytes)."""
+    return int.from_bytes(cipher.fingerprint(*parts)[:8], "big", signed=True)
 
 
 def row_key(fields: list[str]) -> tuple[str, int | None]:

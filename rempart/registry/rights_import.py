@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from rempart.lib.crypto import BLIND_INDEX_SIZE, field_cipher
+from rempart.lib.crypto import field_cipher
 from rempart.lib.progress import CountingReader, progress_bar
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun, Insurer
@@ -40,7 +40,7 @@ from rempart.registry.rights_staging import (
     chunked,
 )
 
-ENDED_MARK = bytes(BLIND_INDEX_SIZE)  # fingerprint of a row ended by a full import: any later row differs
+ENDED_MARK = 0  # fingerprint of a row ended by a full import: any later row differs (but with odds 2^-64)
 # Files bigger than this are checked and encrypted by worker processes (REMPART_IMPORT_WORKERS of them,
 # default: one per CPU, at most 2) while this process loads the staging table; smaller ones here.
 PARALLEL_MIN_BYTES = 2 << 20

@@ -30,8 +30,8 @@ STAGE_COLUMNS = (
     ("quality", "varchar(1)"), ("last_name", "varchar(60)"), ("first_name", "varchar(60)"),
     ("sex", "varchar(1)"), ("birth_year", "smallint"), ("birth_month", "smallint"), ("birth_day", "smallint"),
     ("birth_rank", "smallint"), ("nir_cipher", "bytea"), ("nir_index", "bytea"), ("od_nir_cipher", "bytea"),
-    ("od_nir_index", "bytea"), ("coverage_start", "date"), ("coverage_end", "date"), ("contract_fp", "bytea"),
-    ("fp", "bytea"),
+    ("od_nir_index", "bytea"), ("coverage_start", "date"), ("coverage_end", "date"), ("contract_fp", "bigint"),
+    ("fp", "bigint"),
 )  # fmt: skip
 STAGE_COLUMN_NAMES = tuple(name for name, _type in STAGE_COLUMNS)
 _DATE_COLUMNS = tuple(i for i, (_name, kind) in enumerate(STAGE_COLUMNS) if kind == "date")
@@ -81,35 +81,33 @@ _TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
 _LENGTH = struct.Struct(">i").pack
 _ROW_START = struct.Struct(">hiiihiq").pack  # field count, row_no, rejected, product_id (lengths first)
+_REJECTED_START = struct.Struct(">hiiih").pack
+_TWO_INT8 = struct.Struct(">iqiq").pack  # the two fingerprints
+# Encodings of values that repeat (small numbers, dates, names, codes), computed once.
+_CACHE_LIMIT = 50_000
 _INT2 = {None: _NULL, **{n: struct.pack(">ih", 2, n) for n in range(0, 3000)}}
 _DATES: dict[dt.date | None, bytes] = {None: _NULL}
+_TEXTS: dict[str | None, bytes] = {None: _NULL}
 _ISO: dict[dt.date, str] = {}
 
 
-def _date(value: dt.date | None) -> bytes:
-    encoded = _DATES.get(value)
-    if encoded is None:
-        if len(_DATES) > 50_000:
-            _DATES.clear()
-            _DATES[None] = _NULL
-        encoded = _DATES[value] = struct.pack(">ii", 4, value.toordinal() - _PG_EPOCH)
+def _date(value: dt.date) -> bytes:
+    encoded = struct.pack(">ii", 4, value.toordinal() - _PG_EPOCH)
+    if len(_DATES) < _CACHE_LIMIT:
+        _DATES[value] = encoded
     return encoded
 
 
-def _text(value: str | None) -> bytes:
-    if value is None:
-        return _NULL
+def _text(value: str) -> bytes:
     data = value.encode()
-    return _LENGTH(len(data)) + data
-
-
-def _bytea(value: bytes | None) -> bytes:
-    return _NULL if value is None else _LENGTH(len(value)) + value
+    encoded = _LENGTH(len(data)) + data
+    if len(_TEXTS) < _CACHE_LIMIT:
+        _TEXTS[value] = encoded
+    return encoded
 
 
 def _int2(value: int | None) -> bytes:
-    encoded = _INT2.get(value)
-    return encoded if encoded is not None else struct.pack(">ih", 2, value)
+    return _INT2.get(value) or struct.pack(">ih", 2, value)
 
 
 def copy_binary(rows: list[tuple]) -> bytes:
@@ -117,26 +115,41 @@ def copy_binary(rows: list[tuple]) -> bytes:
     count = len(STAGE_COLUMNS)
     parts = [_SIGNATURE]
     append = parts.append
-    text, bytea, date, int2 = _text, _bytea, _date, _int2
+    texts, dates, null, length, row_start, int8 = _TEXTS, _DATES, _NULL, _LENGTH, _ROW_START, _TWO_INT8
+    text, date, int2 = _text, _date, _int2
     for row in rows:
         (
             row_no, rejected, product_id, adherent, product, contract_start, contract_end, status, member,
             quality, last_name, first_name, sex, birth_year, birth_month, birth_day, birth_rank, nir_cipher,
             nir_index, od_nir_cipher, od_nir_index, coverage_start, coverage_end, contract_fp, fp,
         ) = row  # fmt: skip
-        if product_id is None:
-            append(struct.pack(">hiiih", count, 4, row_no, 2, rejected) + _NULL)
+        if rejected:
+            append(_REJECTED_START(count, 4, row_no, 2, rejected) + null)
         else:
-            append(_ROW_START(count, 4, row_no, 2, rejected, 8, product_id))
+            append(row_start(count, 4, row_no, 2, rejected, 8, product_id))
+        adherent_bytes = adherent.encode()
         append(
             b"".join((
-                text(adherent), text(product), date(contract_start), date(contract_end), text(status),
-                int2(member), text(quality), text(last_name), text(first_name), text(sex), int2(birth_year),
-                int2(birth_month), int2(birth_day), int2(birth_rank), bytea(nir_cipher), bytea(nir_index),
-                bytea(od_nir_cipher), bytea(od_nir_index), date(coverage_start), date(coverage_end),
-                bytea(contract_fp), bytea(fp),
+                length(len(adherent_bytes)), adherent_bytes,
+                texts.get(product) or text(product),
+                dates.get(contract_start) or date(contract_start),
+                dates.get(contract_end) or date(contract_end),
+                texts.get(status) or text(status),
+                int2(member),
+                texts.get(quality) or text(quality),
+                texts.get(last_name) or text(last_name),
+                texts.get(first_name) or text(first_name),
+                texts.get(sex) or text(sex),
+                int2(birth_year), int2(birth_month), int2(birth_day), int2(birth_rank),
+                null if nir_cipher is None else length(len(nir_cipher)) + nir_cipher,
+                null if nir_index is None else length(len(nir_index)) + nir_index,
+                null if od_nir_cipher is None else length(len(od_nir_cipher)) + od_nir_cipher,
+                null if od_nir_index is None else length(len(od_nir_index)) + od_nir_index,
+                dates.get(coverage_start) or date(coverage_start),
+                dates.get(coverage_end) or date(coverage_end),
             ))
         )  # fmt: skip
+        append(null + null if rejected else int8(8, contract_fp, 8, fp))
     append(_TRAILER)
     return b"".join(parts)
 

@@ -37,8 +37,9 @@ class Tab:
     console: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
 
+    # Waiting for DOMContentLoaded is enough: allauth's scripts attach their handlers on that event.
     def goto(self, path: str):
-        return self.page.goto(self.base_url + path)
+        return self.page.goto(self.base_url + path, wait_until="domcontentloaded")
 
     def path(self) -> str:
         url = self.page.url
@@ -51,7 +52,7 @@ class Tab:
         return self.page.inner_text("h1").strip()
 
     def wait_for_path(self, path: str) -> None:
-        self.page.wait_for_url(self.base_url + path)
+        self.page.wait_for_url(self.base_url + path, wait_until="domcontentloaded")
 
     def click_and_wait(self, locator, path: str) -> None:
         locator.click()
@@ -95,6 +96,7 @@ class Tab:
     def screenshot(self, name: str) -> None:
         directory = os.environ.get("REMPART_BROWSER_SCREENSHOTS")
         if directory:
+            self.page.wait_for_load_state("load")  # stylesheet and images in
             self.page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
 
 

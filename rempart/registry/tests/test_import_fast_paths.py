@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from stdnum.exceptions import ValidationError
 from stdnum.fr import nir as stdnum_nir
 
-from rempart.lib.crypto import BLIND_INDEX_SIZE, FieldCipher, Keyring
 from rempart.lib import identifiers
+from rempart.lib.crypto import BLIND_INDEX_SIZE, FieldCipher, Keyring
 from rempart.lib.identifiers import InvalidIdentifier, validate_nir
 from rempart.registry import rights_format as fmt
 from rempart.registry.rights_staging import RowStager, chunked, copy_binary

@@ -100,3 +100,34 @@ def test_the_configured_console_handler_masks():
         handler.setStream(previous)
     assert "[NIR]" in stream.getvalue()
     assert NIR not in stream.getvalue()
+
+
+def test_a_malformed_log_call_neither_raises_nor_leaks(redacted_logger):
+    logger, stream = redacted_logger
+    logger.warning("two values %s %s", NIR)  # one argument for two placeholders
+    logger.warning("no placeholder", IBAN)
+    output = stream.getvalue()
+    assert NIR not in output and IBAN not in output
+    assert output.count("[NIR]") == 1 and output.count("[IBAN]") == 1
+
+
+def test_records_are_masked_when_created():
+    """Whatever handler receives them (mail, file, a test's capture), records carry no NIR."""
+    from rempart.lib.redact import install
+
+    install()
+    install()  # idempotent
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("rempart.tests.factory")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.error("NIR %s", NIR)
+    finally:
+        logger.removeHandler(handler)
+    assert records and records[0].getMessage() == "NIR [NIR]"

@@ -71,17 +71,32 @@ def test_no_nir_in_clear_anywhere(insurer, rows_for, rights_file, tmp_path, capl
     nirs = nirs_of(rows)
     assert len(nirs) > 250
 
+    sent = []
+
+    def collect(execute, sql, params, many, context):
+        """Every statement and parameter sent through Django's cursors, before any log redaction."""
+        if many and not isinstance(params, (list, tuple)):
+            params = list(params)
+        sent.append(f"{sql}\n{params!r}")
+        return execute(sql, params, many, context)
+
     connection.force_debug_cursor = True  # log every SQL statement and its parameters, as DEBUG=True would
     try:
-        call_command(
-            "import_rights", str(path), "--insurer", insurer.amc_number, "--report-dir", str(tmp_path / "r")
-        )
-        call_command(
-            "import_rights", str(path), "--insurer", insurer.amc_number, "--mode", "full", "--dry-run",
-            "--report-dir", str(tmp_path / "r2"),
-        )  # fmt: skip
+        with connection.execute_wrapper(collect):
+            call_command(
+                "import_rights", str(path), "--insurer", insurer.amc_number, "--report-dir", str(tmp_path / "r"),
+            )  # fmt: skip
+            call_command(
+                "import_rights", str(path), "--insurer", insurer.amc_number, "--mode", "full", "--dry-run",
+                "--report-dir", str(tmp_path / "r2"),
+            )  # fmt: skip
     finally:
         connection.force_debug_cursor = False
+
+    # (0) what was sent to the database
+    statements = "\n".join(sent)
+    assert "registry_beneficiary" in statements  # the wrapper saw the import's statements
+    assert_absent(nirs, "the SQL sent to the database", statements)
 
     # (a) logs, terminal, reports
     assert any(r.name == "django.db.backends" for r in caplog.records), (

@@ -398,3 +398,29 @@ def test_lunar_birth_date_is_kept(insurer, rows_for, rights_file, tmp_path):
     assert str(stored[(rows[0][ADHERENT], 1)].birth_date) == "1950-00-00"
     assert stored[(rows[0][ADHERENT], 1)].birth_date.is_lunar
     assert str(stored[(rows[1][ADHERENT], int(rows[1][MEMBER]))].birth_date) == "1950-07-00"
+
+
+def test_full_with_an_unreadable_member_number_ends_no_one_of_that_contract(
+    insurer, rows_for, rights_file, tmp_path
+):
+    rows = rows_for(60)
+    run_import(rights_file(rows), insurer, tmp_path)
+    family = open_ended(rows, 1, min_members=3)[0]
+    members = [row for row in rows if row[ADHERENT] == family]
+    absent = members[-1]  # this member leaves the file...
+    unreadable = members[1]  # ...and another member's row cannot be read: it might be the absent one's
+    changed = [list(row) for row in rows if row is not absent]
+    for row in changed:
+        if row == unreadable:
+            row[MEMBER] = "deux"
+    run, summary = run_import(rights_file(changed), insurer, tmp_path, mode="full")
+    assert summary.rejected == 1
+    assert (summary.ended, summary.contracts_ended) == (0, 0)
+    assert beneficiary_by_key(insurer)[(family, int(absent[MEMBER]))].coverage_end == (
+        dt.date.fromisoformat(absent[COV_END]) if absent[COV_END] else None
+    )
+
+
+def test_first_full_load_has_no_threshold(insurer, rows_for, rights_file, tmp_path):
+    _run, summary = run_import(rights_file(rows_for(30)), insurer, tmp_path, mode="full")
+    assert (summary.created, summary.ended, summary.contracts_ended) == (30, 0, 0)

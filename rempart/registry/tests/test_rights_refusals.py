@@ -230,3 +230,55 @@ def test_file_sha256_is_recorded(insurer, rows_for, rights_file, tmp_path):
     run, _summary = run_import(path, insurer, tmp_path)
     run.refresh_from_db()
     assert run.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_separator_only_lines_count_as_blank_and_extra_fields_are_ignored(insurer, rows_for, tmp_path):
+    rows = rows_for(6)
+    lines = [fmt.magic_line(insurer.amc_number) + ";extra", fmt.header_line()]
+    for row in rows:
+        lines += [";".join(row), ";;;;", " ; ;"]
+    lines += [fmt.trailer_line(len(rows)) + ";ignored", ";;;"]
+    run, summary = run_import(write(tmp_path, ("\n".join(lines) + "\n").encode()), insurer, tmp_path)
+    assert run.status == ImportRun.Status.SUCCEEDED
+    assert (summary.rows_read, summary.created, summary.rejected) == (6, 6, 0)
+
+
+def test_blank_lines_count_in_line_numbers(insurer, rows_for, tmp_path):
+    from rempart.registry.tests.support import BIRTH, read_errors
+
+    rows = rows_for(4)
+    rows[2][BIRTH] = "1980-13-01"
+    lines = [fmt.magic_line(insurer.amc_number), fmt.header_line(), "", *(";".join(r) for r in rows)]
+    lines.append(fmt.trailer_line(len(rows)))
+    run, _summary = run_import(write(tmp_path, ("\n".join(lines) + "\n").encode()), insurer, tmp_path)
+    assert [(line, column) for line, column, _r in read_errors(run)] == [(6, "birth_date")]
+
+
+def test_quoted_values_read_like_plain_ones(insurer, rows_for, rights_file, tmp_path):
+    rows = rows_for(12)
+    run_import(rights_file(rows), insurer, tmp_path)
+    lines = [fmt.magic_line(insurer.amc_number), fmt.header_line()]
+    lines += [";".join(f'"{v}"' for v in row) for row in rows]
+    lines.append(fmt.trailer_line(len(rows)))
+    _run, summary = run_import(write(tmp_path, ("\r\n".join(lines) + "\r\n").encode()), insurer, tmp_path)
+    assert (summary.unchanged, summary.created, summary.updated, summary.rejected) == (12, 0, 0, 0)
+
+
+@pytest.mark.parametrize("bad", ['"Dupont"x', 'Du"pont"', '"Dupont" '])
+def test_text_after_a_closing_quote_or_stray_quotes(loaded, insurer, tmp_path, bad):
+    """Quoting that is not standard CSV: refused as a whole, or at worst one rejected row; never imported."""
+    lines = lines_of(loaded, insurer)
+    fields = lines[10].split(";")
+    fields[8] = bad
+    lines[10] = ";".join(fields)
+    path = write(tmp_path, ("\n".join(lines) + "\n").encode())
+    before = registry_state()
+    try:
+        run, summary = run_import(path, insurer, tmp_path)
+    except FileRefused:
+        assert registry_state() == before
+    else:
+        from rempart.registry.tests.support import read_errors
+
+        assert [(line, column) for line, column, _r in read_errors(run)] == [(11, "last_name")]
+        assert summary.rejected == 1

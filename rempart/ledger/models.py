@@ -1,0 +1,87 @@
+"""The disclosure ledger: one append-only, hash-chained row for every answer that touched a beneficiary's data.
+
+Chaining: rows are spread over a fixed number of chains (CHAIN_COUNT) so that concurrent writers do
+not all wait on one head; each chain has a head row (its last sequence number and hash), locked
+for the instant of an append. Each row's hash covers its content and the previous row's hash in
+the same chain: changing, removing or reordering a row breaks every later link of its chain.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+CHAIN_COUNT = 16
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("the disclosure ledger is append-only")
+
+    def delete(self):
+        raise PermissionError("the disclosure ledger is append-only")
+
+
+class Disclosure(models.Model):
+    class Channel(models.TextChoices):
+        PORTAL = "portal", _("Portail")
+        API = "api", _("API")
+
+    class Outcome(models.TextChoices):
+        COVERED = "covered", _("Couvert")
+        NOT_COVERED = "not_covered", _("Non couvert")
+        NO_MATCH = "no_match", _("Aucune correspondance")
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    chain = models.PositiveSmallIntegerField()
+    seq = models.BigIntegerField()
+    prev_hash = models.BinaryField(max_length=32)
+    row_hash = models.BinaryField(max_length=32)
+    reference = models.CharField(max_length=24, unique=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    purpose = models.CharField(max_length=32)
+    organisation_id = models.BigIntegerField(null=True)
+    user_id = models.BigIntegerField(null=True)
+    token_id = models.BigIntegerField(null=True)
+    session_ref = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True)
+    insurer_id = models.BigIntegerField(null=True)
+    beneficiary_id = models.BigIntegerField(null=True)
+    presented_hash = models.BinaryField(max_length=16, null=True)
+    domain = models.CharField(max_length=4, blank=True)
+    care_date = models.DateField(null=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    fields = models.JSONField(default=list)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("divulgation")
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="disclosure_chain_seq")]
+        indexes = [
+            models.Index(fields=["organisation_id", "created_at"], name="disclosure_org_time"),
+            models.Index(fields=["user_id", "created_at"], name="disclosure_user_time"),
+            models.Index(fields=["token_id", "created_at"], name="disclosure_token_time"),
+            models.Index(fields=["beneficiary_id", "created_at"], name="disclosure_beneficiary_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("the disclosure ledger is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("the disclosure ledger is append-only")
+
+
+class ChainHead(models.Model):
+    chain = models.PositiveSmallIntegerField(primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    last_hash = models.BinaryField(max_length=32, default=bytes(32))
+
+    def __str__(self) -> str:
+        return f"chain {self.chain} at {self.seq}"

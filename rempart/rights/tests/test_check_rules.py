@@ -1,0 +1,131 @@
+"""The answer for each case, through the gate, with the same no-match for every kind of miss."""
+
+import datetime as dt
+
+import pytest
+
+from rempart.ledger.gate import Actor, check_rights
+from rempart.ledger.models import Disclosure
+from rempart.rights.cards import CardDataError, read_card_data
+
+from .conftest import TODAY, nir
+
+
+def ask(cast, **overrides):
+    data = {"amc_number": overrides.pop("amc", None), **overrides}
+    card = read_card_data(today=TODAY, **data)
+    actor = Actor(channel="portal", organisation_id=cast.optician.pk, user_id=cast.staff.pk, ip="192.0.2.10")
+    return check_rights(actor, card)
+
+
+def parent(family, **extra):
+    return {"amc": family.amc, "adherent_number": family.adherent, "nir": family.parent_nir,
+            "birth_date": family.parent_birth, "domain": "OPTI", **extra}  # fmt: skip
+
+
+def test_a_covered_adult_gets_terms_and_a_validity_date(cast, family):
+    answer = ask(cast, **parent(family))
+    assert answer.outcome == "covered"
+    assert answer.terms.tp_code == "PEC" and answer.terms.pec_required
+    assert answer.valid_until == dt.date(TODAY.year, 12, 31)
+    row = Disclosure.objects.get(reference=answer.reference)
+    assert row.beneficiary_id is not None and row.outcome == "covered" and row.presented_hash is None
+    assert row.fields == ["identity_confirmed", "coverage:OPTI", "tp_terms:OPTI", "valid_until"]
+    assert (row.channel, row.organisation_id, row.user_id, row.ip_address) == (
+        "portal",
+        cast.optician.pk,
+        cast.staff.pk,
+        "192.0.2.10",
+    )
+
+
+def test_pharmacy_terms_are_the_rate_printed_on_the_card(cast, family):
+    answer = ask(cast, **parent(family, domain="PHAR"))
+    assert answer.outcome == "covered" and answer.terms.tp_code == "100" and not answer.terms.pec_required
+
+
+def test_a_child_on_the_parents_nir_is_found_by_birth_date(cast, family):
+    answer = ask(cast, **parent(family, birth_date=family.child_birth))
+    assert answer.outcome == "covered"
+
+
+def test_twins_are_told_apart_by_birth_rank(cast, family):
+    first = ask(cast, **parent(family, birth_date=family.twin_birth, birth_rank=1))
+    second = ask(cast, **parent(family, birth_date=family.twin_birth, birth_rank=2))
+    third = ask(cast, **parent(family, birth_date=family.twin_birth, birth_rank=3))
+    ids = [Disclosure.objects.get(reference=a.reference).beneficiary_id for a in (first, second)]
+    assert first.outcome == second.outcome == "covered" and ids[0] != ids[1]
+    assert third.outcome == "no_match"
+
+
+def test_a_lunar_birth_date_matches_as_given(cast, family):
+    lunar = {"amc": family.amc, "adherent_number": "ADH-0002", "nir": family.lunar_nir, "domain": "PHAR"}
+    assert ask(cast, birth_date="1975-00-00", **lunar).outcome == "covered"
+    assert ask(cast, birth_date="1975-01-01", **lunar).outcome == "no_match"
+
+
+def test_a_terminated_contract_is_not_covered(cast, family):
+    answer = ask(
+        cast,
+        amc=family.amc,
+        adherent_number="ADH-0003",
+        nir=nir("1600175123111"),
+        birth_date="1960-01-01",
+        domain="PHAR",
+    )
+    assert answer.outcome == "not_covered" and answer.terms is None and answer.valid_until is None
+
+
+def test_expired_coverage_on_an_older_care_date(cast, family, settings):
+    settings.REMPART_RIGHTS_MAX_PAST_DAYS = 4000
+    before_start = dt.date(TODAY.year - 4, 6, 1)
+    assert ask(cast, **parent(family, care_date=before_start.isoformat())).outcome == "not_covered"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amc": "999999999"},
+        {"adherent_number": "ADH-9999"},
+        {"nir": nir("1850575123457")},
+        {"birth_date": "1985-05-13"},
+    ],
+    ids=["unknown-insurer", "unknown-adherent", "wrong-nir", "wrong-birth-date"],
+)
+def test_every_kind_of_miss_gives_the_same_answer(cast, family, change):
+    answer = ask(cast, **parent(family, **change))
+    assert answer.outcome == "no_match"
+    assert answer.terms is None and answer.valid_until is None
+    row = Disclosure.objects.get(reference=answer.reference)
+    assert row.beneficiary_id is None and row.presented_hash is not None and row.fields == []
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"nir": "185057512345600"}, "nir"),
+        ({"nir": "12345"}, "nir"),
+        ({"domain": "ZZZZ"}, "domain"),
+        ({"birth_date": "1985-02-30"}, "birth_date"),
+        ({"amc": "12AB"}, "amc_number"),
+        ({"care_date": (TODAY + dt.timedelta(days=1)).isoformat()}, "care_date"),
+        ({"care_date": (TODAY - dt.timedelta(days=31)).isoformat()}, "care_date"),
+        ({"birth_rank": 12}, "birth_rank"),
+    ],
+)
+def test_malformed_input_is_an_error_not_a_miss_and_records_nothing(cast, family, change, field):
+    with pytest.raises(CardDataError) as excinfo:
+        ask(cast, **parent(family, **change))
+    assert excinfo.value.field == field
+    assert not Disclosure.objects.exists()
+
+
+def test_the_answer_and_its_ledger_row_commit_together(cast, family, monkeypatch):
+    from rempart.ledger import chain
+
+    def broken(**values):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(chain, "append", broken)
+    with pytest.raises(RuntimeError):
+        ask(cast, **parent(family))

@@ -1,0 +1,77 @@
+"""The counter pages: check a patient's rights, and the organisation's own history of checks (no identity)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+
+from rempart.accounts import roles
+from rempart.accounts.models import ApiToken, Organisation, User
+from rempart.ledger.gate import Actor, check_rights
+from rempart.ledger.models import Disclosure
+from rempart.rights.cards import CardDataError, read_card_data
+from rempart.rights.forms import RightsCheckForm, french_to_iso
+
+
+def _professional_organisation(request) -> Organisation:
+    organisation = roles.organisation_of(request.user)
+    if organisation is None or organisation.kind != Organisation.Kind.PROFESSIONAL:
+        raise Http404
+    return organisation
+
+
+@login_required
+def check(request):
+    organisation = _professional_organisation(request)
+    form = RightsCheckForm(request.POST or None, initial={"domain": _default_domain(organisation)})
+    answer, status = None, 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                card = read_card_data(
+                    amc_number=data["amc_number"],
+                    adherent_number=data["adherent_number"],
+                    nir=data["nir"],
+                    birth_date=french_to_iso(data["birth_date"]),
+                    birth_rank=data["birth_rank"],
+                    domain=data["domain"],
+                    care_date=french_to_iso(data["care_date"]),
+                    today=timezone.localdate(),
+                )
+            except CardDataError as exc:
+                form.add_error(exc.field, exc.message)
+                status = 400
+            else:
+                answer = check_rights(Actor.portal(request), card)
+                form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
+        else:
+            status = 400
+    return render(request, "rights/check.html", {"form": form, "answer": answer}, status=status)
+
+
+def _default_domain(organisation: Organisation) -> str:
+    domains = organisation.professional.domains if organisation.professional else []
+    return domains[0] if domains else "PHAR"
+
+
+@login_required
+def history(request):
+    organisation = _professional_organisation(request)
+    rows = Disclosure.objects.filter(organisation_id=organisation.pk).order_by("-created_at")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    users = dict(
+        User.objects.filter(pk__in={r.user_id for r in page if r.user_id}).values_list("pk", "email")
+    )
+    token_names = dict(
+        ApiToken.objects.filter(
+            pk__in={r.token_id for r in page if r.token_id}, organisation=organisation
+        ).values_list("pk", "name")
+    )
+    entries = [(row, users.get(row.user_id) or token_names.get(row.token_id, "—")) for row in page]
+    return render(
+        request, "rights/history.html", {"page": page, "entries": entries, "organisation": organisation}
+    )
