@@ -3,6 +3,7 @@ from allauth.mfa.totp import views as totp_views
 from allauth.mfa.webauthn import views as webauthn_views
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from rempart.accounts.stepup import step_up_required
 from rempart.api import api
@@ -32,6 +33,7 @@ stepped_up_mfa = [
 ]
 
 urlpatterns = [
+    path("favicon.ico", RedirectView.as_view(url="/static/rempart/favicon.svg", permanent=True)),
     *stepped_up_mfa,
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

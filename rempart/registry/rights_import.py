@@ -344,10 +344,9 @@ def _import_in_transaction(reader, insurer, mode, force, today, report, summary,
         stage.finish_loading()
         _reject_whole_file_conflicts(stage, report)
         summary.rejected = report.count
-        _count_changes(stage, insurer, summary)
         if mode == "full":
             _end_absent(stage, insurer, force, today, summary)
-        _merge(stage, insurer)
+        _merge(stage, insurer, summary)
     finally:
         if parallel is not None:
             parallel.close()
@@ -378,10 +377,12 @@ def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:
             """UPDATE rempart_stage SET rejected = 1 WHERE rejected = 0 AND row_no NOT IN (
                    SELECT MIN(row_no) FROM rempart_stage WHERE rejected = 0 GROUP BY adherent, member)"""
         )
+    # The contract's fields are all in its fingerprint: rows that describe it differently differ there.
+    # MIN <> MAX finds them in one hashed pass (COUNT(DISTINCT ...) would sort the whole file).
     conflicts = stage.fetch(
         """SELECT s.row_no, f.first_row FROM rempart_stage s
            JOIN (SELECT adherent, MIN(row_no) AS first_row FROM rempart_stage WHERE rejected = 0
-                 GROUP BY adherent HAVING COUNT(DISTINCT contract_fp) > 1) f ON f.adherent = s.adherent
+                 GROUP BY adherent HAVING MIN(contract_fp) <> MAX(contract_fp)) f ON f.adherent = s.adherent
            WHERE s.rejected = 0 ORDER BY s.row_no"""
     )
     for row_no, first_row in conflicts:
@@ -395,23 +396,17 @@ def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:
         stage.execute(
             """UPDATE rempart_stage SET rejected = 1 WHERE rejected = 0 AND adherent IN (
                    SELECT adherent FROM rempart_stage WHERE rejected = 0
-                   GROUP BY adherent HAVING COUNT(DISTINCT contract_fp) > 1)"""
+                   GROUP BY adherent HAVING MIN(contract_fp) <> MAX(contract_fp))"""
         )
 
 
-def _count_changes(stage: Staging, insurer: Insurer, summary: ImportSummary) -> None:
-    [(created, unchanged, updated)] = stage.fetch(
-        """SELECT
-             COALESCE(SUM(CASE WHEN b.id IS NULL THEN 1 ELSE 0 END), 0),
-             COALESCE(SUM(CASE WHEN b.id IS NOT NULL AND b.fingerprint = s.fp THEN 1 ELSE 0 END), 0),
-             COALESCE(SUM(CASE WHEN b.id IS NOT NULL AND b.fingerprint <> s.fp THEN 1 ELSE 0 END), 0)
-           FROM rempart_stage s
-           LEFT JOIN registry_contract c ON c.insurer_id = %s AND c.adherent_number = s.adherent
-           LEFT JOIN registry_beneficiary b ON b.contract_id = c.id AND b.member_number = s.member
-           WHERE s.rejected = 0""",
-        [insurer.pk],
+def _contract_ids(stage: Staging, insurer: Insurer) -> tuple[int, int] | None:
+    """The range of the insurer's contract ids: lets the database read only that part of the
+    beneficiary table (its unique index starts with the contract id), never the whole registry."""
+    [(low, high)] = stage.fetch(
+        "SELECT MIN(id), MAX(id) FROM registry_contract WHERE insurer_id = %s", [insurer.pk]
     )
-    summary.created, summary.unchanged, summary.updated = int(created), int(unchanged), int(updated)
+    return None if low is None else (low, high)
 
 
 def _end_absent(
@@ -424,6 +419,9 @@ def _end_absent(
             f"{unreadable} rejected row(s) have no readable adherent number: nothing was ended by this full import"
         )
         return
+    ids = _contract_ids(stage, insurer)
+    if ids is None:
+        return  # nothing to end
     absent_contract = (
         "c.insurer_id = %s AND c.status <> 'terminated' "
         "AND NOT EXISTS (SELECT 1 FROM rempart_stage s WHERE s.adherent = c.adherent_number)"
@@ -443,15 +441,21 @@ def _end_absent(
             f"({to_end / open_contracts:.0%}, limit {limit:.0%}); check the file, or import it with --force"
         )
     yesterday = today - dt.timedelta(days=1)
+    # Ended: the insurer's beneficiaries whose (adherent, member) the file does not list, unless a
+    # rejected row names their contract without a readable member number.
     summary.ended = stage.execute(
         """UPDATE registry_beneficiary SET fingerprint = %s,
                coverage_end = CASE WHEN coverage_end IS NULL OR coverage_end > %s THEN %s ELSE coverage_end END
-           WHERE fingerprint <> %s AND contract_id IN (SELECT id FROM registry_contract WHERE insurer_id = %s)
+           WHERE fingerprint <> %s AND contract_id BETWEEN %s AND %s
+             AND contract_id IN (SELECT id FROM registry_contract WHERE insurer_id = %s)
              AND NOT EXISTS (
                SELECT 1 FROM rempart_stage s JOIN registry_contract c ON c.adherent_number = s.adherent
                WHERE c.id = registry_beneficiary.contract_id AND c.insurer_id = %s
-                 AND (s.member = registry_beneficiary.member_number OR s.member IS NULL))""",
-        [ENDED_MARK, yesterday, yesterday, ENDED_MARK, insurer.pk, insurer.pk],
+                 AND s.member = registry_beneficiary.member_number)
+             AND NOT EXISTS (
+               SELECT 1 FROM rempart_stage s JOIN registry_contract c ON c.adherent_number = s.adherent
+               WHERE c.id = registry_beneficiary.contract_id AND c.insurer_id = %s AND s.member IS NULL)""",
+        [ENDED_MARK, yesterday, yesterday, ENDED_MARK, *ids, insurer.pk, insurer.pk, insurer.pk],
     )
     summary.contracts_ended = stage.execute(
         f"""UPDATE registry_contract SET status = 'terminated', fingerprint = %s,
@@ -461,27 +465,39 @@ def _end_absent(
     )
 
 
-def _merge(stage: Staging, insurer: Insurer) -> None:
+# One row per contract, the first of the file: contracts are created in file order, so their ids and
+# their beneficiaries' (contract, member) index entries grow with the file (compact indexes).
+_FIRST_ROW_OF_CONTRACT = (
+    """row_no IN (SELECT MIN(row_no) FROM rempart_stage WHERE rejected = 0 GROUP BY adherent)"""
+)
+_COPIED = (
+    "quality", "last_name", "first_name", "sex", "birth_year", "birth_month", "birth_day", "birth_rank",
+    "nir_cipher", "nir_index", "od_nir_cipher", "od_nir_index", "coverage_start", "coverage_end",
+)  # fmt: skip
+_BENEFICIARY_COLUMNS = ", ".join(_COPIED)
+_STAGED_COLUMNS = ", ".join(f"s.{name}" for name in _COPIED)
+
+
+def _merge(stage: Staging, insurer: Insurer, summary: ImportSummary) -> None:
+    """Write the file's good rows: new ones inserted, changed ones updated, unchanged ones untouched."""
+    if stage.vendor == "postgresql":
+        _merge_postgresql(stage, insurer, summary)
+        return
+    _count_changes(stage, insurer, summary)
     stage.execute(
-        """INSERT INTO registry_contract
+        f"""INSERT INTO registry_contract
                (insurer_id, adherent_number, product_id, start_date, end_date, status, fingerprint)
            SELECT %s, adherent, product_id, contract_start, contract_end, contract_status, contract_fp
-           FROM rempart_stage WHERE row_no IN (
-               SELECT MIN(row_no) FROM rempart_stage WHERE rejected = 0 GROUP BY adherent)
+           FROM rempart_stage WHERE {_FIRST_ROW_OF_CONTRACT}
            ON CONFLICT (insurer_id, adherent_number) DO UPDATE SET
                product_id = excluded.product_id, start_date = excluded.start_date,
                end_date = excluded.end_date, status = excluded.status, fingerprint = excluded.fingerprint
-           WHERE registry_contract.fingerprint <> excluded.fingerprint""",
+           WHERE registry_contract.fingerprint <> excluded.fingerprint""",  # noqa: S608 - constant SQL
         [insurer.pk],
     )
     stage.execute(
-        """INSERT INTO registry_beneficiary
-               (contract_id, member_number, quality, last_name, first_name, sex, birth_year, birth_month,
-                birth_day, birth_rank, nir_cipher, nir_index, od_nir_cipher, od_nir_index,
-                coverage_start, coverage_end, fingerprint)
-           SELECT c.id, s.member, s.quality, s.last_name, s.first_name, s.sex, s.birth_year, s.birth_month,
-                  s.birth_day, s.birth_rank, s.nir_cipher, s.nir_index, s.od_nir_cipher, s.od_nir_index,
-                  s.coverage_start, s.coverage_end, s.fp
+        f"""INSERT INTO registry_beneficiary (contract_id, member_number, {_BENEFICIARY_COLUMNS}, fingerprint)
+           SELECT c.id, s.member, {_STAGED_COLUMNS}, s.fp
            FROM rempart_stage s JOIN registry_contract c ON c.insurer_id = %s AND c.adherent_number = s.adherent
            WHERE s.rejected = 0
            ON CONFLICT (contract_id, member_number) DO UPDATE SET
@@ -492,6 +508,65 @@ def _merge(stage: Staging, insurer: Insurer) -> None:
                od_nir_cipher = excluded.od_nir_cipher, od_nir_index = excluded.od_nir_index,
                coverage_start = excluded.coverage_start, coverage_end = excluded.coverage_end,
                fingerprint = excluded.fingerprint
-           WHERE registry_beneficiary.fingerprint <> excluded.fingerprint""",
+           WHERE registry_beneficiary.fingerprint <> excluded.fingerprint""",  # noqa: S608 - constant SQL
         [insurer.pk],
     )
+
+
+def _count_changes(stage: Staging, insurer: Insurer, summary: ImportSummary) -> None:
+    [(created, unchanged, updated)] = stage.fetch(
+        """SELECT
+             COALESCE(SUM(CASE WHEN b.id IS NULL THEN 1 ELSE 0 END), 0),
+             COALESCE(SUM(CASE WHEN b.id IS NOT NULL AND b.fingerprint = s.fp THEN 1 ELSE 0 END), 0),
+             COALESCE(SUM(CASE WHEN b.id IS NOT NULL AND b.fingerprint <> s.fp THEN 1 ELSE 0 END), 0)
+           FROM rempart_stage s
+           LEFT JOIN registry_contract c ON c.insurer_id = %s AND c.adherent_number = s.adherent
+           LEFT JOIN registry_beneficiary b ON b.contract_id = c.id AND b.member_number = s.member
+           WHERE s.rejected = 0""",
+        [insurer.pk],
+    )
+    summary.created, summary.unchanged, summary.updated = int(created), int(unchanged), int(updated)
+
+
+def _merge_postgresql(stage: Staging, insurer: Insurer, summary: ImportSummary) -> None:
+    """Plain UPDATE and INSERT rather than INSERT ... ON CONFLICT, which locks (so rewrites) every
+    existing row it meets, even unchanged ones, and costs a speculative insertion per new row."""
+    stage.execute(
+        f"""UPDATE registry_contract c SET product_id = s.product_id, start_date = s.contract_start,
+               end_date = s.contract_end, status = s.contract_status, fingerprint = s.contract_fp
+           FROM rempart_stage s
+           WHERE c.insurer_id = %s AND c.adherent_number = s.adherent AND c.fingerprint <> s.contract_fp
+             AND s.{_FIRST_ROW_OF_CONTRACT}""",  # noqa: S608 - constant SQL
+        [insurer.pk],
+    )
+    stage.execute(
+        f"""INSERT INTO registry_contract
+               (insurer_id, adherent_number, product_id, start_date, end_date, status, fingerprint)
+           SELECT %s, adherent, product_id, contract_start, contract_end, contract_status, contract_fp
+           FROM rempart_stage s WHERE s.{_FIRST_ROW_OF_CONTRACT}
+             AND NOT EXISTS (SELECT 1 FROM registry_contract c
+                             WHERE c.insurer_id = %s AND c.adherent_number = s.adherent)""",  # noqa: S608
+        [insurer.pk, insurer.pk],
+    )
+    ids = _contract_ids(stage, insurer)
+    if ids is None:
+        return
+    summary.updated = stage.execute(
+        f"""UPDATE registry_beneficiary b SET
+               ({_BENEFICIARY_COLUMNS}, fingerprint) = ({_STAGED_COLUMNS}, s.fp)
+           FROM rempart_stage s JOIN registry_contract c ON c.insurer_id = %s AND c.adherent_number = s.adherent
+           WHERE s.rejected = 0 AND b.contract_id BETWEEN %s AND %s AND b.contract_id = c.id
+             AND b.member_number = s.member AND b.fingerprint <> s.fp""",  # noqa: S608 - constant SQL
+        [insurer.pk, *ids],
+    )
+    summary.created = stage.execute(
+        f"""INSERT INTO registry_beneficiary (contract_id, member_number, {_BENEFICIARY_COLUMNS}, fingerprint)
+           SELECT c.id, s.member, {_STAGED_COLUMNS}, s.fp
+           FROM rempart_stage s JOIN registry_contract c ON c.insurer_id = %s AND c.adherent_number = s.adherent
+           WHERE s.rejected = 0 AND NOT EXISTS (
+               SELECT 1 FROM registry_beneficiary b WHERE b.contract_id BETWEEN %s AND %s
+                 AND b.contract_id = c.id AND b.member_number = s.member)""",  # noqa: S608 - constant SQL
+        [insurer.pk, *ids],
+    )
+    ok_rows = summary.rows_read - summary.rejected
+    summary.unchanged = ok_rows - summary.created - summary.updated

@@ -56,7 +56,7 @@ def without(rows, adherents):
 
 def snapshot(insurer):
     return {
-        key: (b.pk, b.first_name, b.coverage_end, bytes(b.fingerprint))
+        key: (b.pk, b.first_name, b.coverage_end, b.fingerprint)  # a bigint since the storage work
         for key, b in beneficiary_by_key(insurer).items()
     }
 
