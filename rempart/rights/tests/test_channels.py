@@ -167,3 +167,8 @@ def test_only_professionals_reach_the_counter(client, cast, who):
     login(client, user, cast.secrets[user.email])
     assert client.get("/comptoir/droits/").status_code == 404
     assert client.get("/comptoir/historique/").status_code == 404
+
+
+def test_the_api_offers_no_search_listing_or_export(client, db):
+    paths = set(client.get("/api/v1/openapi.json").json()["paths"])
+    assert paths == {"/api/v1/whoami", "/api/v1/rights/check"}

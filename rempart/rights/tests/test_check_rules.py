@@ -129,3 +129,20 @@ def test_the_answer_and_its_ledger_row_commit_together(cast, family, monkeypatch
     monkeypatch.setattr(chain, "append", broken)
     with pytest.raises(RuntimeError):
         ask(cast, **parent(family))
+
+
+def test_a_domain_without_tiers_payant_is_not_covered(cast, family):
+    from rempart.registry.models import Guarantee
+
+    Guarantee.objects.filter(product__insurer=cast.insurer.insurer, product__code="ESS", domain="TRAN").update(tp_code="SP")
+    answer = ask(cast, **parent(family, domain="TRAN"))
+    assert answer.outcome == "not_covered" and answer.terms is None
+    row = Disclosure.objects.get(reference=answer.reference)
+    assert row.fields == ["identity_confirmed", "coverage:TRAN"]
+
+
+def test_a_suspended_insurer_answers_no_match(cast, family):
+    from rempart.registry.models import Insurer
+
+    Insurer.objects.filter(pk=cast.insurer.insurer_id).update(status="suspended")
+    assert ask(cast, **parent(family)).outcome == "no_match"
