@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,6 +20,8 @@ from rempart.registry.models import CEILING_DOMAINS, CareDomain, Guarantee, Insu
 from rempart.registry.rights_format import RowError
 from rempart.registry.rights_import import FileRefused
 
+PRODUCT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,19}$")
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 MAGIC = "#rempart-products"
 VERSION = "1"
 COLUMNS = (
@@ -116,8 +119,8 @@ def _parse_ceilings(domain: str, text: str) -> dict[str, int]:
 
 def parse_product_row(values: dict[str, str]) -> dict:
     code = values["product_code"].upper()
-    if not code or len(code) > 20:
-        raise RowError("product_code", "1 to 20 characters expected")
+    if not PRODUCT_CODE.match(code):
+        raise RowError("product_code", "1 to 20 letters, digits, '_' or '-' expected (as in rights files)")
     if not values["label"]:
         raise RowError("label", "missing")
     responsible = _YES.get(values["responsible"].upper())
@@ -126,10 +129,12 @@ def parse_product_row(values: dict[str, str]) -> dict:
     domain = values["domain"].upper()
     if domain not in CareDomain.values:
         raise RowError("domain", f"one of {', '.join(CareDomain.values)} expected")
+    if not ISO_DATE.match(values["effective_from"]):
+        raise RowError("effective_from", "YYYY-MM-DD expected")
     try:
         effective_from = dt.date.fromisoformat(values["effective_from"])
     except ValueError:
-        raise RowError("effective_from", "YYYY-MM-DD expected") from None
+        raise RowError("effective_from", "impossible date") from None
     tp_code = values["tp_code"].upper()
     if not tp_code or len(tp_code) > 8:
         raise RowError("tp_code", "1 to 8 characters expected (as printed on the card)")
@@ -178,14 +183,24 @@ def import_products(path: Path, insurer: Insurer) -> ProductsSummary:
 
     summary = ProductsSummary(rows_read=len(body))
     parsed = []
+    seen: dict[tuple, int] = {}
     for line, fields in body:
         if len(fields) != len(COLUMNS):
             summary.errors.append((line, "(row)", f"{len(fields)} fields instead of {len(COLUMNS)}"))
             continue
         try:
-            parsed.append(parse_product_row(dict(zip(COLUMNS, (f.strip() for f in fields), strict=True))))
+            row = parse_product_row(dict(zip(COLUMNS, (f.strip() for f in fields), strict=True)))
         except RowError as exc:
             summary.errors.append((line, exc.column, exc.reason))
+            continue
+        key = (row["code"], row["domain"], row["effective_from"])
+        if key in seen:
+            summary.errors.append(
+                (line, "effective_from", f"same product, domain and date as line {seen[key]}")
+            )
+            continue
+        seen[key] = line
+        parsed.append(row)
     with transaction.atomic():
         for values in parsed:
             product, created = Product.objects.update_or_create(

@@ -225,3 +225,30 @@ def test_products_are_per_insurer(insurer, bare_insurer, tmp_path):
     theirs = Product.objects.get(insurer=bare_insurer, code="ESS")
     assert ours.pk != theirs.pk
     assert ours.label == "Essentiel" and theirs.label == "Autre libellé"
+
+
+def test_strict_dates_codes_and_duplicates_in_products_files(tmp_path, db):
+    from rempart.registry import products_import as pi
+    from rempart.registry.models import Insurer
+
+    insurer = Insurer.objects.create(amc_number="111111111", name="X", kind="mutuelle")
+    header = ";".join(pi.COLUMNS)
+    good = "ESS;Essentiel;O;PHAR;2020-01-01;100;100;;N;;src"
+    rows = [
+        good,
+        "ESS PLUS;Essentiel;O;PHAR;2020-01-01;100;100;;N;;src",
+        "ESS;Essentiel;O;MEDE;20200101;100;100;;N;;src",
+        good,
+    ]
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "\n".join([f"{pi.MAGIC};{pi.VERSION};111111111", header, *rows, f"#end;{len(rows)}"]) + "\n"
+    )
+    summary = pi.import_products(path, insurer)
+    assert [(line, column) for line, column, _ in summary.errors] == [
+        (4, "product_code"),
+        (5, "effective_from"),
+        (6, "effective_from"),
+    ]
+    assert "line 3" in summary.errors[2][2]
+    assert summary.guarantees_written == 1
