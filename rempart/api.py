@@ -8,6 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from rempart.accounts.api import router as accounts_router
+from rempart.api_errors import BadInput
 from rempart.rights.api import router as rights_router
 
 api = NinjaAPI(
@@ -37,6 +38,11 @@ def bad_input(request: HttpRequest, exc: ValidationError):
     )
 
 
+@api.exception_handler(BadInput)
+def bad_field(request: HttpRequest, exc: BadInput):
+    return api.create_response(request, {"detail": str(exc), "field": exc.field}, status=400)
+
+
 @api.exception_handler(AuthenticationError)
 def unauthenticated(request: HttpRequest, exc: AuthenticationError):
     return api.create_response(
@@ -46,4 +52,7 @@ def unauthenticated(request: HttpRequest, exc: AuthenticationError):
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError):
-    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+    detail = str(exc)
+    if detail == "Cannot parse request body":
+        detail = "corps JSON illisible"
+    return api.create_response(request, {"detail": detail, "field": None}, status=exc.status_code)

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from rempart.accounts.events import record_event
 from rempart.accounts.signals import DEVICE_COOKIE
@@ -49,19 +50,19 @@ class SessionLifetimeMiddleware:
             if user.is_suspended or not user.is_active:
                 logout(request)
                 messages.error(
-                    request, "Votre compte est suspendu. Contactez le titulaire de votre organisation."
+                    request, _("Votre compte est suspendu. Contactez le titulaire de votre organisation.")
                 )
                 return redirect("account_login")
             if membership is not None and membership.organisation.is_suspended:
                 logout(request)
                 messages.error(
-                    request, "Votre organisation est suspendue par l'opérateur. Contactez le support."
+                    request, _("Votre organisation est suspendue par l'opérateur. Contactez le support.")
                 )
                 return redirect("account_login")
             if now - last_seen > idle or now - started > settings.REMPART_SESSION_MAX_SECONDS:
                 record_event("session.expired", request=request, user=user)
                 logout(request)
-                messages.info(request, "Votre session a expiré. Reconnectez-vous.")
+                messages.info(request, _("Votre session a expiré. Reconnectez-vous."))
                 return redirect(f"{settings.LOGIN_URL}?next={request.path}")
             request.session["rempart_started_at"] = started
             request.session["rempart_last_seen"] = now
@@ -127,7 +128,7 @@ class SecurityHeadersMiddleware:
 
 
 class ApiBodyLimitMiddleware:
-    """The API takes small JSON bodies: anything bigger is refused before it is read (413)."""
+    """The API takes small JSON bodies: bigger is refused before it is read (413), another type is 415."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -144,5 +145,10 @@ class ApiBodyLimitMiddleware:
                         "detail": f"corps de requête trop volumineux (au plus {settings.REMPART_API_MAX_BODY_BYTES} octets)"
                     },
                     status=413,
+                )
+            content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+            if request.method in ("POST", "PUT", "PATCH") and content_type != "application/json":
+                return JsonResponse(
+                    {"detail": "Content-Type: application/json attendu", "field": None}, status=415
                 )
         return self.get_response(request)

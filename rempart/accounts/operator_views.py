@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
@@ -63,14 +64,14 @@ def suspend_account(request, pk: int):
     _require_security_staff(request)
     user = get_object_or_404(User, pk=pk)
     if user.pk == request.user.pk:
-        messages.error(request, "Vous ne pouvez pas suspendre votre propre compte.")
+        messages.error(request, _("Vous ne pouvez pas suspendre votre propre compte."))
         return redirect("accounts:operator_suspensions")
     user.suspended_at = timezone.now()
     user.save(update_fields=["suspended_at"])
     for session in UserSession.objects.filter(user=user):
         session.end()
     record_event("account.suspended", request=request, user=user, by=request.user.email)
-    messages.success(request, f"Compte {user.email} suspendu et déconnecté.")
+    messages.success(request, _("Compte %(email)s suspendu et déconnecté.") % {"email": user.email})
     return redirect("accounts:operator_suspensions")
 
 
@@ -83,7 +84,7 @@ def restore_account(request, pk: int):
     user.suspended_at = None
     user.save(update_fields=["suspended_at"])
     record_event("account.restored", request=request, user=user, by=request.user.email)
-    messages.success(request, f"Compte {user.email} rétabli.")
+    messages.success(request, _("Compte %(email)s rétabli.") % {"email": user.email})
     return redirect("accounts:operator_suspensions")
 
 
@@ -93,7 +94,7 @@ def suspend_organisation(request, pk: int):
     _require_security_staff(request)
     organisation = get_object_or_404(Organisation, pk=pk)
     if organisation.kind == Organisation.Kind.OPERATOR:
-        messages.error(request, "L'organisation opérateur ne se suspend pas depuis cette page.")
+        messages.error(request, _("L'organisation opérateur ne se suspend pas depuis cette page."))
         return redirect("accounts:operator_suspensions")
     organisation.status = Organisation.Status.SUSPENDED
     organisation.save(update_fields=["status"])
@@ -101,7 +102,9 @@ def suspend_organisation(request, pk: int):
         session.end()
     record_event("organisation.suspended", request=request, organisation=organisation, by=request.user.email)
     messages.success(
-        request, f"Organisation « {organisation.name} » suspendue ; ses membres et jetons sont coupés."
+        request,
+        _("Organisation « %(name)s » suspendue ; ses membres et jetons sont coupés.")
+        % {"name": organisation.name},
     )
     return redirect("accounts:operator_suspensions")
 
@@ -115,5 +118,5 @@ def restore_organisation(request, pk: int):
     organisation.status = Organisation.Status.ACTIVE
     organisation.save(update_fields=["status"])
     record_event("organisation.restored", request=request, organisation=organisation, by=request.user.email)
-    messages.success(request, f"Organisation « {organisation.name} » rétablie.")
+    messages.success(request, _("Organisation « %(name)s » rétablie.") % {"name": organisation.name})
     return redirect("accounts:operator_suspensions")

@@ -16,6 +16,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import invitations, roles, tokens
@@ -91,7 +92,7 @@ def logout_everywhere(request):
     for session in UserSession.objects.filter(user=user):
         session.end()
     logout(request)
-    messages.success(request, "Toutes vos sessions ont été fermées.")
+    messages.success(request, _("Toutes vos sessions ont été fermées."))
     return redirect("account_login")
 
 
@@ -131,9 +132,9 @@ def invite(request):
             messages.error(request, str(exc))
         else:
             record_event("invitation.created", request=request, email=invitation.email, role=invitation.role)
-            messages.success(request, f"Invitation envoyée à {invitation.email}.")
+            messages.success(request, _("Invitation envoyée à %(email)s.") % {"email": invitation.email})
     else:
-        messages.error(request, "Invitation impossible : vérifiez l'adresse et le rôle.")
+        messages.error(request, _("Invitation impossible : vérifiez l'adresse et le rôle."))
     return redirect("accounts:members")
 
 
@@ -159,16 +160,16 @@ def change_role(request, pk: int):
         or not roles.can_invite(request.user, organisation, form.cleaned_data["role"])
         or not roles.can_manage_member(request.user, membership)
     ):
-        messages.error(request, "Rôle impossible pour cette organisation.")
+        messages.error(request, _("Rôle impossible pour cette organisation."))
     elif membership.user_id == request.user.pk:
-        messages.error(request, "Vous ne pouvez pas changer votre propre rôle.")
+        messages.error(request, _("Vous ne pouvez pas changer votre propre rôle."))
     else:
         old = membership.role
         roles.apply_role(membership, form.cleaned_data["role"])
         record_event(
             "member.role_changed", request=request, member=membership.user.email, old=old, new=membership.role
         )
-        messages.success(request, "Rôle modifié.")
+        messages.success(request, _("Rôle modifié."))
     return redirect("accounts:members")
 
 
@@ -179,7 +180,7 @@ def remove_member(request, pk: int):
     organisation = _managed_organisation(request)
     membership = get_object_or_404(Membership, pk=pk, organisation=organisation)
     if membership.user_id == request.user.pk or not roles.can_manage_member(request.user, membership):
-        messages.error(request, "Vous ne pouvez pas retirer ce membre.")
+        messages.error(request, _("Vous ne pouvez pas retirer ce membre."))
         return redirect("accounts:members")
     user = membership.user
     for session in UserSession.objects.filter(user=user):
@@ -188,7 +189,7 @@ def remove_member(request, pk: int):
     user.save(update_fields=["is_active"])
     membership.delete()
     record_event("member.removed", request=request, organisation=organisation, member=user.email)
-    messages.success(request, f"{user.email} a été retiré de l'organisation.")
+    messages.success(request, _("%(email)s a été retiré de l'organisation.") % {"email": user.email})
     return redirect("accounts:members")
 
 
@@ -228,7 +229,7 @@ def token_create(request):
     organisation = _token_organisation(request)
     form = TokenForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Jeton non créé : vérifiez le nom, les autorisations et la durée.")
+        messages.error(request, _("Jeton non créé : vérifiez le nom, les autorisations et la durée."))
         return redirect("accounts:tokens")
     try:
         token, raw = tokens.create_token(
@@ -254,7 +255,7 @@ def token_revoke(request, pk: int):
     token = get_object_or_404(ApiToken, pk=pk, organisation=organisation)
     tokens.revoke_token(token)
     record_event("token.revoked", request=request, token=token.prefix, name=token.name)
-    messages.success(request, f"Jeton « {token.name} » révoqué.")
+    messages.success(request, _("Jeton « %(name)s » révoqué.") % {"name": token.name})
     return redirect("accounts:tokens")
 
 
@@ -305,7 +306,7 @@ def bank_details_change(request):
                 from_email=None,
                 recipient_list=[m.user.email for m in owners],
             )  # fmt: skip
-            messages.success(request, "Coordonnées bancaires modifiées. Les titulaires ont été avertis.")
+            messages.success(request, _("Coordonnées bancaires modifiées. Les titulaires ont été avertis."))
             return redirect("accounts:bank_details")
     return render(
         request,

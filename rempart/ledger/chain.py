@@ -54,7 +54,7 @@ def row_hash(row: Disclosure, prev_hash: bytes) -> bytes:
 
 
 def new_reference() -> str:
-    """A check reference a professional can read over the phone: RC-XXXX-XXXX-XXXX (Crockford-like base32)."""
+    """A check reference a professional can read over the phone: RC-XXXX-XXXX-XXXX (base32: A-Z and 2-7)."""
     raw = base64.b32encode(secrets.token_bytes(8)).decode().rstrip("=")[:12]
     return f"RC-{raw[0:4]}-{raw[4:8]}-{raw[8:12]}"
 
@@ -88,6 +88,32 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.broken
+
+
+def check_anchors(anchors: dict[int, tuple[int, bytes]]) -> list[str]:
+    """Compare saved chain heads (``rempart ledger heads`` output kept elsewhere) with the rows now stored.
+
+    Catches the one change the chain alone cannot: the newest rows cut and the head rewound.
+    """
+    problems = []
+    for chain_no, (seq, digest) in sorted(anchors.items()):
+        if seq == 0:
+            continue
+        row = Disclosure.objects.filter(chain=chain_no, seq=seq).only("row_hash").first()
+        if row is None:
+            problems.append(f"chain {chain_no}: the anchored row seq {seq} is gone")
+        elif bytes(row.row_hash) != digest:
+            problems.append(f"chain {chain_no}: the anchored row seq {seq} no longer has the anchored hash")
+    return problems
+
+
+def parse_heads(text: str) -> dict[int, tuple[int, bytes]]:
+    anchors = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "chain" and parts[2] == "seq":
+            anchors[int(parts[1])] = (int(parts[3].replace(",", "")), bytes.fromhex(parts[4]))
+    return anchors
 
 
 def verify(since: dt.datetime | None = None) -> VerifyReport:

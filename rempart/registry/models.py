@@ -13,7 +13,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from rempart.lib.crypto import field_cipher
-from rempart.lib.identifiers import LunarDate
 
 
 class CareDomain(models.TextChoices):
@@ -192,15 +191,6 @@ class Beneficiary(models.Model):
     def __str__(self) -> str:
         # Never the NIR, never the name: this string may reach logs and admin pages.
         return f"bénéficiaire #{self.pk}"
-
-    @property
-    def birth_date(self) -> LunarDate:
-        return LunarDate(self.birth_year, self.birth_month, self.birth_day)
-
-    def card_nir_matches(self, presented_nir: str) -> bool:
-        """Whether a NIR read from a carte Vitale is this beneficiary's own or their ouvrant droit's."""
-        index = field_cipher().blind_index("nir", presented_nir)
-        return index in (bytes(self.nir_index or b""), bytes(self.od_nir_index or b""))
 
     def is_covered_on(self, day: dt.date) -> bool:
         return self.coverage_start <= day and (self.coverage_end is None or day <= self.coverage_end)

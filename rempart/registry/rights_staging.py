@@ -14,6 +14,7 @@ product codes.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import multiprocessing
 import struct
 from collections import deque
@@ -37,6 +38,7 @@ STAGE_COLUMN_NAMES = tuple(name for name, _type in STAGE_COLUMNS)
 _DATE_COLUMNS = tuple(i for i, (_name, kind) in enumerate(STAGE_COLUMNS) if kind == "date")
 
 CHUNK_ROWS = 5000
+GC_THRESHOLD = 100_000  # allocations between young-generation collections while rows are staged
 UNKNOWN_PRODUCT = ("product_code", "unknown product for this insurer (load the products file)")
 
 
@@ -196,6 +198,8 @@ _worker_stager: RowStager | None = None
 def _start_worker(amc_number: str, products: dict[str, int], keyring: Keyring, binary: bool) -> None:
     global _worker_stager  # noqa: PLW0603 - one stager per worker process
     _worker_stager = RowStager(amc_number, products, FieldCipher(keyring), binary)
+    gc.freeze()  # what the worker inherited stays put: never scanned, never copied on write
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _stage_in_worker(rows: list) -> tuple[list, object]:

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
@@ -62,7 +63,7 @@ def upload(request):
                 show_progress=False,
             )
         except FileRefused as exc:
-            messages.error(request, f"Fichier refusé, rien n'a été modifié : {exc}")
+            messages.error(request, _("Fichier refusé, rien n'a été modifié : %(exc)s") % {"exc": exc})
             return redirect("registry:imports")
     ImportRun.objects.filter(pk=run.pk).update(file_name=uploaded.name[:255])
     return redirect("registry:import_detail", pk=run.pk)

@@ -8,9 +8,9 @@ from typing import Literal
 
 from django.utils import timezone
 from ninja import Field, Router, Schema
-from ninja.errors import HttpError
 
 from rempart.accounts.api_auth import TokenAuth
+from rempart.api_errors import BadInput
 from rempart.ledger.gate import Actor, check_rights
 from rempart.rights.cards import CardDataError, read_card_data
 
@@ -26,7 +26,7 @@ class RightsCheckIn(Schema):
     )
     nir: str = Field(
         ..., description="NIR lu sur la carte Vitale, 15 caractères clé comprise (celui du bénéficiaire ou de l'ouvrant droit)",
-        examples=["185057512345659"],
+        examples=["185057512345673"],
     )  # fmt: skip
     birth_date: str = Field(
         ..., description="Date de naissance AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus (dates « lunaires »)",
@@ -59,7 +59,7 @@ class RightsCheckOut(Schema):
         ..., description="covered : tiers payant accordé ; not_covered : pas pour ce domaine à cette date ; no_match : rien ne correspond"
     )  # fmt: skip
     reference: str = Field(
-        ..., description="Référence de la vérification, à conserver", examples=["RC-7K3M-Q9XP-2AFD"]
+        ..., description="Référence de la vérification, à conserver", examples=["RC-7K3M-QZXP-2AFD"]
     )
     checked_at: dt.datetime
     domain: str
@@ -78,7 +78,7 @@ class ErrorOut(Schema):
 @router.post(
     "/rights/check",
     auth=TokenAuth("rights:check"),
-    response={200: RightsCheckOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut},
+    response={200: RightsCheckOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 413: ErrorOut, 415: ErrorOut},
     summary="Vérifier les droits d'un patient pour un domaine et une date",
     description=(
         "Confirme, sans rien divulguer d'autre, si l'assureur du patient accorde le tiers payant pour ce domaine à cette "
@@ -90,7 +90,7 @@ def rights_check(request, payload: RightsCheckIn):
     try:
         card = read_card_data(**payload.dict(), today=timezone.localdate())
     except CardDataError as exc:
-        raise HttpError(400, f"{exc.field} : {exc.message}") from None
+        raise BadInput(exc.field, exc.message) from None
     answer = check_rights(Actor.api(request), card)
     terms = None
     if answer.terms is not None:

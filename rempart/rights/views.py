@@ -43,7 +43,8 @@ def check(request):
                     today=timezone.localdate(),
                 )
             except CardDataError as exc:
-                form.add_error(exc.field, exc.message)
+                # The page takes dates the French way; say so in its messages.
+                form.add_error(exc.field, exc.message.replace("AAAA-MM-JJ", "JJ/MM/AAAA"))
                 status = 400
             else:
                 answer = check_rights(Actor.portal(request), card)

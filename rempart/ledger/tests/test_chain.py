@@ -102,3 +102,20 @@ def test_heads_are_printed_for_anchoring(db, capsys):
         len([line for line in capsys.readouterr().out.splitlines() if line.startswith("chain")])
         == ChainHead.objects.count()
     )
+
+
+def test_a_cut_tail_with_a_rewound_head_is_caught_by_saved_anchors(db, tmp_path, capsys):
+    rows = _append(20)
+    call_command("ledger", "heads")
+    anchors = tmp_path / "heads.txt"
+    anchors.write_text(capsys.readouterr().out)
+    victim_chain = max(rows, key=lambda r: r.seq).chain
+    last = max((r for r in rows if r.chain == victim_chain), key=lambda r: r.seq)
+    previous = next((r for r in rows if r.chain == victim_chain and r.seq == last.seq - 1), None)
+    _raw("DELETE FROM ledger_disclosure WHERE id = %s", [last.pk])
+    ChainHead.objects.filter(chain=victim_chain).update(
+        seq=last.seq - 1, last_hash=bytes(previous.row_hash) if previous else bytes(32)
+    )
+    assert chain.verify().ok  # the chain alone cannot see it...
+    with pytest.raises(CommandError):
+        call_command("ledger", "verify", anchors=str(anchors))  # ...the anchors can

@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2]
 PERSONAL_FIELDS = {
     "nir_cipher", "nir_index", "od_nir_cipher", "od_nir_index", "last_name", "first_name",
-    "birth_year", "birth_month", "birth_day", "birth_rank",
+    "birth_year", "birth_month", "birth_day", "birth_rank", "sex", "quality",
 }  # fmt: skip
 ALLOWED = {
     "ledger/gate.py": "the recording gate itself",
@@ -26,7 +26,7 @@ ALLOWED = {
     "registry/synthetic.py": "generates synthetic people (writes)",
     "registry/key_rotation.py": "re-encrypts NIRs under a new key (never discloses)",
 }
-WORD = re.compile(r"\b(" + "|".join(sorted(PERSONAL_FIELDS)) + r")\b")
+TOKENS = re.compile(r"__|[^A-Za-z0-9_]+")  # lookups like beneficiaries__nir_index split into their parts
 REACHES_BENEFICIARIES = re.compile(r"\b(Beneficiary|beneficiaries|registry_beneficiary)\b")
 
 
@@ -36,9 +36,9 @@ def _offending_names(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Attribute) and node.attr in PERSONAL_FIELDS:
             found.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            found.update(WORD.findall(node.value))
-        elif isinstance(node, ast.keyword) and node.arg and node.arg.split("__")[0] in PERSONAL_FIELDS:
-            found.add(node.arg)
+            found.update(t for t in TOKENS.split(node.value) if t in PERSONAL_FIELDS)
+        elif isinstance(node, ast.keyword) and node.arg:
+            found.update(t for t in node.arg.split("__") if t in PERSONAL_FIELDS)
     return found
 
 
@@ -73,7 +73,11 @@ def test_the_scan_does_catch_a_reader():
     sneaky = ast.parse(
         'b = Beneficiary.objects.values("last_name")\nprint(b.nir_index)\nB.objects.filter(birth_day__gt=1)'
     )
-    assert _offending_names(sneaky) == {"last_name", "nir_index", "birth_day__gt"}
+    assert _offending_names(sneaky) == {"last_name", "nir_index", "birth_day"}
+    through_contract = ast.parse(
+        'Contract.objects.filter(beneficiaries__nir_index=x).values("beneficiaries__last_name")'
+    )
+    assert _offending_names(through_contract) == {"nir_index", "last_name"}
 
 
 def test_allowed_modules_exist():

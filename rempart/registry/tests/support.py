@@ -66,3 +66,17 @@ def beneficiary_by_key(insurer) -> dict[tuple[str, int], Beneficiary]:
 
 def nirs_of(rows: list[list[str]]) -> set[str]:
     return {value for row in rows for value in (row[NIR], row[OD_NIR]) if value}
+
+
+def card_nir_matches(beneficiary, presented_nir: str) -> bool:
+    """Test helper: whether a carte Vitale NIR is the beneficiary's own or their ouvrant droit's."""
+    from rempart.lib.crypto import field_cipher
+
+    index = field_cipher().blind_index("nir", presented_nir)
+    return index in (bytes(beneficiary.nir_index or b""), bytes(beneficiary.od_nir_index or b""))
+
+
+def birth_date_of(beneficiary):
+    from rempart.lib.identifiers import LunarDate
+
+    return LunarDate(beneficiary.birth_year, beneficiary.birth_month, beneficiary.birth_day)

@@ -81,7 +81,7 @@ def test_api_no_match_is_uniform(client, cast, family, token):
             400,
             None,
         ),
-        ("amc_number=1", "application/x-www-form-urlencoded", 400, None),
+        ("amc_number=1", "application/x-www-form-urlencoded", 415, None),
     ],
     ids=["malformed-json", "missing-fields", "wrong-types", "wrong-content-type"],
 )
@@ -96,8 +96,25 @@ def test_api_bad_requests_are_clear_4xx(client, cast, family, token, payload, co
 
 def test_api_validation_errors_say_which_field(client, cast, family, token):
     response = post(client, token, body(family, nir="185057512345600"))
-    assert response.status_code == 400 and "nir" in response.json()["detail"]
+    assert (
+        response.status_code == 400
+        and response.json()["field"] == "nir"
+        and "clé" in response.json()["detail"]
+    )
     assert "185057512345600" not in response.content.decode()
+
+
+def test_api_needs_a_json_content_type_even_for_a_json_body(client, cast, family, token):
+    response = post(client, token, json.dumps(body(family)), content_type="text/plain")
+    assert response.status_code == 415 and not Disclosure.objects.exists()
+
+
+def test_api_example_nir_is_valid(client, db):
+    from stdnum.fr import nir as stdnum_nir
+
+    schema = client.get("/api/v1/openapi.json").json()
+    example = schema["components"]["schemas"]["RightsCheckIn"]["properties"]["nir"]["examples"][0]
+    assert stdnum_nir.is_valid(example)
 
 
 def test_api_refuses_oversize_bodies(client, cast, family, token):

@@ -134,7 +134,9 @@ def test_the_answer_and_its_ledger_row_commit_together(cast, family, monkeypatch
 def test_a_domain_without_tiers_payant_is_not_covered(cast, family):
     from rempart.registry.models import Guarantee
 
-    Guarantee.objects.filter(product__insurer=cast.insurer.insurer, product__code="ESS", domain="TRAN").update(tp_code="SP")
+    Guarantee.objects.filter(
+        product__insurer=cast.insurer.insurer, product__code="ESS", domain="TRAN"
+    ).update(tp_code="SP")
     answer = ask(cast, **parent(family, domain="TRAN"))
     assert answer.outcome == "not_covered" and answer.terms is None
     row = Disclosure.objects.get(reference=answer.reference)

@@ -1,9 +1,10 @@
 import datetime as dt
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from rempart.ledger.chain import verify
+from rempart.ledger.chain import check_anchors, parse_heads, verify
 from rempart.ledger.models import ChainHead
 
 
@@ -13,8 +14,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("action", choices=("verify", "heads"))
         parser.add_argument("--since", help="verify only rows from this date (YYYY-MM-DD)")
+        parser.add_argument(
+            "--anchors", help="a file saved from `rempart ledger heads`: check those rows are intact"
+        )
 
-    def handle(self, *args, action, since, **options):
+    def handle(self, *args, action, since, anchors, **options):
         if action == "heads":
             for head in ChainHead.objects.order_by("chain"):
                 self.stdout.write(
@@ -29,6 +33,12 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError("--since: YYYY-MM-DD expected") from None
         report = verify(start)
+        if anchors:
+            try:
+                saved = parse_heads(Path(anchors).read_text())
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"--anchors: unreadable file ({exc.__class__.__name__})") from None
+            report.broken.extend(check_anchors(saved))
         if report.ok:
             self.stdout.write(f"OK: {report.rows:,} rows in {report.chains} chains verified.")
             return

@@ -1,0 +1,8 @@
+"""API errors that carry the field at fault, rendered as {"detail": …, "field": …} with a 400."""
+
+
+class BadInput(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} : {message}")
+        self.field = field
+        self.message = message
