@@ -1,3 +1,6 @@
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.usersessions.models import UserSession
 from django.contrib import admin
 
 from rempart.accounts.models import ApiToken, Invitation, Membership, Organisation, SecurityEvent, User
@@ -71,3 +74,28 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 class SecurityEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "tag", "user", "organisation", "ip_address")
     list_filter = ("tag",)
+
+
+# allauth registers editable admin pages for second factors and email addresses: an operator could copy a
+# factor's secret or change a login address there, with no step-up and no event. Read-only, secrets hidden.
+for model in (Authenticator, EmailAddress, UserSession):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(ReadOnlyAdmin):
+    list_display = ("user", "type", "created_at", "last_used_at")
+    list_filter = ("type",)
+    exclude = ("data",)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(ReadOnlyAdmin):
+    list_display = ("email", "user", "verified", "primary")
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "ip", "created_at", "last_seen_at")
+    exclude = ("session_key", "data")

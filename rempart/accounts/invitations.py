@@ -40,6 +40,8 @@ def invite(
 ) -> tuple[Invitation, str]:
     """Create an invitation (and email its link). ``invited_by=None`` is the operator's own tooling."""
     email = email.strip().lower()
+    if organisation.is_suspended:
+        raise InvitationError("cette organisation est suspendue par l'opérateur")
     if role not in ROLES_BY_KIND[organisation.kind]:
         raise InvitationError("ce rôle n'existe pas pour ce type d'organisation")
     if invited_by is not None and not roles.can_invite(invited_by, organisation, role):
@@ -86,7 +88,9 @@ def accept(raw: str, password: str, full_name: str = "") -> User:
     with transaction.atomic():
         invitation = find_usable(raw)
         invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if not invitation.is_usable():  # lost a race with a concurrent use
+        if (
+            not invitation.is_usable() or invitation.organisation.is_suspended
+        ):  # used meanwhile, or org suspended
             raise InvitationError(INVALID)
         user = User.objects.filter(email=invitation.email).first()
         validate_password(password, user or User(email=invitation.email, full_name=full_name))

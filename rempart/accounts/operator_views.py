@@ -120,3 +120,14 @@ def restore_organisation(request, pk: int):
     record_event("organisation.restored", request=request, organisation=organisation, by=request.user.email)
     messages.success(request, _("Organisation « %(name)s » rétablie.") % {"name": organisation.name})
     return redirect("accounts:operator_suspensions")
+
+
+@login_required
+@require_POST
+def suspend_by_email(request):
+    _require_security_staff(request)
+    user = User.objects.filter(email__iexact=request.POST.get("email", "").strip()).first()
+    if user is None:
+        messages.error(request, _("Aucun compte avec cette adresse."))
+        return redirect("accounts:operator_suspensions")
+    return suspend_account(request, user.pk)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("organisation/banque/modifier/", views.bank_details_change, name="bank_details_change"),
     path("operateur/evenements/", operator_views.all_events, name="operator_events"),
     path("operateur/suspensions/", operator_views.suspensions, name="operator_suspensions"),
+    path("operateur/comptes/suspendre/", operator_views.suspend_by_email, name="operator_suspend_by_email"),
     path(
         "operateur/comptes/<int:pk>/suspendre/",
         operator_views.suspend_account,

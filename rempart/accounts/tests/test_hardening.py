@@ -161,3 +161,36 @@ def test_step_up_is_recorded(client, cast):
     age_second_factor(client, 400)
     client.post("/accounts/2fa/reauthenticate/", {"code": totp_code(cast.secrets[cast.owner.email], 1)})
     assert SecurityEvent.objects.filter(user=cast.owner, tag="mfa.step_up").exists()
+
+
+def test_suspensions_page_offers_both_kinds_of_suspension(client, cast):
+    login(client, cast.analyst, cast.secrets[cast.analyst.email])
+    page = client.get("/operateur/suspensions/").content.decode()
+    body = page.split("<main>", 1)[1]
+    assert cast.optician.name in body and f"/operateur/organisations/{cast.optician.pk}/suspendre/" in body
+    assert "<title>Suspensions" in page
+    client.post("/operateur/comptes/suspendre/", {"email": cast.staff.email.upper()})
+    cast.staff.refresh_from_db()
+    assert cast.staff.suspended_at is not None
+
+
+def test_second_factors_and_email_addresses_are_read_only_in_the_admin(client, cast):
+    from allauth.mfa.models import Authenticator
+
+    factor = Authenticator.objects.get(user=cast.owner, type="totp")
+    login(client, cast.admin, cast.secrets[cast.admin.email])
+    page = client.get(f"/admin/mfa/authenticator/{factor.pk}/change/")
+    assert page.status_code == 200 and "secret" not in page.content.decode()
+    assert client.post(f"/admin/mfa/authenticator/{factor.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/account/emailaddress/add/").status_code == 403
+
+
+def test_no_invitation_into_a_suspended_organisation(cast):
+    _inv, raw = invitations.invite(cast.optician, "late@shop.test", Role.STAFF, cast.owner)
+    Organisation.objects.filter(pk=cast.optician.pk).update(status="suspended")
+    with pytest.raises(invitations.InvitationError):
+        invitations.invite(
+            Organisation.objects.get(pk=cast.optician.pk), "x@shop.test", Role.STAFF, cast.owner
+        )
+    with pytest.raises(invitations.InvitationError):
+        invitations.accept(raw, PASSWORD, "Late")

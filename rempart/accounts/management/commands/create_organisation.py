@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from rempart.accounts import onboarding
@@ -29,4 +30,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Created {organisation.get_kind_display()} « {organisation.name} » (id {organisation.pk})."
         )
-        self.stdout.write(f"Invitation sent to {owner_email}; single-use link (expires in 72 h):\n{url}")
+        hours = settings.REMPART_INVITATION_HOURS
+        self.stdout.write(f"Invitation sent to {owner_email}; single-use link (expires in {hours} h):\n{url}")
