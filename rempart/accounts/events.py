@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from rempart.accounts.models import Organisation, SecurityEvent, User
 from rempart.lib.http import client_ip, user_agent
 
 TAGS = {
-    "login.success": "Connexion réussie",
-    "login.failed": "Échec de connexion",
-    "login.new_device": "Connexion depuis un nouvel appareil ou une nouvelle adresse",
-    "login.locked": "Compte verrouillé après trop d'échecs",
-    "logout": "Déconnexion",
-    "logout.everywhere": "Déconnexion de toutes les sessions",
-    "session.expired": "Session expirée",
-    "mfa.added": "Second facteur ajouté",
-    "mfa.removed": "Second facteur supprimé",
-    "mfa.failed": "Code de second facteur refusé",
-    "mfa.recovery_code_used": "Code de secours utilisé",
-    "mfa.recovery_codes_generated": "Codes de secours régénérés",
-    "mfa.step_up": "Second facteur confirmé pour une action sensible",
-    "account.password_changed": "Mot de passe modifié",
-    "account.password_reset": "Mot de passe réinitialisé",
-    "token.created": "Jeton d'API créé",
-    "token.revoked": "Jeton d'API révoqué",
-    "token.rejected": "Jeton d'API refusé",
-    "invitation.created": "Invitation envoyée",
-    "invitation.accepted": "Invitation acceptée",
-    "invitation.revoked": "Invitation annulée",
-    "member.role_changed": "Rôle modifié",
-    "member.removed": "Membre retiré",
-    "account.suspended": "Compte suspendu",
-    "account.restored": "Compte rétabli",
-    "organisation.created": "Organisation créée",
-    "bank.changed": "Coordonnées bancaires modifiées",
-    "organisation.suspended": "Organisation suspendue",
-    "organisation.restored": "Organisation rétablie",
+    "login.success": _("Connexion réussie"),
+    "login.failed": _("Échec de connexion"),
+    "login.new_device": _("Connexion depuis un nouvel appareil ou une nouvelle adresse"),
+    "login.locked": _("Compte verrouillé après trop d'échecs"),
+    "logout": _("Déconnexion"),
+    "logout.everywhere": _("Déconnexion de toutes les sessions"),
+    "session.expired": _("Session expirée"),
+    "mfa.added": _("Second facteur ajouté"),
+    "mfa.removed": _("Second facteur supprimé"),
+    "mfa.failed": _("Code de second facteur refusé"),
+    "mfa.recovery_code_used": _("Code de secours utilisé"),
+    "mfa.recovery_codes_generated": _("Codes de secours régénérés"),
+    "mfa.step_up": _("Second facteur confirmé pour une action sensible"),
+    "account.password_changed": _("Mot de passe modifié"),
+    "account.password_reset": _("Mot de passe réinitialisé"),
+    "token.created": _("Jeton d'API créé"),
+    "token.revoked": _("Jeton d'API révoqué"),
+    "token.rejected": _("Jeton d'API refusé"),
+    "invitation.created": _("Invitation envoyée"),
+    "invitation.accepted": _("Invitation acceptée"),
+    "invitation.revoked": _("Invitation annulée"),
+    "member.role_changed": _("Rôle modifié"),
+    "member.removed": _("Membre retiré"),
+    "account.suspended": _("Compte suspendu"),
+    "account.restored": _("Compte rétabli"),
+    "organisation.created": _("Organisation créée"),
+    "bank.changed": _("Coordonnées bancaires modifiées"),
+    "organisation.suspended": _("Organisation suspendue"),
+    "organisation.restored": _("Organisation rétablie"),
 }
 
 
@@ -66,4 +67,4 @@ def record_event(
 
 
 def label(tag: str) -> str:
-    return TAGS.get(tag, tag)
+    return str(TAGS.get(tag, tag))

@@ -39,7 +39,7 @@ class RightsCheckForm(forms.Form):
     birth_date = forms.CharField(
         label=_("Date de naissance"),
         max_length=10,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "data-mask": "date", "placeholder": "JJ/MM/AAAA"}),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "data-mask": "date", "placeholder": _("JJ/MM/AAAA")}),
     )  # fmt: skip
     birth_rank = forms.IntegerField(
         label=_("Rang de naissance"), min_value=1, max_value=9, initial=1, required=False,
@@ -51,5 +51,5 @@ class RightsCheckForm(forms.Form):
         max_length=10,
         required=False,
         help_text=_("Aujourd'hui si vide."),
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "data-mask": "date", "placeholder": "JJ/MM/AAAA"}),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "data-mask": "date", "placeholder": _("JJ/MM/AAAA")}),
     )  # fmt: skip

@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rempart.accounts import roles
 from rempart.accounts.models import ApiToken, Organisation, User
@@ -41,10 +42,10 @@ def check(request):
                     domain=data["domain"],
                     care_date=french_to_iso(data["care_date"]),
                     today=timezone.localdate(),
+                    date_format=_("JJ/MM/AAAA"),
                 )
             except CardDataError as exc:
-                # The page takes dates the French way; say so in its messages.
-                form.add_error(exc.field, exc.message.replace("AAAA-MM-JJ", "JJ/MM/AAAA"))
+                form.add_error(exc.field, exc.message)
                 status = 400
             else:
                 answer = check_rights(Actor.portal(request), card)
