@@ -19,7 +19,7 @@ from functools import cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.ledger.models import CHAIN_COUNT, ChainHead, Disclosure
@@ -59,12 +59,22 @@ def new_reference() -> str:
     return f"RC-{raw[0:4]}-{raw[4:8]}-{raw[8:12]}"
 
 
+def _locked_head(chain: int) -> ChainHead:
+    """The chain's head, locked until the transaction ends; created at its genesis if missing (empty database)."""
+    try:
+        return ChainHead.objects.select_for_update().get(chain=chain)
+    except ChainHead.DoesNotExist:
+        with transaction.atomic():  # a savepoint: a concurrent creator wins, we then lock its row
+            ChainHead.objects.get_or_create(chain=chain, defaults={"seq": 0, "last_hash": GENESIS})
+        return ChainHead.objects.select_for_update().get(chain=chain)
+
+
 def append(**values) -> Disclosure:
     """Append one row; must run inside the caller's transaction (the answer and its row commit together)."""
     if not connection.in_atomic_block:
         raise RuntimeError("ledger rows are written inside the answer's transaction")
     chain = secrets.randbelow(CHAIN_COUNT)
-    head = ChainHead.objects.select_for_update().get(chain=chain)
+    head = _locked_head(chain)
     row = Disclosure(
         created_at=values.pop("created_at", None) or timezone.now(),
         chain=chain,

@@ -119,3 +119,10 @@ def test_a_cut_tail_with_a_rewound_head_is_caught_by_saved_anchors(db, tmp_path,
     assert chain.verify().ok  # the chain alone cannot see it...
     with pytest.raises(CommandError):
         call_command("ledger", "verify", anchors=str(anchors))  # ...the anchors can
+
+
+def test_missing_heads_are_recreated_at_genesis(db):
+    ChainHead.objects.all().delete()
+    rows = _append(5)
+    assert all(r.seq == 1 or bytes(r.prev_hash) != chain.GENESIS for r in rows)
+    assert chain.verify().ok
