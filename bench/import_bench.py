@@ -66,10 +66,11 @@ def run_measure(args) -> None:
         insurers.append((insurer, args.data / f"rights-{spec.amc_number}.csv"))
     assert sum(f["rows"] for f in manifest["files"]) == args.rows
 
-    first = _import_all(insurers, "import", profile=args.profile, db=args.db)
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY") or 1)
+    first = _import_all(insurers, "import", profile=args.profile, db=args.db, concurrency=concurrency)
     if first["created"] != args.rows or first["rejected"]:
         raise SystemExit(f"unexpected first import counts: {first}")
-    second = _import_all(insurers, "re-import")
+    second = _import_all(insurers, "re-import", concurrency=concurrency)
     if second["unchanged"] != args.rows:
         raise SystemExit(f"unexpected re-import counts: {second}")
 
@@ -81,9 +82,11 @@ def run_measure(args) -> None:
         [contracts] = cursor.fetchone()
     result = {
         "db": args.db,
-        "label": "PostgreSQL" if connection.vendor == "postgresql" else "SQLite",
+        "label": ("PostgreSQL" if connection.vendor == "postgresql" else "SQLite")
+        + (f", {concurrency} files at a time" if concurrency > 1 else ""),
         "version": _version(connection),
         "rows": args.rows,
+        "workers": os.environ.get("REMPART_IMPORT_WORKERS") or "auto",
         "files": len(insurers),
         "beneficiaries": beneficiaries,
         "contracts": contracts,
@@ -100,10 +103,53 @@ def run_measure(args) -> None:
     args.result.write_text(json.dumps(result, indent=1))
 
 
-def _import_all(insurers, label: str, profile: bool = False, db: str = "") -> dict:
+def _import_files(insurers) -> dict:
     from rempart.registry.rights_import import import_rights
 
     totals = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "rows": 0}
+    for insurer, path in insurers:
+        _run, summary = import_rights(path, insurer, mode="full", force=True, show_progress=None, today=TODAY)
+        totals["rows"] += summary.rows_read
+        for key in ("created", "updated", "unchanged", "rejected"):
+            totals[key] += getattr(summary, key)
+    return totals
+
+
+def _import_share(insurers, results) -> None:
+    """One of several processes importing files side by side (own database connection)."""
+    from django.db import connections
+
+    results.put(_import_files(insurers))
+    connections.close_all()
+
+
+def _import_concurrently(insurers, concurrency: int) -> dict:
+    """Several insurers' files at once, as a national load would run them (PostgreSQL only)."""
+    import multiprocessing
+
+    from django.db import connections
+
+    shares: list[list] = [[] for _ in range(concurrency)]
+    sizes = [0] * concurrency
+    for insurer, path in sorted(insurers, key=lambda item: -item[1].stat().st_size):
+        smallest = sizes.index(min(sizes))
+        shares[smallest].append((insurer, path))
+        sizes[smallest] += path.stat().st_size
+    connections.close_all()  # each process opens its own
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    processes = [context.Process(target=_import_share, args=(share, results)) for share in shares]
+    for process in processes:
+        process.start()
+    parts = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            raise SystemExit(f"an import process failed ({process.exitcode})")
+    return {key: sum(part[key] for part in parts) for key in parts[0]}
+
+
+def _import_all(insurers, label: str, profile: bool = False, db: str = "", concurrency: int = 1) -> dict:
     profiler = None
     if profile:
         import cProfile
@@ -111,11 +157,7 @@ def _import_all(insurers, label: str, profile: bool = False, db: str = "") -> di
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.monotonic()
-    for insurer, path in insurers:
-        _run, summary = import_rights(path, insurer, mode="full", force=True, show_progress=None, today=TODAY)
-        totals["rows"] += summary.rows_read
-        for key in ("created", "updated", "unchanged", "rejected"):
-            totals[key] += getattr(summary, key)
+    totals = _import_concurrently(insurers, concurrency) if concurrency > 1 else _import_files(insurers)
     totals["seconds"] = time.monotonic() - started
     if profiler is not None:
         import pstats

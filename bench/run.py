@@ -62,8 +62,10 @@ def pg_admin(statement: str) -> None:
         conn.execute(statement)
 
 
-def measure(db: str, data_dir: Path, args) -> dict:
+def measure(db: str, data_dir: Path, args, extra_env: dict[str, str] | None = None) -> dict:
     result_path = OUT / f"result-{db}-{os.getpid()}.json"
+    workers = {} if args.workers is None else {"REMPART_IMPORT_WORKERS": str(args.workers)}
+    workers.update(extra_env or {})
     options = ["--data", str(data_dir), "--result", str(result_path), "--rows", str(args.rows)]
     options += ["--seed", str(args.seed)]
     if args.profile:
@@ -72,7 +74,7 @@ def measure(db: str, data_dir: Path, args) -> dict:
         path = OUT / f"bench-{os.getpid()}.sqlite3"
         url = f"sqlite:///{path}"
         try:
-            child("_measure", "--db", db, *options, env={"DATABASE_URL": url})
+            child("_measure", "--db", db, *options, env={"DATABASE_URL": url, **workers})
         finally:
             if not args.keep:
                 for suffix in ("", "-wal", "-shm", "-journal"):
@@ -81,7 +83,7 @@ def measure(db: str, data_dir: Path, args) -> dict:
         name = f"rempart_bench_{os.getpid()}"
         pg_admin(f'CREATE DATABASE "{name}"')
         try:
-            child("_measure", "--db", db, *options, env={"DATABASE_URL": pg_url(name)})
+            child("_measure", "--db", db, *options, env={"DATABASE_URL": pg_url(name), **workers})
         finally:
             if not args.keep:
                 pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -137,7 +139,8 @@ def details(result: dict) -> str:
         "",
         f"- files: {result['files']} (one per insurer), rows: {result['rows']:,}, "
         f"beneficiaries stored: {result['beneficiaries']:,}, contracts: {result['contracts']:,}",
-        f"- import: {result['import_seconds']:.1f} s; re-import (no change): {result['reimport_seconds']:.1f} s",
+        f"- import: {result['import_seconds']:.1f} s; re-import (no change): {result['reimport_seconds']:.1f} s; "
+        f"worker processes: {result.get('workers', 'auto')}",
         f"- storage measured: {result['storage_bytes'] / 1e6:.1f} MB ({result['storage_method']})",
         "",
         "| relation | MB | MB per 1M beneficiaries |",
@@ -158,9 +161,12 @@ def write_report(results: list[dict], args) -> Path:
     text = [
         "# Rights import benchmark",
         "",
-        f"`python3 bench/run.py import --rows {args.rows} --db {args.db} --seed {args.seed}` — "
+        f"`python3 bench/run.py import --rows {args.rows} --db {args.db} --seed {args.seed}"
+        f"{'' if args.workers is None else f' --workers {args.workers}'}"
+        f"{'' if args.concurrency == 1 else f' --concurrency {args.concurrency}'}` — "
         f"{dt.datetime.now().isoformat(timespec='seconds')}, {platform.node()}, "
-        f"{os.cpu_count()} CPU, Python {platform.python_version()}",
+        f"{os.cpu_count()} CPU, Python {platform.python_version()}, load average before the run "
+        f"{args.load_before}",
         "",
         "MB = 10^6 bytes. Storage is registry_beneficiary + registry_contract, tables and indexes, "
         "scaled to 1,000,000 beneficiaries.",
@@ -185,6 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--keep", action="store_true", help="keep the benchmark database(s)")
     run.add_argument("--profile", action="store_true", help="cProfile the first import (bench/out/)")
+    run.add_argument(
+        "--workers", type=int, help="processes checking and encrypting rows (default: the importer's choice)"
+    )
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="also measure PostgreSQL importing this many insurers' files at a time (extra table row)",
+    )
     for name in ("_generate", "_measure"):  # internal: the child processes
         step = sub.add_parser(name)
         step.add_argument("--db", default="sqlite")
@@ -208,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
+    args.load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     data_dir = OUT / "data" / f"rows-{args.rows}-seed-{args.seed}"
     if not (data_dir / "complete.json").exists():
         print(f"generating {args.rows:,} rows into {data_dir.relative_to(ROOT)} …", flush=True)
@@ -219,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     for db in databases:
         print(f"== {db}", flush=True)
         results.append(measure(db, data_dir, args))
+        if db == "postgres" and args.concurrency > 1:
+            print(f"== {db}, {args.concurrency} files at a time", flush=True)
+            results.append(measure(db, data_dir, args, {"BENCH_CONCURRENCY": str(args.concurrency)}))
     print()
     print(table(results, markdown=False))
     path = write_report(results, args)

@@ -217,8 +217,13 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
     if coverage_end and coverage_end < coverage_start:
         raise RowError("coverage_end", "before coverage_start")
 
-    fingerprint = _fingerprint64
+    fingerprint = cipher.fingerprint64
     contract_parts = (adherent, product, contract_start_text, contract_end_text, status)
+    # A contract's rows follow each other: its fingerprint is computed once for them all.
+    last_cipher, last_parts, contract_fingerprint = _last_contract[0]  # one tuple: safe across threads
+    if last_cipher is not cipher or last_parts != contract_parts:
+        contract_fingerprint = fingerprint(*contract_parts)
+        _last_contract[0] = (cipher, contract_parts, contract_fingerprint)
     return (
         adherent, product, contract_start, contract_end, status, member, quality, last_name, first_name, sex,
         birth_year, birth_month, birth_day, birth_rank,
@@ -227,18 +232,15 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
         cipher.encrypt("nir", od_nir) if od_nir else None,
         cipher.blind_index("nir", od_nir) if od_nir else None,
         coverage_start, coverage_end,
-        fingerprint(cipher, *contract_parts),
+        contract_fingerprint,
         fingerprint(
-            cipher,
             *contract_parts, str(member), quality, last_name, first_name, sex, birth_text, str(birth_rank),
             nir or "", od_nir or "", coverage_start_text, coverage_end_text,
         ),
     )  # fmt: skip
 
 
-def _fingerprint64(cipher: FieldCipher, *parts: str) -> int:
-    """The keyed fingerprint of a row as a signed 64-bit integer (a bigint column, 8 bytes)."""
-    return int.from_bytes(cipher.fingerprint(*parts)[:8], "big", signed=True)
+_last_contract: list[tuple] = [(None, None, 0)]  # (cipher, contract fields, fingerprint) of the last row
 
 
 def row_key(fields: list[str]) -> tuple[str, int | None]:

@@ -13,6 +13,7 @@ How it stays safe at any size:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gc
@@ -34,6 +35,8 @@ from rempart.lib.progress import CountingReader, progress_bar
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun, Insurer
 from rempart.registry.rights_staging import (
+    COPY_SIGNATURE,
+    COPY_TRAILER,
     GC_THRESHOLD,
     STAGE_COLUMN_NAMES,
     STAGE_COLUMNS,
@@ -43,8 +46,8 @@ from rempart.registry.rights_staging import (
 )
 
 ENDED_MARK = 0  # fingerprint of a row ended by a full import: any later row differs (but with odds 2^-64)
-# Files bigger than this are checked and encrypted by worker processes (REMPART_IMPORT_WORKERS of them,
-# default: one per CPU, at most 2) while this process loads the staging table; smaller ones here.
+# Files bigger than this may be checked and encrypted by worker processes while this process loads
+# the staging table (see _default_workers); smaller ones always here.
 PARALLEL_MIN_BYTES = 2 << 20
 
 
@@ -129,7 +132,7 @@ class RightsFileReader:
                 if any(f.strip() for f in fields):
                     raise FileRefused(f"line {reader.line_num}: data after the '{fmt.TRAILER}' line")
                 continue
-            if not fields or not any(f.strip() for f in fields):
+            if not fields or (not fields[0].strip() and not any(f.strip() for f in fields)):
                 continue
             if fields[0] == fmt.TRAILER:
                 trailer = fields
@@ -158,6 +161,8 @@ class Staging:
         blob = "bytea" if self.vendor == "postgresql" else "blob"
         columns = ", ".join(f"{name} {kind.replace('bytea', blob)}" for name, kind in STAGE_COLUMNS)
         names = ", ".join(STAGE_COLUMN_NAMES)
+        self._copy = None
+        self._copy_stack = contextlib.ExitStack()
         if self.vendor == "postgresql":
             self._tune_postgresql()
             self.cursor.execute("DROP TABLE IF EXISTS rempart_stage")
@@ -185,12 +190,30 @@ class Staging:
         return self.vendor == "postgresql"
 
     def add_chunk(self, payload) -> None:
-        """Load one chunk encoded by the RowStager (binary COPY data, or tuples for SQLite)."""
+        """Load one chunk encoded by the RowStager (binary COPY data, or tuples for SQLite).
+
+        PostgreSQL: one COPY for the whole file, so the server stores a chunk while the next one is
+        being checked, instead of making this process wait for it.
+        """
         if self.vendor == "postgresql":
-            with self.cursor.cursor.copy(self._copy_sql) as copy:
-                copy.write(payload)
+            if self._copy is None:
+                self._copy = self._copy_stack.enter_context(self.cursor.cursor.copy(self._copy_sql))
+                self._copy.write(COPY_SIGNATURE)
+            self._copy.write(payload)
         elif payload:
             self.cursor.executemany(self._insert_sql, payload)
+
+    def end_copy(self, aborted: bool = False) -> None:
+        """Close the COPY (PostgreSQL): complete it, or make the server discard it."""
+        if self._copy is None:
+            return
+        copy, self._copy = self._copy, None
+        if aborted:
+            error = RuntimeError("import aborted")
+            self._copy_stack.__exit__(RuntimeError, error, None)  # the server is told the COPY failed
+        else:
+            copy.write(COPY_TRAILER)
+            self._copy_stack.close()
 
     def finish_loading(self, hash_plans: bool = False) -> None:
         """Index and describe the loaded rows. ``hash_plans``: the file is big next to what the registry
@@ -329,12 +352,16 @@ class _Hashing:
 
 
 def _default_workers(size: int | None) -> int:
+    """Worker processes for a file: REMPART_IMPORT_WORKERS if set, else none for small files or on
+    machines with 2 CPUs or fewer (the database needs one: measured slower there, see
+    docs/benchmarks.md), else one per spare CPU, at most 4."""
     configured = getattr(settings, "REMPART_IMPORT_WORKERS", None) or os.environ.get("REMPART_IMPORT_WORKERS")
     if configured not in (None, ""):
         return int(configured)
-    if size is None or size < PARALLEL_MIN_BYTES:
+    cpus = os.cpu_count() or 1
+    if size is None or size < PARALLEL_MIN_BYTES or cpus <= 2:
         return 0
-    return min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+    return min(cpus - 1, 4)
 
 
 def _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers=0) -> None:
@@ -353,6 +380,7 @@ def _import_in_transaction(reader, insurer, mode, force, today, report, summary,
             for row_no, column, reason in errors:
                 report.add(row_no, column, reason)
             stage.add_chunk(payload)
+        stage.end_copy()
         gc.set_threshold(*gc_thresholds)
         stage.finish_loading(hash_plans=_plan_for_size(stage, insurer, summary.rows_read))
         _reject_whole_file_conflicts(stage, report)
@@ -364,6 +392,7 @@ def _import_in_transaction(reader, insurer, mode, force, today, report, summary,
         gc.set_threshold(*gc_thresholds)
         if parallel is not None:
             parallel.close()
+        stage.end_copy(aborted=True)  # only if still open: an error while loading
         stage.drop()
 
 
@@ -430,8 +459,10 @@ def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:
 def _contract_ids(stage: Staging, insurer: Insurer) -> tuple[int, int] | None:
     """The range of the insurer's contract ids: lets the database read only that part of the
     beneficiary table (its unique index starts with the contract id), never the whole registry."""
-    [(low, high)] = stage.fetch(  # OFFSET 0: read the insurer's contracts by index, not the whole table by id
-        "SELECT MIN(id), MAX(id) FROM (SELECT id FROM registry_contract WHERE insurer_id = %s OFFSET 0) c",
+    # PostgreSQL: OFFSET 0 makes it read the insurer's contracts by index, not the whole table by id.
+    fence = " OFFSET 0" if stage.vendor == "postgresql" else ""
+    [(low, high)] = stage.fetch(
+        f"SELECT MIN(id), MAX(id) FROM (SELECT id FROM registry_contract WHERE insurer_id = %s{fence}) c",  # noqa: S608 - constant SQL
         [insurer.pk],
     )
     return None if low is None else (low, high)

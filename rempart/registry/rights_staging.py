@@ -78,8 +78,8 @@ def rejected_values(row_no: int, fields: list[str]) -> tuple:
 # ---------------------------------------------------------------------------------------------- encodings
 
 _PG_EPOCH = dt.date(2000, 1, 1).toordinal()
-_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # header, flags, header extension length
-_TRAILER = b"\xff\xff"
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # binary COPY: header, flags, header extension length
+COPY_TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
 _LENGTH = struct.Struct(">i").pack
 _ROW_START = struct.Struct(">hiiihiq").pack  # field count, row_no, rejected, product_id (lengths first)
@@ -113,12 +113,12 @@ def _int2(value: int | None) -> bytes:
 
 
 def copy_binary(rows: list[tuple]) -> bytes:
-    """The rows as a complete PostgreSQL binary COPY stream (signature, tuples, trailer)."""
+    """The rows as PostgreSQL binary COPY tuples (the stream's signature and trailer are the loader's)."""
     count = len(STAGE_COLUMNS)
-    parts = [_SIGNATURE]
+    parts: list[bytes] = []
     append = parts.append
     texts, dates, null, length, row_start, int8 = _TEXTS, _DATES, _NULL, _LENGTH, _ROW_START, _TWO_INT8
-    text, date, int2 = _text, _date, _int2
+    text, date, int2, ints = _text, _date, _int2, _INT2
     for row in rows:
         (
             row_no, rejected, product_id, adherent, product, contract_start, contract_end, status, member,
@@ -137,12 +137,15 @@ def copy_binary(rows: list[tuple]) -> bytes:
                 dates.get(contract_start) or date(contract_start),
                 dates.get(contract_end) or date(contract_end),
                 texts.get(status) or text(status),
-                int2(member),
+                ints.get(member) or int2(member),
                 texts.get(quality) or text(quality),
                 texts.get(last_name) or text(last_name),
                 texts.get(first_name) or text(first_name),
                 texts.get(sex) or text(sex),
-                int2(birth_year), int2(birth_month), int2(birth_day), int2(birth_rank),
+                ints.get(birth_year) or int2(birth_year),
+                ints.get(birth_month) or int2(birth_month),
+                ints.get(birth_day) or int2(birth_day),
+                ints.get(birth_rank) or int2(birth_rank),
                 null if nir_cipher is None else length(len(nir_cipher)) + nir_cipher,
                 null if nir_index is None else length(len(nir_index)) + nir_index,
                 null if od_nir_cipher is None else length(len(od_nir_cipher)) + od_nir_cipher,
@@ -152,7 +155,6 @@ def copy_binary(rows: list[tuple]) -> bytes:
             ))
         )  # fmt: skip
         append(null + null if rejected else int8(8, contract_fp, 8, fp))
-    append(_TRAILER)
     return b"".join(parts)
 
 

@@ -21,7 +21,7 @@ from rempart.lib import identifiers
 from rempart.lib.crypto import BLIND_INDEX_SIZE, FieldCipher, Keyring
 from rempart.lib.identifiers import InvalidIdentifier, validate_nir
 from rempart.registry import rights_format as fmt
-from rempart.registry.rights_staging import RowStager, chunked, copy_binary
+from rempart.registry.rights_staging import STAGE_COLUMNS, RowStager, chunked, copy_binary
 from rempart.registry.tests.support import NIR, read_errors, registry_state, run_import
 
 FAST = settings(max_examples=300, deadline=None, database=None)
@@ -43,6 +43,7 @@ def test_blind_index_and_fingerprint_are_the_standard_hmac(key_size, value):
     parts = ("a", value, "")
     expected = hmac.new(key, b"row\x00" + "\x1f".join(parts).encode(), hashlib.sha256).digest()
     assert c.fingerprint(*parts) == expected[:BLIND_INDEX_SIZE]
+    assert c.fingerprint64(*parts) == int.from_bytes(expected[:8], "big", signed=True)
 
 
 def _reference_nir(value: str) -> str:
@@ -93,9 +94,16 @@ def test_row_caches_do_not_hide_errors():
         fmt._name("last_name", "R2D2")
 
 
-def test_binary_copy_stream_is_framed():
-    data = copy_binary([])
-    assert data.startswith(b"PGCOPY\n\xff\r\n\x00") and data.endswith(b"\xff\xff")
+def test_binary_copy_tuples_have_every_column(insurer, rows_for):
+    stager = RowStager(
+        insurer.amc_number, {"ESS": 1, "CONF": 2, "PREM": 3}, _cipher(os.urandom(32)), binary=True
+    )
+    rows = rows_for(3)
+    rows[1][0] = "000000000"  # rejected: another insurer's number
+    errors, data = stager.stage([(3, rows[0]), (4, rows[1]), (5, rows[2])])
+    assert [line for line, _column, _reason in errors] == [4]
+    assert data.count(len(STAGE_COLUMNS).to_bytes(2, "big")) >= 3  # each tuple starts with its field count
+    assert copy_binary([]) == b""
 
 
 def test_worker_processes_import_exactly_like_this_process(insurer, rows_for, rights_file, tmp_path):
@@ -132,3 +140,30 @@ def test_stager_reports_unknown_products_after_the_row_checks(insurer, rows_for)
     errors, staged = stager.stage([(3, rows[0]), (4, rows[1])])
     assert [(line, column) for line, column, _reason in errors] == [(3, "product_code"), (4, "product_code")]
     assert [row[1] for row in staged] == [1, 1]  # staged as rejected, keeping their keys
+
+
+def test_contract_fingerprint_reuse_never_leaks_between_contracts_or_keys(insurer, rows_for):
+    rows = rows_for(40)
+    ciphers = [_cipher(os.urandom(32)), _cipher(os.urandom(32))]
+    order = [*rows, *reversed(rows), *rows[::3]]
+    for n, fields in enumerate(order):
+        c = ciphers[n % 5 == 0]
+        values = fmt.check_row(fields, insurer.amc_number, c)
+        contract = (values[0], values[1], fields[3].strip(), fields[4].strip(), values[4])
+        assert values[-2] == c.fingerprint64(*contract)
+
+
+def test_file_refused_while_loading_leaves_nothing_and_the_connection_usable(
+    insurer, rows_for, rights_file, tmp_path
+):
+    from rempart.registry.rights_import import FileRefused
+
+    path = rights_file(rows_for(12), trailer=12)
+    run_import(path, insurer, tmp_path)
+    before = registry_state()
+    big = rights_file(rows_for(6500, seed=8), trailer=6499)  # refused at the end, after a chunk was loaded
+    with pytest.raises(FileRefused, match="truncated"):
+        run_import(big, insurer, tmp_path)
+    assert registry_state() == before
+    _run, summary = run_import(path, insurer, tmp_path)  # the connection still works
+    assert summary.unchanged == 12
