@@ -62,10 +62,11 @@ def ensure_chromium() -> None:
 
 
 def demo(args: list[str]) -> None:
+    address = os.environ.get("REMPART_DEMO_ADDRESS", "127.0.0.1:8000")
+    os.environ.setdefault("REMPART_BASE_URL", f"http://{address}")  # links in the demo's emails
     ensure_venv()
     rempart("migrate", "--verbosity", "0")
     rempart("demo_setup", *args)
-    address = os.environ.get("REMPART_DEMO_ADDRESS", "127.0.0.1:8000")
     print(f"\nRempart demo: open http://{address}/  (Ctrl-C to stop)\n", flush=True)
     env = {**os.environ, "REMPART_DEBUG": os.environ.get("REMPART_DEBUG", "1")}
     run(BIN / "rempart", "runserver", address, "--insecure", env=env)

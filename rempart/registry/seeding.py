@@ -103,3 +103,35 @@ def create_professionals(seed: int, count: int) -> int:
     with transaction.atomic():
         Professional.objects.bulk_create(batch, batch_size=2000)
     return len(batch)
+
+
+DEMO_ADHERENT = "DEMO-0001"
+
+
+def demo_family(insurer: Insurer, today: dt.date) -> list[dict[str, str]]:
+    """A known synthetic family for trying the counter page: imported like any rights file; card data returned.
+
+    Demo only: these identifiers are synthetic (valid keys, no real person) and printed on purpose.
+    """
+    from rempart.lib.identifiers import nir_check_key
+    from rempart.registry import rights_format as fmt
+
+    parent = "2850575123456"
+    parent_nir = parent + nir_check_key(parent)
+    start, end = f"{today.year - 2}-01-01", f"{today.year}-12-31"
+    contract = [insurer.amc_number, DEMO_ADHERENT, "CONF", start, end, "active"]
+    rows = [
+        [*contract, "1", "ASSURE", "Démo", "Camille", "F", "1985-05-12", "1", parent_nir, "", start, end],
+        [*contract, "2", "ENFANT", "Démo", "Jules", "M", "2016-09-03", "1", "", parent_nir, start, end],
+    ]
+    with tempfile.TemporaryDirectory(prefix="rempart-demo-") as tmp:
+        path = Path(tmp) / "demo-family.csv"
+        lines = [fmt.magic_line(insurer.amc_number), fmt.header_line(), *(";".join(r) for r in rows)]
+        path.write_text("\n".join([*lines, fmt.trailer_line(len(rows))]) + "\n", encoding="utf-8")
+        import_rights(path, insurer, mode="delta", show_progress=False, today=today)
+    return [
+        {"who": "Camille (assurée)", "amc": insurer.amc_number, "adherent": DEMO_ADHERENT, "nir": parent_nir,
+         "birth_date": "12/05/1985", "rank": "1"},
+        {"who": "Jules (enfant, sur la carte Vitale du parent)", "amc": insurer.amc_number, "adherent": DEMO_ADHERENT,
+         "nir": parent_nir, "birth_date": "03/09/2016", "rank": "1"},
+    ]  # fmt: skip

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from rempart.accounts import demo
 from rempart.registry import seeding
@@ -21,9 +22,19 @@ class Command(BaseCommand):
             self.stdout.write(f"Generating {beneficiaries:,} synthetic beneficiaries (seed {seed}) …")
             seeding.populate(seed, beneficiaries)
         cast = demo.create_demo_cast()
+        insurer = next(org.insurer for _person, org in cast if org.insurer_id)
+        family = seeding.demo_family(insurer, timezone.localdate())
         self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
         for person, organisation in cast:
             self.stdout.write(f"  {person.email:<30} {person.role:<10} {organisation.name}")
+        self.stdout.write(
+            "\nSynthetic cards to try the counter page (/comptoir/droits/, domain OPTI or PHAR):"
+        )
+        for card in family:
+            self.stdout.write(
+                f"  {card['who']}: AMC {card['amc']}, adhérent {card['adherent']}, NIR {card['nir']}, "
+                f"né(e) le {card['birth_date']}, rang {card['rank']}"
+            )
         self.stdout.write(
             "\nSecond factor: each demo login has a TOTP authenticator; get its current code with\n"
             "  .venv/bin/rempart demo-code EMAIL\n"
