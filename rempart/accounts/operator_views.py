@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_POST
 from rempart.accounts import roles
 from rempart.accounts.events import TAGS, label, record_event
 from rempart.accounts.models import Organisation, Role, SecurityEvent, User
+from rempart.accounts.sessions import end_sessions
 from rempart.accounts.stepup import step_up_required
 
 SECURITY_ROLES = {Role.SECURITY, Role.ADMIN}
@@ -68,8 +68,7 @@ def suspend_account(request, pk: int):
         return redirect("accounts:operator_suspensions")
     user.suspended_at = timezone.now()
     user.save(update_fields=["suspended_at"])
-    for session in UserSession.objects.filter(user=user):
-        session.end()
+    end_sessions(user=user)
     record_event("account.suspended", request=request, user=user, by=request.user.email)
     messages.success(request, _("Compte %(email)s suspendu et déconnecté.") % {"email": user.email})
     return redirect("accounts:operator_suspensions")
@@ -98,8 +97,7 @@ def suspend_organisation(request, pk: int):
         return redirect("accounts:operator_suspensions")
     organisation.status = Organisation.Status.SUSPENDED
     organisation.save(update_fields=["status"])
-    for session in UserSession.objects.filter(user___membership__organisation=organisation):
-        session.end()
+    end_sessions(user___membership__organisation=organisation)
     record_event("organisation.suspended", request=request, organisation=organisation, by=request.user.email)
     messages.success(
         request,

@@ -23,6 +23,7 @@ from rempart.accounts import invitations, roles, tokens
 from rempart.accounts.events import label, record_event
 from rempart.accounts.forms import AcceptInvitationForm, BankDetailsForm, InviteForm, RoleForm, TokenForm
 from rempart.accounts.models import ApiToken, Invitation, Membership, Role, SecurityEvent
+from rempart.accounts.sessions import end_sessions
 from rempart.accounts.stepup import step_up_required
 from rempart.lib.identifiers import InvalidIdentifier
 from rempart.registry.bank_details import change_bank_details
@@ -89,8 +90,7 @@ def security(request):
 def logout_everywhere(request):
     user = request.user
     record_event("logout.everywhere", request=request, user=user)
-    for session in UserSession.objects.filter(user=user):
-        session.end()
+    end_sessions(user=user)
     logout(request)
     messages.success(request, _("Toutes vos sessions ont été fermées."))
     return redirect("account_login")
@@ -183,8 +183,7 @@ def remove_member(request, pk: int):
         messages.error(request, _("Vous ne pouvez pas retirer ce membre."))
         return redirect("accounts:members")
     user = membership.user
-    for session in UserSession.objects.filter(user=user):
-        session.end()
+    end_sessions(user=user)
     user.is_active = False
     user.save(update_fields=["is_active"])
     membership.delete()
