@@ -29,6 +29,9 @@ class CareDomain(models.TextChoices):
     SAGE = "SAGE", _("Sages-femmes")
 
 
+# Card codes meaning "no tiers payant in this domain" (sans prise en charge, non, blank).
+NO_TIERS_PAYANT_CODES = frozenset({"", "SP", "NON"})
+
 # Domains whose guarantees carry the ceilings used by the prise en charge engine.
 CEILING_DOMAINS = {CareDomain.OPTI, CareDomain.AUDI, CareDomain.DENT}
 
@@ -109,7 +112,7 @@ class Guarantee(models.Model):
 
     @property
     def tiers_payant_allowed(self) -> bool:
-        return self.tp_code not in ("SP", "")
+        return self.tp_code not in NO_TIERS_PAYANT_CODES
 
 
 class Contract(models.Model):

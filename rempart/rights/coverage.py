@@ -9,6 +9,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from rempart.registry.models import NO_TIERS_PAYANT_CODES
+
 
 @dataclass(frozen=True)
 class ContractFacts:
@@ -57,7 +59,7 @@ def decide(
         return NOT_COVERED
     if not _within(care_date, coverage.start, coverage.end):
         return NOT_COVERED
-    if guarantee is None or guarantee.tp_code in ("", "SP", "NON"):
+    if guarantee is None or guarantee.tp_code in NO_TIERS_PAYANT_CODES:
         return NOT_COVERED
     ends = [d for d in (contract.end_date, coverage.end) if d is not None]
     return Decision(covered=True, terms=guarantee, valid_until=min(ends) if ends else None)
