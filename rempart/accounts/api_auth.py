@@ -31,5 +31,4 @@ class TokenAuth(HttpBearer):
                 )
             raise HttpError(exc.status, exc.reason) from None
         request.api_token = api_token
-        request.organisation = api_token.organisation
         return api_token

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from rempart.accounts.models import ApiToken, Organisation, User
 from rempart.accounts.scopes import SCOPES
+from rempart.lib import hot_sql
 
 TOKEN_TAG = "rmp"
 
@@ -69,12 +70,43 @@ def create_token(
     return token, raw
 
 
+_TOKEN_FIELDS = [f.name for f in ApiToken._meta.concrete_fields]
+_BY_PREFIX = hot_sql.Statement(
+    # Every API call starts here: one prepared statement for the token, its organisation's status and its
+    # creator's standing (rempart.lib.hot_sql).
+    f"""
+    SELECT {", ".join(f"t.{ApiToken._meta.get_field(name).column}" for name in _TOKEN_FIELDS)},
+           o.status, u.suspended_at IS NOT NULL, u.is_active
+    FROM accounts_apitoken t
+    JOIN accounts_organisation o ON o.id = t.organisation_id
+    LEFT JOIN accounts_user u ON u.id = t.created_by_id
+    WHERE t.prefix = %s
+    """,  # noqa: S608 - column names come from the model, values are parameters
+    [ApiToken._meta.get_field(name) for name in _TOKEN_FIELDS],
+)
+_MARK_USED = "UPDATE accounts_apitoken SET last_used_at = %s, last_used_ip = %s WHERE id = %s"
+
+
+def _token_by_prefix(prefix: str) -> ApiToken | None:
+    """The token (its organisation and creator loaded on demand) with their standing as attributes."""
+    row = _BY_PREFIX.first([prefix])
+    if row is None:
+        return None
+    count = len(_TOKEN_FIELDS)
+    token = ApiToken.from_db(
+        "default", [ApiToken._meta.get_field(n).attname for n in _TOKEN_FIELDS], row[:count]
+    )
+    token.organisation_status, creator_suspended, creator_active = row[count:]
+    token.creator_suspended, token.creator_active = bool(creator_suspended), bool(creator_active)
+    return token
+
+
 def authenticate_token(raw: str, scope: str | None, ip: str | None = None) -> ApiToken:
     """Return the live token for a raw bearer value, or raise TokenRejected (``scope=None``: any scope)."""
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_TAG:
         raise TokenRejected(401, "jeton invalide")
-    token = ApiToken.objects.select_related("organisation", "created_by").filter(prefix=parts[1]).first()
+    token = _token_by_prefix(parts[1])
     if token is None or not hmac.compare_digest(token.token_hash, _hash(raw)):
         raise TokenRejected(401, "jeton invalide", token)
     now = timezone.now()
@@ -84,10 +116,9 @@ def authenticate_token(raw: str, scope: str | None, ip: str | None = None) -> Ap
         raise TokenRejected(401, "jeton expiré", token)
     if token.suspended_at:
         raise TokenRejected(403, "jeton suspendu par l'opérateur", token)
-    if token.organisation.is_suspended:
+    if token.organisation_status == Organisation.Status.SUSPENDED:
         raise TokenRejected(403, "organisation suspendue", token)
-    creator = token.created_by
-    if creator is not None and (creator.is_suspended or not creator.is_active):
+    if token.created_by_id is not None and (token.creator_suspended or not token.creator_active):
         raise TokenRejected(403, "le compte qui a créé ce jeton est suspendu", token)
     if scope is not None and scope not in token.scopes:
         raise TokenRejected(403, f"ce jeton n'a pas l'autorisation « {scope} »", token)
@@ -97,7 +128,7 @@ def authenticate_token(raw: str, scope: str | None, ip: str | None = None) -> Ap
         or now - token.last_used_at > dt.timedelta(minutes=1)
         or token.last_used_ip != ip
     ):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+        hot_sql.run(_MARK_USED, [now, ip, token.pk])
         token.last_used_at, token.last_used_ip = now, ip
     return token
 

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.ledger.models import CHAIN_COUNT, ChainHead, Disclosure
+from rempart.lib import hot_sql
 
 GENESIS = bytes(32)
 HASHED_FIELDS = (
@@ -59,33 +60,56 @@ def new_reference() -> str:
     return f"RC-{raw[0:4]}-{raw[4:8]}-{raw[8:12]}"
 
 
-def _locked_head(chain: int) -> ChainHead:
-    """The chain's head, locked until the transaction ends; created at its genesis if missing (empty database)."""
-    try:
-        return ChainHead.objects.select_for_update().get(chain=chain)
-    except ChainHead.DoesNotExist:
+INSERTED_FIELDS = ("prev_hash", "row_hash", *HASHED_FIELDS)
+_TAKE_SEQ = hot_sql.Statement(
+    # Locks the chain's head until the transaction ends: appends to one chain are serialised, others run on.
+    "UPDATE ledger_chainhead SET seq = seq + 1 WHERE chain = %s RETURNING seq, last_hash",
+    [hot_sql.field(ChainHead, "seq"), hot_sql.field(ChainHead, "last_hash")],
+)
+_PLACEHOLDERS = ", ".join(["%s"] * len(INSERTED_FIELDS))
+_INSERT = (
+    f"INSERT INTO ledger_disclosure ({', '.join(INSERTED_FIELDS)}) VALUES ({_PLACEHOLDERS}) RETURNING id"  # noqa: S608
+)
+_SET_HEAD = "UPDATE ledger_chainhead SET last_hash = %s WHERE chain = %s"
+# PostgreSQL: the row and the head's new hash in one round trip.
+_INSERT_AND_SET_HEAD = f"WITH new_row AS ({_INSERT}) {_SET_HEAD} RETURNING (SELECT id FROM new_row)"  # noqa: S608
+
+
+def _take_seq(chain_no: int) -> tuple[int, bytes]:
+    """The chain's next sequence number and its last hash, its head locked; the head is created if missing."""
+    head = _TAKE_SEQ.first([chain_no])
+    if head is None:
         with transaction.atomic():  # a savepoint: a concurrent creator wins, we then lock its row
-            ChainHead.objects.get_or_create(chain=chain, defaults={"seq": 0, "last_hash": GENESIS})
-        return ChainHead.objects.select_for_update().get(chain=chain)
+            ChainHead.objects.get_or_create(chain=chain_no, defaults={"seq": 0, "last_hash": GENESIS})
+        head = _TAKE_SEQ.first([chain_no])
+    return head[0], bytes(head[1])
 
 
 def append(**values) -> Disclosure:
-    """Append one row; must run inside the caller's transaction (the answer and its row commit together)."""
+    """Append one row; must run inside the caller's transaction (the answer and its row commit together).
+
+    Written with fixed prepared statements (rempart.lib.hot_sql): two round trips on PostgreSQL.
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger rows are written inside the answer's transaction")
-    chain = secrets.randbelow(CHAIN_COUNT)
-    head = _locked_head(chain)
+    chain_no = secrets.randbelow(CHAIN_COUNT)
+    seq, prev_hash = _take_seq(chain_no)
     row = Disclosure(
         created_at=values.pop("created_at", None) or timezone.now(),
-        chain=chain,
-        seq=head.seq + 1,
-        prev_hash=bytes(head.last_hash),
+        chain=chain_no,
+        seq=seq,
+        prev_hash=prev_hash,
         reference=values.pop("reference", None) or new_reference(),
         **values,
     )
-    row.row_hash = row_hash(row, row.prev_hash)
-    row.save(force_insert=True)
-    ChainHead.objects.filter(chain=chain).update(seq=row.seq, last_hash=row.row_hash)
+    row.row_hash = row_hash(row, prev_hash)
+    params = [hot_sql.prepare_value(Disclosure, name, getattr(row, name)) for name in INSERTED_FIELDS]
+    if connection.vendor == "postgresql":
+        (row.id,) = hot_sql.run(_INSERT_AND_SET_HEAD, [*params, row.row_hash, chain_no], fetch=True)[0]
+    else:
+        (row.id,) = hot_sql.run(_INSERT, params, fetch=True)[0]
+        hot_sql.run(_SET_HEAD, [row.row_hash, chain_no])
+    row._state.adding = False
     return row
 
 

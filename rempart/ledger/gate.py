@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from rempart.ledger import chain
 from rempart.ledger.models import Disclosure
+from rempart.lib import hot_sql
 from rempart.lib.crypto import field_cipher
-from rempart.registry.models import Beneficiary, Contract, Insurer
+from rempart.registry.models import Beneficiary, Contract, Guarantee, Insurer
 from rempart.rights.cards import CardData
 from rempart.rights.coverage import ContractFacts, CoverageFacts, GuaranteeFacts, decide
 
@@ -74,45 +75,91 @@ class RightsAnswer:
     valid_until: dt.date | None
 
 
-def _birth_matches(beneficiary: Beneficiary, card: CardData) -> bool:
-    born = card.birth_date
-    return (beneficiary.birth_year, beneficiary.birth_month, beneficiary.birth_day) == (
-        born.year,
-        born.month,
-        born.day,
+_LOOKUP = hot_sql.Statement(
+    # One statement for every outcome: the insurer, the card's contract, its family and the guarantee in
+    # force for the domain and date. A miss of any kind costs the same single round trip as a hit.
+    """
+    SELECT i.id, c.id, c.status, c.start_date, c.end_date,
+           b.id, b.birth_year, b.birth_month, b.birth_day, b.birth_rank, b.nir_index, b.od_nir_index,
+           b.coverage_start, b.coverage_end,
+           g.tp_code, g.rate_percent, g.amount_cents, g.pec_required
+    FROM registry_insurer i
+    LEFT JOIN registry_contract c ON c.insurer_id = i.id AND c.adherent_number = %s
+    LEFT JOIN registry_beneficiary b ON b.contract_id = c.id
+    LEFT JOIN registry_guarantee g ON g.id = (
+        SELECT g2.id FROM registry_guarantee g2
+        WHERE g2.product_id = c.product_id AND g2.domain = %s AND g2.effective_from <= %s
+        ORDER BY g2.effective_from DESC LIMIT 1
     )
+    WHERE i.amc_number = %s AND i.status = %s
+    """,
+    [
+        *(hot_sql.field(Insurer, "id"),),
+        *(hot_sql.field(Contract, name) for name in ("id", "status", "start_date", "end_date")),
+        *(
+            hot_sql.field(Beneficiary, name)
+            for name in (
+                "id",
+                "birth_year",
+                "birth_month",
+                "birth_day",
+                "birth_rank",
+                "nir_index",
+                "od_nir_index",
+                "coverage_start",
+                "coverage_end",
+            )
+        ),  # fmt: skip
+        *(
+            hot_sql.field(Guarantee, name)
+            for name in ("tp_code", "rate_percent", "amount_cents", "pec_required")
+        ),
+    ],
+)
 
 
-def _find(card: CardData) -> tuple[Insurer | None, Contract | None, Beneficiary | None]:
-    insurer = Insurer.objects.filter(amc_number=card.amc_number, status=Insurer.Status.ACTIVE).first()
-    if insurer is None:
-        return None, None, None
-    contract = (
-        Contract.objects.select_related("product")
-        .filter(insurer=insurer, adherent_number=card.adherent_number)
-        .first()
+@dataclass(frozen=True)
+class Found:
+    """What the lookup found for presented card data; ``beneficiary_id`` is None for every kind of miss."""
+
+    insurer_id: int | None = None
+    beneficiary_id: int | None = None
+    contract: ContractFacts | None = None
+    coverage: CoverageFacts | None = None
+    guarantee: GuaranteeFacts | None = None
+
+
+def _find(card: CardData) -> Found:
+    rows = _LOOKUP.rows(
+        [card.adherent_number, card.domain, card.care_date, card.amc_number, Insurer.Status.ACTIVE]
     )
-    if contract is None:
-        return insurer, None, None
+    if not rows:
+        return Found()
     presented = field_cipher().blind_index("nir", card.nir)
-    family = Beneficiary.objects.filter(contract=contract).only(
-        "pk", "birth_year", "birth_month", "birth_day", "birth_rank", "nir_index", "od_nir_index",
-        "coverage_start", "coverage_end",
-    )  # fmt: skip
+    born = (card.birth_date.year, card.birth_date.month, card.birth_date.day)
     matches = []
-    for person in family:
-        if not _birth_matches(person, card):
+    for row in rows:
+        (_i, contract_id, _s, _cs, _ce, person_id, year, month, day, rank, nir_index, od_nir_index) = row[:12]
+        if person_id is None or (year, month, day) != born:
             continue
-        own = person.nir_index is not None and bytes(person.nir_index) == presented
+        own = nir_index is not None and bytes(nir_index) == presented
         via_ouvrant_droit = (
-            person.od_nir_index is not None
-            and bytes(person.od_nir_index) == presented
-            and person.birth_rank == card.birth_rank
+            od_nir_index is not None and bytes(od_nir_index) == presented and rank == card.birth_rank
         )
         if own or via_ouvrant_droit:
-            matches.append(person)
+            matches.append(row)
     # Two people answering to the same card data would be a registry error: confirm neither.
-    return insurer, contract, matches[0] if len(matches) == 1 else None
+    if len(matches) != 1:
+        return Found(insurer_id=rows[0][0])
+    (insurer_id, _c, status, start, end, person_id, *_birth, coverage_start, coverage_end) = matches[0][:14]
+    tp_code, rate, amount, pec = matches[0][14:]
+    return Found(
+        insurer_id=insurer_id,
+        beneficiary_id=person_id,
+        contract=ContractFacts(status, start, end),
+        coverage=CoverageFacts(coverage_start, coverage_end),
+        guarantee=None if tp_code is None else GuaranteeFacts(tp_code, rate, amount, pec),
+    )
 
 
 def _presented_hash(card: CardData) -> bytes:
@@ -129,21 +176,11 @@ def _presented_hash(card: CardData) -> bytes:
 def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
     """Confirm (or not) a patient's tiers payant for one domain and date, recording the answer in the ledger."""
     with transaction.atomic():
-        insurer, contract, beneficiary = _find(card)
-        if beneficiary is None:
+        found = _find(card)
+        if found.beneficiary_id is None:
             outcome, terms, valid_until, fields = Disclosure.Outcome.NO_MATCH, None, None, []
         else:
-            guarantee = contract.product.guarantee_for(card.domain, card.care_date)
-            decision = decide(
-                ContractFacts(contract.status, contract.start_date, contract.end_date),
-                CoverageFacts(beneficiary.coverage_start, beneficiary.coverage_end),
-                GuaranteeFacts(
-                    guarantee.tp_code, guarantee.rate_percent, guarantee.amount_cents, guarantee.pec_required
-                )
-                if guarantee
-                else None,
-                card.care_date,
-            )
+            decision = decide(found.contract, found.coverage, found.guarantee, card.care_date)
             terms, valid_until = decision.terms, decision.valid_until
             outcome = Disclosure.Outcome.COVERED if decision.covered else Disclosure.Outcome.NOT_COVERED
             fields = ["identity_confirmed", f"coverage:{card.domain}"]
@@ -158,9 +195,9 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
             token_id=actor.token_id,
             session_ref=actor.session_ref,
             ip_address=actor.ip,
-            insurer_id=insurer.pk if insurer else None,
-            beneficiary_id=beneficiary.pk if beneficiary else None,
-            presented_hash=None if beneficiary else _presented_hash(card),
+            insurer_id=found.insurer_id,
+            beneficiary_id=found.beneficiary_id,
+            presented_hash=None if found.beneficiary_id else _presented_hash(card),
             domain=card.domain,
             care_date=card.care_date,
             outcome=outcome,

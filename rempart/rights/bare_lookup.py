@@ -1,7 +1,7 @@
 """Benchmark only: the rights check's lookup with nothing around it (bench/rights_check.py).
 
 ``POST /bench/bare-lookup`` runs the gate's own lookup (``rempart.ledger.gate._find``: insurer →
-contract → family → blind-index compare) and answers ``{"outcome": "match" | "no_match"}``: no
+contract → family → guarantee in one statement, then the blind-index compare) and answers ``{"outcome": "match" | "no_match"}``: no
 token, no validation of the presented data, no coverage decision, no ledger row. Comparing its
 throughput with ``POST /api/v1/rights/check`` in the same run gives the cost of the security.
 
@@ -47,8 +47,8 @@ def bare_lookup(request):
         )
     except (ValueError, KeyError, TypeError):
         return HttpResponseBadRequest("bad body")
-    _insurer, _contract, person = _find(card)
-    return JsonResponse({"outcome": "match" if person is not None else "no_match"})
+    found = _find(card)
+    return JsonResponse({"outcome": "match" if found.beneficiary_id is not None else "no_match"})
 
 
 urlpatterns = [path(PATH, bare_lookup, name="bench-bare-lookup"), *normal_urlpatterns]

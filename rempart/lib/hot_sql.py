@@ -1,0 +1,94 @@
+"""Fixed statements for the hot paths (rights check, token check, ledger append).
+
+The ORM builds and compiles SQL for every query, and PostgreSQL plans it again each time; at a few
+hundred checks a second that is most of the cost (docs/benchmarks.md, "Rights check"). A
+:class:`Statement` is written once, runs as a server-side prepared statement on PostgreSQL (parsed
+and planned once per connection) and as plain SQL on SQLite, and converts its columns exactly as the
+ORM would (the same field converters), so callers get dates, datetimes, JSON and bytes, not raw
+driver values. Errors come out as Django's database exceptions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field
+
+
+def field(model, name: str) -> Field:
+    return model._meta.get_field(name)
+
+
+class Statement:
+    """One SQL text (``%s`` placeholders) whose result columns are the given model fields, in order."""
+
+    def __init__(self, sql: str, columns: Sequence[Field] = ()) -> None:
+        self.sql = sql
+        self.columns = tuple(columns)
+        self._converters: dict[str, list] = {}
+
+    def _converters_for(self, vendor: str) -> list:
+        if vendor not in self._converters:
+            converters = []
+            for column in self.columns:
+                expression = column.get_col(column.model._meta.db_table)
+                chain = connection.ops.get_db_converters(expression) + expression.get_db_converters(
+                    connection
+                )
+                converters.append((chain, expression))
+            self._converters[vendor] = converters
+        return self._converters[vendor]
+
+    def _convert(self, rows: list[tuple]) -> list[tuple]:
+        converters = self._converters_for(connection.vendor)
+        if not any(chain for chain, _expression in converters):
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, (chain, expression) in enumerate(converters):
+                for converter in chain:
+                    values[index] = converter(values[index], expression, connection)
+            converted.append(tuple(values))
+        return converted
+
+    def rows(self, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._convert(run(self.sql, params, fetch=True))
+
+    def first(self, params: Sequence[Any] = ()) -> tuple | None:
+        rows = self.rows(params)
+        return rows[0] if rows else None
+
+
+def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple]:
+    """Execute one statement on the default connection (prepared on PostgreSQL); rows if ``fetch``."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if fetch else []
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        if connection.execute_wrappers:  # observers (tests, instrumentation) see these statements too
+            executor = functools.reduce(
+                lambda inner, wrapper: functools.partial(wrapper, inner),
+                connection.execute_wrappers,
+                _prepared,
+            )
+            executor(sql, params, False, {"connection": connection, "cursor": cursor})
+        else:
+            cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if fetch else []
+
+
+def _prepared(sql: str, params: Sequence[Any], _many: bool, context: dict) -> None:
+    context["cursor"].execute(sql, params, prepare=True)
+
+
+def prepare_value(model, name: str, value: Any) -> Any:
+    """A Python value as the ORM would send it for this field on insert (JSON, inet, bytes…)."""
+    return field(model, name).get_db_prep_save(value, connection)

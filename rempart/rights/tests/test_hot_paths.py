@@ -1,0 +1,99 @@
+"""The hot paths' fixed statements (rempart.lib.hot_sql): same answers, same types, same chain as the ORM."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from rempart.accounts import tokens
+from rempart.ledger import chain
+from rempart.ledger.models import Disclosure
+
+from .test_channels import body, post
+
+
+@pytest.fixture
+def token(cast):
+    return tokens.create_token(cast.optician, "LGO", ["rights:check"], cast.owner)[1]
+
+
+def test_statements_are_observable_and_carry_no_clear_nir(client, cast, family, token):
+    sent = []
+
+    def collect(execute, sql, params, many, context):
+        sent.append(f"{sql}\n{params!r}")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(collect):
+        answer = post(client, token, body(family)).json()
+    assert answer["outcome"] == "covered"
+    text = "\n".join(sent)
+    assert "registry_beneficiary" in text and "ledger_disclosure" in text  # the wrapper saw the gate's SQL
+    assert family.parent_nir not in text and family.parent_nir[:13] not in text
+
+
+def test_token_is_read_with_its_types_and_standing(cast, token):
+    found = tokens._token_by_prefix(token.split("_")[1])
+    assert found.scopes == ["rights:check"]  # a list, not JSON text (a substring test would pass on text)
+    assert isinstance(found.expires_at, dt.datetime) and found.expires_at.tzinfo is not None
+    assert found.organisation_status == "active" and found.creator_active and not found.creator_suspended
+    assert found.organisation.name == cast.optician.name  # loaded on demand
+    assert tokens._token_by_prefix("00000000") is None
+
+
+def test_a_token_whose_creator_was_deleted_still_works(cast, token):
+    """created_by is SET_NULL: the left join must keep the token (its organisation owns it)."""
+    found = tokens._token_by_prefix(token.split("_")[1])
+    type(found).objects.filter(pk=found.pk).update(created_by=None)
+    assert tokens.authenticate_token(token, "rights:check").pk == found.pk
+
+
+def test_every_miss_costs_the_same_single_lookup(client, cast, family, token):
+    """Unknown insurer, unknown adherent, wrong NIR, wrong birth date: one registry statement each (no timing oracle)."""
+    misses = [
+        body(family, amc_number="999999999"),
+        body(family, adherent_number="ADH-9999"),
+        body(family, nir=family.lunar_nir),
+        body(family, birth_date="1985-05-13"),
+    ]
+    for payload in misses:
+        lookups = []
+
+        def collect(execute, sql, params, many, context, lookups=lookups):
+            if "registry_" in sql:
+                lookups.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(collect):
+            assert post(client, token, payload).json()["outcome"] == "no_match"
+        assert len(lookups) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_keep_every_chain_whole():
+    """Writers in parallel threads (own connections) interleave on the chains; every link still holds."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers on the whole database (IMMEDIATE): nothing interleaves")
+    errors = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(n):
+                with transaction.atomic():
+                    chain.append(channel="api", purpose="rights_check", organisation_id=1, outcome="no_match",
+                                 domain="OPTI", fields=[], presented_hash=bytes([i % 256]) * 16)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(60,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    report = chain.verify()
+    assert report.ok, report.broken
+    assert report.rows == Disclosure.objects.count() == 240
