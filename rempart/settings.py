@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rempart.accounts",
     "rempart.ledger",
     "rempart.rights",
+    "rempart.incidents",
 ]
 
 MIDDLEWARE = [
@@ -222,6 +223,8 @@ EMAIL_PORT = int(os.environ.get("REMPART_EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("REMPART_EMAIL_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("REMPART_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("REMPART_EMAIL_TLS", False)
+# Incident documents (notices, lists of affected people): a private directory, served only through views.
+REMPART_INCIDENT_DIR = os.environ.get("REMPART_INCIDENT_DIR", str(VAR_DIR / "incidents"))
 EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.ledger import chain
@@ -24,6 +24,7 @@ from rempart.rights.cards import CardData
 from rempart.rights.coverage import ContractFacts, CoverageFacts, GuaranteeFacts, decide
 
 PURPOSE_RIGHTS_CHECK = "rights_check"
+PURPOSE_INCIDENT_SCOPE = "incident_scope"
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Actor:
     """Who asks, through which channel, from where: known to the gate for every read."""
 
     channel: str
-    organisation_id: int
+    organisation_id: int | None
     user_id: int | None = None
     token_id: int | None = None
     ip: str | None = None
@@ -48,6 +49,23 @@ class Actor:
             user_id=request.user.pk,
             ip=client_ip(request),
             session_ref=hashlib.sha256(session_key.encode()).hexdigest()[:32] if session_key else "",
+        )
+
+    @classmethod
+    def console(cls, request) -> Actor:
+        """Operator staff in the security console (their reads of exposure lists are recorded too)."""
+        portal = cls.portal(request)
+        return cls(**{**portal.__dict__, "channel": Disclosure.Channel.CONSOLE})
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        import getpass
+        import socket
+
+        return cls(
+            channel=Disclosure.Channel.CLI,
+            organisation_id=None,
+            session_ref=f"cli:{getpass.getuser()}@{socket.gethostname()}"[:64],
         )
 
     @classmethod
@@ -212,3 +230,86 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
         terms=terms,
         valid_until=valid_until,
     )
+
+
+# --- Incident scopes: who looked at whose exposure is recorded like any other disclosure.
+
+
+def record_scope_run(actor: Actor, *, label: str, people: int, listed: bool) -> str:
+    """Record that an analyst ran a scope (totals only, or the list of people); returns the ledger reference."""
+    with transaction.atomic():
+        row = chain.append(
+            channel=actor.channel,
+            purpose=PURPOSE_INCIDENT_SCOPE,
+            organisation_id=actor.organisation_id,
+            user_id=actor.user_id,
+            token_id=actor.token_id,
+            session_ref=actor.session_ref,
+            ip_address=actor.ip,
+            outcome=Disclosure.Outcome.LISTED,
+            fields=[f"scope:{label}"[:200], f"people:{people}", "scope_list" if listed else "scope_totals"],
+        )
+    return row.reference
+
+
+_EXPOSURE_KEYS = """
+    SELECT e.insurer_id, e.beneficiary_id, e.organisation_id, e.user_id, e.token_id, e.fields, e.disclosures,
+           e.first_at, e.last_at, c.adherent_number, b.member_number
+    FROM incidents_scopeentry e
+    JOIN registry_beneficiary b ON b.id = e.beneficiary_id
+    JOIN registry_contract c ON c.id = b.contract_id
+    WHERE e.scope_id = %s {insurer_filter}
+    ORDER BY e.insurer_id, e.beneficiary_id
+"""
+
+
+def exposure_keys(actor: Actor, scope_id: int, *, insurer_id: int | None = None, label: str = ""):
+    """Stream (PersonExposure, adherent number, member number) for a frozen scope, ordered by insurer and person.
+
+    What an insurer needs to reach its people (it, not Rempart, holds their addresses); nothing else of
+    the registry is read. The read is recorded in the ledger before the first row is produced.
+    """
+    from rempart.incidents.scope import merge_people
+
+    sql = _EXPOSURE_KEYS.format(insurer_filter="AND e.insurer_id = %s" if insurer_id is not None else "")
+    params = [scope_id] if insurer_id is None else [scope_id, insurer_id]
+    with transaction.atomic():
+        chain.append(
+            channel=actor.channel,
+            purpose=PURPOSE_INCIDENT_SCOPE,
+            organisation_id=actor.organisation_id,
+            user_id=actor.user_id,
+            token_id=actor.token_id,
+            session_ref=actor.session_ref,
+            ip_address=actor.ip,
+            insurer_id=insurer_id,
+            outcome=Disclosure.Outcome.LISTED,
+            fields=[f"scope:{label or scope_id}"[:200], "adherent_number", "member_number"],
+        )
+    keys: dict[tuple[int, int], tuple[str, int]] = {}
+
+    def entries():
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(5000):
+                for row in batch:
+                    keys[(row[0], row[1])] = (row[9], row[10])
+                    yield (*row[:5], _json_list(row[5]), row[6], _aware(row[7]), _aware(row[8]))
+
+    for person in merge_people(entries()):
+        adherent, member = keys.pop((person.insurer_id, person.beneficiary_id))
+        yield person, adherent, member
+
+
+def _json_list(value) -> list:
+    import json
+
+    return json.loads(value) if isinstance(value, str) else list(value or [])
+
+
+def _aware(value):
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value

@@ -26,19 +26,22 @@ class Disclosure(models.Model):
     class Channel(models.TextChoices):
         PORTAL = "portal", _("Portail")
         API = "api", _("API")
+        CONSOLE = "console", _("Console opérateur")
+        CLI = "cli", _("Ligne de commande")
 
     class Outcome(models.TextChoices):
         COVERED = "covered", _("Couvert")
         NOT_COVERED = "not_covered", _("Non couvert")
         NO_MATCH = "no_match", _("Aucune correspondance")
+        LISTED = "listed", _("Liste d'exposition")
 
     id = models.BigAutoField(primary_key=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
     chain = models.PositiveSmallIntegerField()
     seq = models.BigIntegerField()
     prev_hash = models.BinaryField(max_length=32)
     row_hash = models.BinaryField(max_length=32)
-    reference = models.CharField(max_length=24, unique=True)
+    reference = models.CharField(max_length=24, db_index=True)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     purpose = models.CharField(max_length=32)
     organisation_id = models.BigIntegerField(null=True)
@@ -58,8 +61,13 @@ class Disclosure(models.Model):
 
     class Meta:
         verbose_name = _("divulgation")
-        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="disclosure_chain_seq")]
+        # No unique constraint: on PostgreSQL the table is partitioned by month (migration 0002,
+        # docs/incident-response.md "Ledger storage"), where uniqueness must include the partition key.
+        # (chain, seq) is unique by construction (the head lock) and checked by `rempart ledger verify`.
         indexes = [
+            models.Index(fields=["chain", "seq"], name="disclosure_chain_seq"),
+            models.Index(fields=["created_at"], name="disclosure_time"),
+            models.Index(fields=["ip_address", "created_at"], name="disclosure_ip_time"),
             models.Index(fields=["organisation_id", "created_at"], name="disclosure_org_time"),
             models.Index(fields=["user_id", "created_at"], name="disclosure_user_time"),
             models.Index(fields=["token_id", "created_at"], name="disclosure_token_time"),

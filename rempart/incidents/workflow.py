@@ -1,0 +1,191 @@
+"""The incident workflow: open, attach frozen scopes (after checking the ledger), contain, notify, close.
+
+Every step appends a timeline entry (who, what, when). No HTTP here: the console views and the
+commands call these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from rempart.incidents.models import Incident, Scope, ScopeEntry, TimelineEntry
+from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, summarise
+from rempart.ledger import chain, gate
+
+# Allowed moves; closing is possible from any state (e.g. a false alarm), reopening only from closed.
+TRANSITIONS = {
+    Incident.Status.OPEN: {Incident.Status.CONTAINED, Incident.Status.NOTIFIED, Incident.Status.CLOSED},
+    Incident.Status.CONTAINED: {Incident.Status.NOTIFIED, Incident.Status.CLOSED, Incident.Status.OPEN},
+    Incident.Status.NOTIFIED: {Incident.Status.CLOSED, Incident.Status.CONTAINED},
+    Incident.Status.CLOSED: {Incident.Status.OPEN},
+}
+
+
+class WorkflowError(ValueError):
+    """A step cannot be taken (message safe to show)."""
+
+
+def log(incident: Incident, action: str, detail: str = "", actor=None) -> TimelineEntry:
+    return TimelineEntry.objects.create(incident=incident, action=action, detail=detail, actor=actor)
+
+
+def open_incident(
+    *,
+    title: str,
+    detected_at: dt.datetime,
+    description: str = "",
+    by=None,
+    source: str = Incident.Source.MANUAL,
+    contact: str = "",
+) -> Incident:
+    title = title.strip()
+    if not title:
+        raise WorkflowError("donnez un titre à l'incident")
+    if detected_at > timezone.now() + dt.timedelta(minutes=5):
+        raise WorkflowError("la date de détection ne peut pas être dans le futur")
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            title=title[:200],
+            description=description,
+            detected_at=detected_at,
+            opened_by=by,
+            source=source,
+            contact=contact,
+        )
+        log(incident, "opened", f"détecté le {timezone.localtime(detected_at):%d/%m/%Y %H:%M}", by)
+    return incident
+
+
+def set_status(incident: Incident, status: str, *, by=None, note: str = "") -> None:
+    if status not in TRANSITIONS.get(incident.status, set()):
+        raise WorkflowError(f"passage de « {incident.get_status_display()} » à « {status} » impossible")
+    with transaction.atomic():
+        previous = incident.get_status_display()
+        incident.status = status
+        incident.save(update_fields=["status"])
+        log(incident, "status", f"{previous} → {incident.get_status_display()}. {note}".strip(), by)
+
+
+def add_measure(incident: Incident, text: str, *, by=None) -> None:
+    text = text.strip()
+    if not text:
+        raise WorkflowError("décrivez la mesure prise")
+    with transaction.atomic():
+        stamp = timezone.localtime().strftime("%d/%m/%Y %H:%M")
+        incident.measures = f"{incident.measures}\n{stamp} — {text}".strip()
+        incident.save(update_fields=["measures"])
+        log(incident, "measure", text, by)
+
+
+def add_note(incident: Incident, text: str, *, by=None) -> None:
+    if not text.strip():
+        raise WorkflowError("la note est vide")
+    log(incident, "note", text.strip(), by)
+
+
+@dataclass
+class LedgerCheck:
+    ok: bool
+    rows: int
+    seconds: float
+    report: str
+
+
+def check_ledger(since: dt.datetime | None) -> LedgerCheck:
+    """`rempart ledger verify` over the scope's window (the whole ledger when the scope has no start)."""
+    started = time.monotonic()
+    result = chain.verify(since)
+    lines = result.broken or [f"{result.rows} ligne(s) vérifiée(s) dans {result.chains} chaînes : intègre"]
+    return LedgerCheck(result.ok, result.rows, time.monotonic() - started, "\n".join(lines))
+
+
+def _frozen_rows(scope: Scope):
+    return (
+        ScopeEntry.objects.filter(scope=scope)
+        .order_by("insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "first_at")
+        .values_list(
+            "insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "fields", "disclosures",
+            "first_at", "last_at",
+        )  # fmt: skip
+        .iterator(chunk_size=5000)
+    )
+
+
+def attach_scope(
+    incident: Incident, criteria: ScopeCriteria, *, label: str, by=None, actor: gate.Actor | None = None
+) -> Scope:
+    """Verify the ledger over the window, then freeze the scope's entries and totals into the incident."""
+    check = check_ledger(criteria.since)
+    with transaction.atomic():
+        scope = Scope.objects.create(
+            incident=incident,
+            label=label.strip()[:200] or "périmètre",
+            criteria=criteria.to_json(),
+            frozen_by=by,
+            ledger_ok=check.ok,
+            ledger_report=check.report,
+            ledger_rows=check.rows,
+        )
+        insert_entries(criteria, scope.pk)
+        totals = ScopeEntry.objects.filter(scope=scope).values("insurer_id").annotate(
+            people=Count("beneficiary_id", distinct=True), disclosures=Sum("disclosures")
+        )
+        per_insurer = {
+            str(row["insurer_id"]): {"people": row["people"], "disclosures": row["disclosures"]} for row in totals
+        }
+        summary = summarise(criteria)
+        scope.per_insurer = per_insurer
+        scope.people = sum(v["people"] for v in per_insurer.values())
+        scope.disclosures = sum(v["disclosures"] for v in per_insurer.values())
+        scope.misses = summary.misses
+        scope.matched_rows = scope.disclosures + scope.misses
+        scope.digest = digest_entries(_frozen_rows(scope))
+        scope.save()
+        verdict = "registre intègre" if check.ok else "REGISTRE ALTÉRÉ : " + check.report
+        log(
+            incident,
+            "scope",
+            f"« {scope.label} » : {scope.people} personne(s), {scope.disclosures} divulgation(s), "
+            f"{scope.misses} tentative(s) sans correspondance ; {verdict}",
+            by,
+        )
+    if actor is not None:
+        gate.record_scope_run(actor, label=f"{incident.number}/{scope.pk}", people=scope.people, listed=False)
+    return scope
+
+
+@dataclass
+class ScopeDifference:
+    people_now: int
+    people_frozen: int
+    new_people: int
+    disclosures_now: int
+    disclosures_frozen: int
+
+    @property
+    def changed(self) -> bool:
+        return self.new_people > 0 or self.disclosures_now != self.disclosures_frozen
+
+
+def rerun(scope: Scope) -> ScopeDifference:
+    """Run the frozen criteria again on today's ledger and say what differs (the frozen scope stays as it was)."""
+    criteria = ScopeCriteria.from_json(scope.criteria)
+    live = summarise(criteria)
+    frozen_people = ScopeEntry.objects.filter(scope=scope).values("beneficiary_id")
+    from rempart.incidents.scope import ledger_rows
+
+    new_people = (
+        ledger_rows(criteria)
+        .filter(beneficiary_id__isnull=False)
+        .exclude(beneficiary_id__in=frozen_people)
+        .values("beneficiary_id")
+        .distinct()
+        .count()
+    )
+    return ScopeDifference(live.people, scope.people, new_people, live.disclosures, scope.disclosures)
