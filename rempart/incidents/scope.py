@@ -50,7 +50,9 @@ class ScopeCriteria:
         if self.since and self.until and self.since >= self.until:
             raise ScopeError("la fin de la période doit suivre son début")
         if not (self.user_ids or self.token_ids or self.organisation_ids or self.networks or self.since):
-            raise ScopeError("indiquez au moins un compte, un jeton, une organisation, une adresse ou une période")
+            raise ScopeError(
+                "indiquez au moins un compte, un jeton, une organisation, une adresse ou une période"
+            )
 
     # --- (de)serialisation, for the frozen scope and the command line
     def to_json(self) -> dict:

@@ -110,8 +110,15 @@ def _frozen_rows(scope: Scope):
         ScopeEntry.objects.filter(scope=scope)
         .order_by("insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "first_at")
         .values_list(
-            "insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "fields", "disclosures",
-            "first_at", "last_at",
+            "insurer_id",
+            "beneficiary_id",
+            "organisation_id",
+            "user_id",
+            "token_id",
+            "fields",
+            "disclosures",
+            "first_at",
+            "last_at",
         )  # fmt: skip
         .iterator(chunk_size=5000)
     )
@@ -133,11 +140,14 @@ def attach_scope(
             ledger_rows=check.rows,
         )
         insert_entries(criteria, scope.pk)
-        totals = ScopeEntry.objects.filter(scope=scope).values("insurer_id").annotate(
-            people=Count("beneficiary_id", distinct=True), disclosures=Sum("disclosures")
+        totals = (
+            ScopeEntry.objects.filter(scope=scope)
+            .values("insurer_id")
+            .annotate(people=Count("beneficiary_id", distinct=True), disclosures=Sum("disclosures"))
         )
         per_insurer = {
-            str(row["insurer_id"]): {"people": row["people"], "disclosures": row["disclosures"]} for row in totals
+            str(row["insurer_id"]): {"people": row["people"], "disclosures": row["disclosures"]}
+            for row in totals
         }
         summary = summarise(criteria)
         scope.per_insurer = per_insurer

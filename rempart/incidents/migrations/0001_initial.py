@@ -8,108 +8,257 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('registry', '0001_initial'),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200, verbose_name='titre')),
-                ('description', models.TextField(blank=True, verbose_name="ce qui s'est passé")),
-                ('detected_at', models.DateTimeField(verbose_name='détecté le')),
-                ('opened_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='ouvert le')),
-                ('source', models.CharField(choices=[('manual', 'Ouvert à la main'), ('alert', 'Ouvert par une alerte')], default='manual', max_length=8)),
-                ('status', models.CharField(choices=[('open', 'Ouvert'), ('contained', 'Contenu'), ('notified', 'Notifié'), ('closed', 'Clos')], default='open', max_length=10, verbose_name='statut')),
-                ('measures', models.TextField(blank=True, verbose_name='mesures prises')),
-                ('contact', models.CharField(blank=True, max_length=300, verbose_name='contact')),
-                ('opened_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="titre")),
+                ("description", models.TextField(blank=True, verbose_name="ce qui s'est passé")),
+                ("detected_at", models.DateTimeField(verbose_name="détecté le")),
+                (
+                    "opened_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="ouvert le"),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("manual", "Ouvert à la main"), ("alert", "Ouvert par une alerte")],
+                        default="manual",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Ouvert"),
+                            ("contained", "Contenu"),
+                            ("notified", "Notifié"),
+                            ("closed", "Clos"),
+                        ],
+                        default="open",
+                        max_length=10,
+                        verbose_name="statut",
+                    ),
+                ),
+                ("measures", models.TextField(blank=True, verbose_name="mesures prises")),
+                ("contact", models.CharField(blank=True, max_length=300, verbose_name="contact")),
+                (
+                    "opened_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'incident',
-                'ordering': ['-detected_at'],
+                "verbose_name": "incident",
+                "ordering": ["-detected_at"],
             },
         ),
         migrations.CreateModel(
-            name='Scope',
+            name="Scope",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=200, verbose_name='libellé')),
-                ('criteria', models.JSONField(default=dict)),
-                ('frozen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ledger_ok', models.BooleanField(default=False)),
-                ('ledger_report', models.TextField(blank=True)),
-                ('ledger_rows', models.BigIntegerField(default=0)),
-                ('matched_rows', models.BigIntegerField(default=0)),
-                ('people', models.BigIntegerField(default=0)),
-                ('disclosures', models.BigIntegerField(default=0)),
-                ('misses', models.BigIntegerField(default=0)),
-                ('per_insurer', models.JSONField(default=dict)),
-                ('digest', models.CharField(blank=True, max_length=64)),
-                ('frozen_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scopes', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(max_length=200, verbose_name="libellé")),
+                ("criteria", models.JSONField(default=dict)),
+                ("frozen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ledger_ok", models.BooleanField(default=False)),
+                ("ledger_report", models.TextField(blank=True)),
+                ("ledger_rows", models.BigIntegerField(default=0)),
+                ("matched_rows", models.BigIntegerField(default=0)),
+                ("people", models.BigIntegerField(default=0)),
+                ("disclosures", models.BigIntegerField(default=0)),
+                ("misses", models.BigIntegerField(default=0)),
+                ("per_insurer", models.JSONField(default=dict)),
+                ("digest", models.CharField(blank=True, max_length=64)),
+                (
+                    "frozen_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="scopes",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['frozen_at', 'pk'],
+                "ordering": ["frozen_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Document',
+            name="Document",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('processor_notice', 'Notification du sous-traitant (art. 33(2))'), ('affected_list', 'Liste des personnes concernées (CSV)'), ('cnil_draft', 'Projet de notification à la CNIL (art. 33(3))'), ('letter', 'Modèle de lettre aux personnes (art. 34)'), ('letter_merge', 'Données de publipostage (CSV)'), ('scope_summary', 'Synthèse du périmètre')], max_length=20)),
-                ('file', models.FileField(max_length=300, storage=rempart.incidents.models._documents_storage, upload_to=rempart.incidents.models._document_path)),
-                ('filename', models.CharField(max_length=200)),
-                ('content_type', models.CharField(max_length=100)),
-                ('sha256', models.CharField(max_length=64)),
-                ('size', models.BigIntegerField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('insurer', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.insurer')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='documents', to='incidents.incident')),
-                ('scope', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='documents', to='incidents.scope')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("processor_notice", "Notification du sous-traitant (art. 33(2))"),
+                            ("affected_list", "Liste des personnes concernées (CSV)"),
+                            ("cnil_draft", "Projet de notification à la CNIL (art. 33(3))"),
+                            ("letter", "Modèle de lettre aux personnes (art. 34)"),
+                            ("letter_merge", "Données de publipostage (CSV)"),
+                            ("scope_summary", "Synthèse du périmètre"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=300,
+                        storage=rempart.incidents.models._documents_storage,
+                        upload_to=rempart.incidents.models._document_path,
+                    ),
+                ),
+                ("filename", models.CharField(max_length=200)),
+                ("content_type", models.CharField(max_length=100)),
+                ("sha256", models.CharField(max_length=64)),
+                ("size", models.BigIntegerField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="registry.insurer",
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="documents",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="documents",
+                        to="incidents.scope",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['insurer_id', 'kind', 'pk'],
+                "ordering": ["insurer_id", "kind", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='TimelineEntry',
+            name="TimelineEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('action', models.CharField(max_length=40)),
-                ('detail', models.TextField(blank=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='timeline', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("action", models.CharField(max_length=40)),
+                ("detail", models.TextField(blank=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="timeline",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='ScopeEntry',
+            name="ScopeEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('insurer_id', models.BigIntegerField()),
-                ('beneficiary_id', models.BigIntegerField()),
-                ('organisation_id', models.BigIntegerField(null=True)),
-                ('user_id', models.BigIntegerField(null=True)),
-                ('token_id', models.BigIntegerField(null=True)),
-                ('fields', models.JSONField(default=list)),
-                ('disclosures', models.IntegerField()),
-                ('first_at', models.DateTimeField()),
-                ('last_at', models.DateTimeField()),
-                ('scope', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entries', to='incidents.scope')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("insurer_id", models.BigIntegerField()),
+                ("beneficiary_id", models.BigIntegerField()),
+                ("organisation_id", models.BigIntegerField(null=True)),
+                ("user_id", models.BigIntegerField(null=True)),
+                ("token_id", models.BigIntegerField(null=True)),
+                ("fields", models.JSONField(default=list)),
+                ("disclosures", models.IntegerField()),
+                ("first_at", models.DateTimeField()),
+                ("last_at", models.DateTimeField()),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entries",
+                        to="incidents.scope",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['scope', 'insurer_id', 'beneficiary_id'], name='scope_entry_order')],
+                "indexes": [
+                    models.Index(fields=["scope", "insurer_id", "beneficiary_id"], name="scope_entry_order")
+                ],
             },
         ),
     ]

@@ -37,9 +37,16 @@ def _load(insurer: Insurer, tmp_path, count: int, seed: int) -> list[list[str]]:
         if row[COL["birth_date"]] <= today.isoformat() and row[COL["contract_status"]] == "active"
     ]
     path = tmp_path / f"rights-{insurer.pk}.csv"
-    lines = [fmt.magic_line(insurer.amc_number), fmt.header_line(), *(";".join(r) for r in rows), fmt.trailer_line(len(rows))]
+    lines = [
+        fmt.magic_line(insurer.amc_number),
+        fmt.header_line(),
+        *(";".join(r) for r in rows),
+        fmt.trailer_line(len(rows)),
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _run, summary = import_rights(path, insurer, report_dir=tmp_path / f"report-{insurer.pk}", show_progress=False)
+    _run, summary = import_rights(
+        path, insurer, report_dir=tmp_path / f"report-{insurer.pk}", show_progress=False
+    )
     assert summary.rejected == 0
     return rows
 

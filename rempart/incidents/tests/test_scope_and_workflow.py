@@ -91,7 +91,9 @@ def test_exposure_keys_are_per_person_and_the_read_is_recorded(cast, abuse):
     from rempart.ledger.models import Disclosure
 
     incident = workflow.open_incident(title="x", detected_at=timezone.now(), by=cast.analyst)
-    scope = workflow.attach_scope(incident, ScopeCriteria(user_ids=(cast.staff.pk,), since=since()), label="s")
+    scope = workflow.attach_scope(
+        incident, ScopeCriteria(user_ids=(cast.staff.pk,), since=since()), label="s"
+    )
     before = Disclosure.objects.filter(purpose="incident_scope").count()
     actor = Actor(channel="console", organisation_id=cast.operator.pk, user_id=cast.analyst.pk, ip="10.0.0.1")
     listed = list(exposure_keys(actor, scope.pk, insurer_id=abuse["first"].pk))
@@ -110,14 +112,20 @@ def test_a_tampered_ledger_is_flagged_on_the_scope(cast, abuse):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE ledger_disclosure DISABLE TRIGGER ledger_disclosure_append_only")
-            cursor.execute("UPDATE ledger_disclosure SET user_id = %s WHERE user_id = %s", [cast.owner.pk, cast.staff.pk])
+            cursor.execute(
+                "UPDATE ledger_disclosure SET user_id = %s WHERE user_id = %s", [cast.owner.pk, cast.staff.pk]
+            )
             cursor.execute("ALTER TABLE ledger_disclosure ENABLE TRIGGER ledger_disclosure_append_only")
         else:
             cursor.execute("DROP TRIGGER ledger_disclosure_no_update")
-            cursor.execute("UPDATE ledger_disclosure SET user_id = %s WHERE user_id = %s", [cast.owner.pk, cast.staff.pk])
+            cursor.execute(
+                "UPDATE ledger_disclosure SET user_id = %s WHERE user_id = %s", [cast.owner.pk, cast.staff.pk]
+            )
     row.close()
     incident = workflow.open_incident(title="x", detected_at=timezone.now(), by=cast.analyst)
-    scope = workflow.attach_scope(incident, ScopeCriteria(user_ids=(cast.owner.pk,), since=since()), label="s")
+    scope = workflow.attach_scope(
+        incident, ScopeCriteria(user_ids=(cast.owner.pk,), since=since()), label="s"
+    )
     assert not scope.ledger_ok and "altered" in scope.ledger_report
     assert "REGISTRE ALTÉRÉ" in incident.timeline.last().detail
 

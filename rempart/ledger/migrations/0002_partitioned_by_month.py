@@ -71,10 +71,14 @@ def partition(apps, schema_editor):
         cursor.execute(PG_REBUILD)
         cursor.execute("SELECT min(created_at) FROM ledger_disclosure")
         oldest = cursor.fetchone()[0]
-    ensure_partitions(schema_editor.connection, table="ledger_disclosure_p", since=oldest)  # names: ledger_disclosure_…
+    ensure_partitions(
+        schema_editor.connection, table="ledger_disclosure_p", since=oldest
+    )  # names: ledger_disclosure_…
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO ledger_disclosure_p ({COLUMNS}) SELECT {COLUMNS} FROM ledger_disclosure")
-        cursor.execute("SELECT setval('ledger_disclosure_id_seq_p', coalesce(max(id), 0) + 1, false) FROM ledger_disclosure")
+        cursor.execute(f"INSERT INTO ledger_disclosure_p ({COLUMNS}) SELECT {COLUMNS} FROM ledger_disclosure")  # noqa: S608
+        cursor.execute(
+            "SELECT setval('ledger_disclosure_id_seq_p', coalesce(max(id), 0) + 1, false) FROM ledger_disclosure"
+        )
         cursor.execute("DROP TABLE ledger_disclosure")
         cursor.execute("ALTER TABLE ledger_disclosure_p RENAME TO ledger_disclosure")
         cursor.execute("ALTER SEQUENCE ledger_disclosure_id_seq_p RENAME TO ledger_disclosure_id_seq")
@@ -83,7 +87,6 @@ def partition(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("ledger", "0001_initial"),
     ]
@@ -91,40 +94,56 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='disclosure',
-            name='disclosure_chain_seq',
+            model_name="disclosure",
+            name="disclosure_chain_seq",
         ),
         migrations.AlterField(
-            model_name='disclosure',
-            name='channel',
-            field=models.CharField(choices=[('portal', 'Portail'), ('api', 'API'), ('console', 'Console opérateur'), ('cli', 'Ligne de commande')], max_length=8),
+            model_name="disclosure",
+            name="channel",
+            field=models.CharField(
+                choices=[
+                    ("portal", "Portail"),
+                    ("api", "API"),
+                    ("console", "Console opérateur"),
+                    ("cli", "Ligne de commande"),
+                ],
+                max_length=8,
+            ),
         ),
         migrations.AlterField(
-            model_name='disclosure',
-            name='created_at',
+            model_name="disclosure",
+            name="created_at",
             field=models.DateTimeField(),
         ),
         migrations.AlterField(
-            model_name='disclosure',
-            name='outcome',
-            field=models.CharField(choices=[('covered', 'Couvert'), ('not_covered', 'Non couvert'), ('no_match', 'Aucune correspondance'), ('listed', "Liste d'exposition")], max_length=12),
+            model_name="disclosure",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("covered", "Couvert"),
+                    ("not_covered", "Non couvert"),
+                    ("no_match", "Aucune correspondance"),
+                    ("listed", "Liste d'exposition"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='disclosure',
-            name='reference',
+            model_name="disclosure",
+            name="reference",
             field=models.CharField(db_index=True, max_length=24),
         ),
         migrations.AddIndex(
-            model_name='disclosure',
-            index=models.Index(fields=['chain', 'seq'], name='disclosure_chain_seq'),
+            model_name="disclosure",
+            index=models.Index(fields=["chain", "seq"], name="disclosure_chain_seq"),
         ),
         migrations.AddIndex(
-            model_name='disclosure',
-            index=models.Index(fields=['created_at'], name='disclosure_time'),
+            model_name="disclosure",
+            index=models.Index(fields=["created_at"], name="disclosure_time"),
         ),
         migrations.AddIndex(
-            model_name='disclosure',
-            index=models.Index(fields=['ip_address', 'created_at'], name='disclosure_ip_time'),
+            model_name="disclosure",
+            index=models.Index(fields=["ip_address", "created_at"], name="disclosure_ip_time"),
         ),
         migrations.RunPython(sqlite_guard, migrations.RunPython.noop, elidable=False),
         migrations.RunPython(partition, migrations.RunPython.noop, elidable=False),
