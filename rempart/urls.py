@@ -41,5 +41,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("rempart.registry.urls")),
     path("", include("rempart.rights.urls")),
+    path("", include("rempart.incidents.urls")),
     path("", include("rempart.accounts.urls")),
 ]

@@ -252,7 +252,7 @@ def record_scope_run(actor: Actor, *, label: str, people: int, listed: bool) -> 
     return row.reference
 
 
-_EXPOSURE_KEYS = """
+_KEYS_OF_FROZEN = """
     SELECT e.insurer_id, e.beneficiary_id, e.organisation_id, e.user_id, e.token_id, e.fields, e.disclosures,
            e.first_at, e.last_at, c.adherent_number, b.member_number
     FROM incidents_scopeentry e
@@ -260,6 +260,14 @@ _EXPOSURE_KEYS = """
     JOIN registry_contract c ON c.id = b.contract_id
     WHERE e.scope_id = %s {insurer_filter}
     ORDER BY e.insurer_id, e.beneficiary_id
+"""
+_KEYS_OF_LIVE = """
+    SELECT g.insurer_id, g.beneficiary_id, g.organisation_id, g.user_id, g.token_id, g.fields, g.disclosures,
+           g.first_at, g.last_at, c.adherent_number, b.member_number
+    FROM ({grouped}) g
+    JOIN registry_beneficiary b ON b.id = g.beneficiary_id
+    JOIN registry_contract c ON c.id = b.contract_id
+    ORDER BY g.insurer_id, g.beneficiary_id
 """
 
 
@@ -269,10 +277,23 @@ def exposure_keys(actor: Actor, scope_id: int, *, insurer_id: int | None = None,
     What an insurer needs to reach its people (it, not Rempart, holds their addresses); nothing else of
     the registry is read. The read is recorded in the ledger before the first row is produced.
     """
+    sql = _KEYS_OF_FROZEN.format(insurer_filter="AND e.insurer_id = %s" if insurer_id is not None else "")
+    params = [scope_id] if insurer_id is None else [scope_id, insurer_id]
+    yield from _stream_keys(actor, sql, params, insurer_id=insurer_id, label=label or str(scope_id))
+
+
+def live_exposure_keys(actor: Actor, criteria, *, label: str = ""):
+    """The same stream straight from the ledger for scope criteria (``rempart scope --out``), recorded too."""
+    from rempart.incidents.scope import grouped_entries
+
+    grouped, params = grouped_entries(criteria).query.sql_with_params()
+    sql = _KEYS_OF_LIVE.format(grouped=grouped)  # the ORM's own SQL; values stay parameters
+    yield from _stream_keys(actor, sql, list(params), insurer_id=None, label=label or "live")
+
+
+def _stream_keys(actor: Actor, sql: str, params: list, *, insurer_id: int | None, label: str):
     from rempart.incidents.scope import merge_people
 
-    sql = _EXPOSURE_KEYS.format(insurer_filter="AND e.insurer_id = %s" if insurer_id is not None else "")
-    params = [scope_id] if insurer_id is None else [scope_id, insurer_id]
     with transaction.atomic():
         chain.append(
             channel=actor.channel,
@@ -284,9 +305,9 @@ def exposure_keys(actor: Actor, scope_id: int, *, insurer_id: int | None = None,
             ip_address=actor.ip,
             insurer_id=insurer_id,
             outcome=Disclosure.Outcome.LISTED,
-            fields=[f"scope:{label or scope_id}"[:200], "adherent_number", "member_number"],
+            fields=[f"scope:{label}"[:200], "adherent_number", "member_number"],
         )
-    keys: dict[tuple[int, int], tuple[str, int]] = {}
+    keys: dict[tuple[int, int], tuple[str, int]] = {}  # at most the current person and the next one
 
     def entries():
         with connection.chunked_cursor() as cursor:

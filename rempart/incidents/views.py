@@ -1,0 +1,231 @@
+"""Security console pages for incidents (operator security staff only) and the insurer's notices page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from rempart.accounts import roles
+from rempart.accounts.models import Organisation, Role
+from rempart.incidents import workflow
+from rempart.incidents.export import describe
+from rempart.incidents.forms import IncidentForm, ScopeForm, StatusForm, TextForm
+from rempart.incidents.models import Document, Incident
+from rempart.incidents.scope import summarise
+from rempart.ledger import gate
+from rempart.registry.models import Insurer
+
+INCIDENT_ROLES = {Role.SECURITY}
+
+
+def _require_security(request) -> None:
+    """Incidents are for the operator's security analysts only; anyone else gets a plain 404."""
+    if not roles.is_operator(request.user, INCIDENT_ROLES):
+        raise Http404
+
+
+def _insurer_names(ids) -> dict[int, str]:
+    return dict(Insurer.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", "name"))
+
+
+@login_required
+def incident_list(request):
+    _require_security(request)
+    incidents = Incident.objects.annotate(scope_count=Count("scopes")).order_by("-detected_at")
+    return render(request, "incidents/list.html", {"incidents": incidents, "now": timezone.now()})
+
+
+@login_required
+def incident_new(request):
+    _require_security(request)
+    form = IncidentForm(
+        request.POST or None, initial={"detected_at": timezone.localtime().replace(second=0, microsecond=0)}
+    )
+    if request.method == "POST" and form.is_valid():
+        incident = workflow.open_incident(**form.cleaned_data, by=request.user)
+        messages.success(request, _("Incident %s ouvert : le délai de 72 heures court.") % incident.number)
+        return redirect("incidents:detail", pk=incident.pk)
+    return render(request, "incidents/new.html", {"form": form})
+
+
+@login_required
+def incident_detail(request, pk: int):
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    scopes = list(incident.scopes.all())
+    names = _insurer_names({i for scope in scopes for i in scope.per_insurer})
+    for scope in scopes:
+        scope.description = describe(scope.criteria)
+        scope.insurers = sorted(
+            ((names.get(int(i), i), totals) for i, totals in scope.per_insurer.items()),
+            key=lambda item: str(item[0]),
+        )
+    documents = incident.documents.select_related("insurer")
+    left = incident.time_left()
+    context = {
+        "incident": incident,
+        "scopes": scopes,
+        "documents": documents,
+        "timeline": incident.timeline.select_related("actor"),
+        "scope_form": ScopeForm(),
+        "status_form": StatusForm(initial={"status": incident.status}),
+        "text_form": TextForm(),
+        "hours_left": int(left.total_seconds() // 3600),
+        "minutes_left": int(left.total_seconds() % 3600 // 60),
+        "overdue": left.total_seconds() < 0,
+    }
+    return render(request, "incidents/detail.html", context)
+
+
+@login_required
+def scope_preview(request, pk: int):
+    """Run a scope on the live ledger (totals only, recorded) and offer to freeze it into the incident."""
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    form = ScopeForm(request.POST or None)
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "incidents/scope_form.html", {"incident": incident, "form": form})
+    criteria = form.cleaned_data["criteria"]
+    label = form.cleaned_data["label"] or "; ".join(describe(criteria.to_json()))[:200]
+    if "freeze" in request.POST:
+        scope = workflow.attach_scope(
+            incident, criteria, label=label, by=request.user, actor=gate.Actor.console(request)
+        )
+        if scope.ledger_ok:
+            messages.success(
+                request, _("Périmètre figé : %(people)s personne(s).") % {"people": scope.people}
+            )
+        else:
+            messages.error(
+                request, _("ATTENTION : le registre des divulgations est altéré. Voir le périmètre.")
+            )
+        return redirect("incidents:detail", pk=incident.pk)
+    summary = summarise(criteria)
+    gate.record_scope_run(
+        gate.Actor.console(request), label=f"{incident.number}/aperçu", people=summary.people, listed=False
+    )
+    names = _insurer_names(summary.per_insurer)
+    rows = sorted(
+        ((names.get(i, i), totals) for i, totals in summary.per_insurer.items()), key=lambda r: str(r[0])
+    )
+    return render(
+        request,
+        "incidents/scope_form.html",
+        {"incident": incident, "form": form, "summary": summary, "rows": rows, "label": label,
+         "description": describe(criteria.to_json())},
+    )  # fmt: skip
+
+
+@login_required
+def scope_rerun(request, pk: int, scope_pk: int):
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    scope = get_object_or_404(incident.scopes, pk=scope_pk)
+    difference = workflow.rerun(scope)
+    gate.record_scope_run(
+        gate.Actor.console(request),
+        label=f"{incident.number}/{scope.pk}/relance",
+        people=difference.people_now,
+        listed=False,
+    )
+    return render(
+        request, "incidents/rerun.html", {"incident": incident, "scope": scope, "difference": difference}
+    )
+
+
+@login_required
+@require_POST
+def change_status(request, pk: int):
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        try:
+            workflow.set_status(
+                incident, form.cleaned_data["status"], by=request.user, note=form.cleaned_data["note"]
+            )
+        except workflow.WorkflowError as exc:
+            messages.error(request, str(exc))
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+@login_required
+@require_POST
+def add_text(request, pk: int, kind: str):
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    form = TextForm(request.POST)
+    if form.is_valid():
+        action = workflow.add_measure if kind == "measure" else workflow.add_note
+        try:
+            action(incident, form.cleaned_data["text"], by=request.user)
+        except workflow.WorkflowError as exc:
+            messages.error(request, str(exc))
+    else:
+        messages.error(request, _("Le texte est vide ou trop long."))
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+@login_required
+@require_POST
+def generate(request, pk: int, scope_pk: int):
+    """Generate the notices of every insurer in a frozen scope (stored with the incident, hashed)."""
+    _require_security(request)
+    incident = get_object_or_404(Incident, pk=pk)
+    scope = get_object_or_404(incident.scopes, pk=scope_pk)
+    from rempart.incidents.notices import generate_notices
+
+    documents = generate_notices(incident, scope, by=request.user, actor=gate.Actor.console(request))
+    messages.success(request, _("%(n)s document(s) générés.") % {"n": len(documents)})
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+def _send(document: Document):
+    try:
+        handle = document.file.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    return FileResponse(
+        handle, as_attachment=True, filename=document.filename, content_type=document.content_type
+    )
+
+
+@login_required
+def download(request, pk: int, document_pk: int):
+    _require_security(request)
+    document = get_object_or_404(Document, pk=document_pk, incident_id=pk)
+    return _send(document)
+
+
+# --- The insurer's side: its own notices, and nothing of other insurers (404).
+
+
+def _insurer_of(request) -> Insurer:
+    membership = request.user.membership
+    if (
+        membership is None
+        or membership.organisation.kind != Organisation.Kind.INSURER
+        or not membership.organisation.insurer_id
+    ):
+        raise Http404
+    return membership.organisation.insurer
+
+
+@login_required
+def insurer_notices(request):
+    insurer = _insurer_of(request)
+    documents = Document.objects.filter(insurer=insurer).select_related("incident").order_by("-created_at")
+    return render(request, "incidents/insurer_notices.html", {"insurer": insurer, "documents": documents})
+
+
+@login_required
+def insurer_download(request, document_pk: int):
+    insurer = _insurer_of(request)
+    document = get_object_or_404(Document, pk=document_pk, insurer=insurer)
+    return _send(document)
