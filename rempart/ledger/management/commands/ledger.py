@@ -9,16 +9,23 @@ from rempart.ledger.models import ChainHead
 
 
 class Command(BaseCommand):
-    help = "The disclosure ledger: `verify [--since YYYY-MM-DD]` recomputes its hash chains; `heads` prints them."
+    help = (
+        "The disclosure ledger: `verify [--since YYYY-MM-DD]` recomputes its hash chains; `heads` prints them; "
+        "`partitions [--months-ahead N]` creates the coming monthly partitions (PostgreSQL) and lists them."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=("verify", "heads"))
+        parser.add_argument("action", choices=("verify", "heads", "partitions"))
+        parser.add_argument("--months-ahead", type=int, default=12, help="partitions: months to create ahead (12)")
         parser.add_argument("--since", help="verify only rows from this date (YYYY-MM-DD)")
         parser.add_argument(
             "--anchors", help="a file saved from `rempart ledger heads`: check those rows are intact"
         )
 
     def handle(self, *args, action, since, anchors, **options):
+        if action == "partitions":
+            self._partitions(options["months_ahead"])
+            return
         if action == "heads":
             for head in ChainHead.objects.order_by("chain"):
                 self.stdout.write(
@@ -47,3 +54,22 @@ class Command(BaseCommand):
         raise CommandError(
             f"{len(report.broken)} chain(s) broken out of {report.chains}; {report.rows:,} rows read"
         )
+
+    def _partitions(self, months_ahead: int) -> None:
+        from django.db import connection
+
+        from rempart.ledger.partitions import ensure_partitions, partition_sizes
+
+        if connection.vendor != "postgresql":
+            self.stdout.write("SQLite: the ledger is one table (partitions are a PostgreSQL feature).")
+            return
+        created, skipped = ensure_partitions(months_ahead=months_ahead)
+        for name in created:
+            self.stdout.write(f"created {name}")
+        for name in skipped:
+            self.stdout.write(
+                f"SKIPPED {name}: rows for that month are in the default partition "
+                "(see docs/incident-response.md, Ledger storage)"
+            )
+        for name, rows, size in partition_sizes():
+            self.stdout.write(f"{name:32s} {rows:>14,} rows {size / 1e6:>10,.1f} MB")
