@@ -19,6 +19,13 @@ from rempart.rights.cards import read_card_data
 COL = {name: index for index, name in enumerate(fmt.COLUMNS)}
 
 
+@pytest.fixture(autouse=True)
+def incident_dir(settings, tmp_path):
+    """Generated documents go to the test's own directory, never to var/incidents."""
+    settings.REMPART_INCIDENT_DIR = str(tmp_path / "incidents")
+    return tmp_path / "incidents"
+
+
 @dataclass
 class Population:
     insurers: list[Insurer]
