@@ -56,3 +56,22 @@ def test_scope_by_address_range_and_bad_input(cast, checks, tmp_path, capsys):
         call_command("scope")
     with pytest.raises(CommandError, match="--since"):
         call_command("scope", "--account", cast.staff.email, "--since", "yesterday")
+
+
+def test_the_incident_command_opens_attaches_and_shows(cast, checks, capsys):
+    from rempart.incidents.models import Incident
+
+    call_command("incident", "open", "--title", "Jeton volé", "--detected-at", "2026-11-25T08:30")
+    incident = Incident.objects.get()
+    assert incident.timeline.get().action == "opened"
+    call_command("incident", "attach", str(incident.pk), "--account", cast.staff.email, "--label", "staff")
+    out = capsys.readouterr().out
+    assert "5 people" in out and "ledger verified" in out
+    call_command("incident", "show", str(incident.pk))
+    assert "scope" in capsys.readouterr().out
+    call_command("incident", "list")
+    assert incident.number in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no incident"):
+        call_command("incident", "show", "999")
+    with pytest.raises(CommandError, match="futur"):
+        call_command("incident", "open", "--title", "x", "--detected-at", "2099-01-01T00:00")
