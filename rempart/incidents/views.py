@@ -22,6 +22,7 @@ from rempart.ledger import gate
 from rempart.registry.models import Insurer
 
 INCIDENT_ROLES = {Role.SECURITY}
+CONSOLE_NOTICES_MAX_PEOPLE = 50_000
 
 
 def _require_security(request) -> None:
@@ -179,6 +180,13 @@ def generate(request, pk: int, scope_pk: int):
     _require_security(request)
     incident = get_object_or_404(Incident, pk=pk)
     scope = get_object_or_404(incident.scopes, pk=scope_pk)
+    if scope.people > CONSOLE_NOTICES_MAX_PEOPLE:  # minutes of work: not inside a web request
+        messages.warning(
+            request,
+            _("Périmètre de %(n)s personnes : générez les notifications en ligne de commande : %(cmd)s")
+            % {"n": scope.people, "cmd": f"rempart incident notices {incident.pk} --scope {scope.pk}"},
+        )
+        return redirect("incidents:detail", pk=incident.pk)
     from rempart.incidents.notices import generate_notices
 
     documents = generate_notices(incident, scope, by=request.user, actor=gate.Actor.console(request))
