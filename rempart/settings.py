@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "rempart.ledger",
     "rempart.rights",
     "rempart.incidents",
+    "rempart.surveillance",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,12 @@ EMAIL_PORT = int(os.environ.get("REMPART_EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("REMPART_EMAIL_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("REMPART_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("REMPART_EMAIL_TLS", False)
+# Surveillance (docs/surveillance.md): counters in the database by default, in Redis when asked.
+REMPART_SURVEILLANCE_STORE = os.environ.get("REMPART_SURVEILLANCE_STORE", "database")  # database | redis
+REMPART_SURVEILLANCE_REDIS_URL = os.environ.get("REMPART_SURVEILLANCE_REDIS_URL") or REDIS_URL
+REMPART_SURVEILLANCE_ENABLED = env_bool("REMPART_SURVEILLANCE_ENABLED", True)
+REMPART_SURVEILLANCE = {}  # overrides of rempart.surveillance.policy.DEFAULTS, e.g. {"portal_checks_per_minute": 8}
+
 # Incident documents (notices, lists of affected people): a private directory, served only through views.
 REMPART_INCIDENT_DIR = os.environ.get("REMPART_INCIDENT_DIR", str(VAR_DIR / "incidents"))
 EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))

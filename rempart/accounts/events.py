@@ -38,6 +38,13 @@ TAGS = {
     "bank.changed": _("Coordonnées bancaires modifiées"),
     "organisation.suspended": _("Organisation suspendue"),
     "organisation.restored": _("Organisation rétablie"),
+    "surveillance.step_up": _("Second facteur redemandé : activité inhabituelle"),
+    "surveillance.throttled": _("Jeton d'API ralenti : activité inhabituelle"),
+    "surveillance.suspended": _("Suspension automatique : activité anormale"),
+    "switch.off": _("Coupure activée"),
+    "switch.on": _("Coupure levée"),
+    "token.suspended": _("Jeton d'API suspendu"),
+    "token.restored": _("Jeton d'API rétabli"),
 }
 
 

@@ -37,9 +37,11 @@ class Actor:
     token_id: int | None = None
     ip: str | None = None
     session_ref: str = ""
+    second_factor_at: float | None = None  # portal: when this session last proved a second factor
 
     @classmethod
     def portal(cls, request) -> Actor:
+        from rempart.accounts.stepup import last_second_factor_at
         from rempart.lib.http import client_ip
 
         session_key = request.session.session_key or ""
@@ -49,6 +51,7 @@ class Actor:
             user_id=request.user.pk,
             ip=client_ip(request),
             session_ref=hashlib.sha256(session_key.encode()).hexdigest()[:32] if session_key else "",
+            second_factor_at=last_second_factor_at(request),
         )
 
     @classmethod
@@ -193,7 +196,10 @@ def _presented_hash(card: CardData) -> bytes:
 
 def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
     """Confirm (or not) a patient's tiers payant for one domain and date, recording the answer in the ledger."""
+    from rempart.surveillance import engine as surveillance
+
     with transaction.atomic():
+        state = surveillance.before_check(actor, card)  # may refuse: switched off, stepped up, throttled
         found = _find(card)
         if found.beneficiary_id is None:
             outcome, terms, valid_until, fields = Disclosure.Outcome.NO_MATCH, None, None, []
@@ -220,6 +226,9 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
             care_date=card.care_date,
             outcome=outcome,
             fields=fields,
+        )
+        surveillance.after_check(
+            actor, state, surveillance.Observation(found.beneficiary_id, outcome, card.adherent_number)
         )
     return RightsAnswer(
         outcome=outcome,

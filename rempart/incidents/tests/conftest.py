@@ -20,6 +20,12 @@ COL = {name: index for index, name in enumerate(fmt.COLUMNS)}
 
 
 @pytest.fixture(autouse=True)
+def no_surveillance(settings):
+    """These tests script abuse at test speed to build scopes; surveillance (issue 7) is tested on its own."""
+    settings.REMPART_SURVEILLANCE_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
 def incident_dir(settings, tmp_path):
     """Generated documents go to the test's own directory, never to var/incidents."""
     settings.REMPART_INCIDENT_DIR = str(tmp_path / "incidents")

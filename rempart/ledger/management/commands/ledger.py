@@ -16,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=("verify", "heads", "partitions"))
-        parser.add_argument("--months-ahead", type=int, default=12, help="partitions: months to create ahead (12)")
+        parser.add_argument(
+            "--months-ahead", type=int, default=12, help="partitions: months to create ahead (12)"
+        )
         parser.add_argument("--since", help="verify only rows from this date (YYYY-MM-DD)")
         parser.add_argument(
             "--anchors", help="a file saved from `rempart ledger heads`: check those rows are intact"

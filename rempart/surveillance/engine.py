@@ -1,0 +1,277 @@
+"""The surveillance engine, called by the recording gate around every rights check.
+
+``before_check`` refuses what is switched off, stepped up (portal) or throttled (API), and counts the
+refused attempts; ``after_check`` updates the shared counters, evaluates the signals and climbs the
+response ladder (rempart.surveillance.policy). Side effects that must not be undone by a rollback or
+that are slow (ending sessions, the email to the owner, the incident with its scope) run once the
+check's transaction has committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from rempart.surveillance import canaries, policy, switches
+from rempart.surveillance.counters import DAY, FIXED_HOUR, HOUR, MINUTE, Count, Distinct, get_store
+from rempart.surveillance.models import ActorState
+from rempart.surveillance.policy import ALERT, STEP_UP, SUSPEND, Finding
+
+log = logging.getLogger("rempart.surveillance")
+KNOWN_IPS = 20
+GRACE = dt.timedelta(minutes=2)
+
+
+class CheckRefused(Exception):
+    """The check is not answered; ``code`` is stable for API clients, ``message`` is French for people."""
+
+    def __init__(self, code: str, message: str, status: int, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
+
+
+def enabled() -> bool:
+    return settings.REMPART_SURVEILLANCE_ENABLED
+
+
+def actor_key(actor) -> str:
+    return f"t:{actor.token_id}" if actor.token_id else f"u:{actor.user_id}"
+
+
+# --- before the check ---------------------------------------------------------------------------------
+
+
+def before_check(actor, card) -> ActorState | None:
+    if not enabled():
+        return None
+    switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
+    if switch is not None:
+        raise CheckRefused(
+            "switched_off",
+            "La vérification des droits est momentanément coupée par l'opérateur pour ce canal. "
+            "Réessayez plus tard ou contactez le support de Rempart.",
+            503,
+        )
+    state = ActorState.objects.filter(actor=actor_key(actor)).first()
+    if state is None:
+        return None
+    now = timezone.now()
+    if actor.channel == "api" and state.throttled_until and state.throttled_until > now:
+        retry = max(1, int((state.throttled_until - now).total_seconds()) + 1)
+        _blocked_attempt(actor, "rate_limited")
+        raise CheckRefused(
+            "rate_limited",
+            f"trop de vérifications en peu de temps : réessayez dans {retry} s",
+            429,
+            retry_after=retry,
+        )
+    if actor.channel != "api" and state.step_up_since:
+        proved = actor.second_factor_at
+        if proved is None or proved < state.step_up_since.timestamp():
+            _blocked_attempt(actor, "step_up_required")
+            raise CheckRefused(
+                "step_up_required",
+                "Activité inhabituelle : confirmez votre second facteur pour continuer les vérifications.",
+                403,
+            )
+        # Proved again: the person holds the second factor. Let the minute's count drain before judging again.
+        ActorState.objects.filter(pk=state.pk).update(step_up_since=None, grace_until=now + GRACE)
+        state.step_up_since, state.grace_until = None, now + GRACE
+    return state
+
+
+def _blocked_attempt(actor, why: str) -> None:
+    """A refused attempt is counted: whoever keeps pushing after a refusal is suspended."""
+    key = actor_key(actor)
+    values = get_store().update([Count(f"{key}:blocked", HOUR)], [])
+    blocked = values[f"{key}:blocked|hour"]
+    if blocked > policy.threshold("blocked_attempts_suspend"):
+        respond(
+            actor,
+            [Finding("blocked_attempts", SUSPEND, {"refused_attempts_last_hour": blocked, "refusal": why})],
+        )
+
+
+# --- after the check ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    beneficiary_id: int | None
+    outcome: str
+    adherent_number: str
+
+
+def after_check(actor, state: ActorState | None, observation: Observation) -> None:
+    if not enabled():
+        return
+    findings: list[Finding] = []
+    if observation.beneficiary_id is not None:
+        canary = canaries.canary_for(observation.beneficiary_id)
+        if canary is not None:
+            canaries.record_hit(canary)
+            findings.append(
+                Finding(
+                    "canary",
+                    SUSPEND,
+                    {"canary": canary.pk, "insurer": canary.insurer_id, "severity": "critical"},
+                )
+            )
+    key = actor_key(actor)
+    organisation, ip = f"o:{actor.organisation_id}", f"ip:{actor.ip}"
+    miss = 1 if observation.outcome == "no_match" else 0
+    counts = [
+        Count(key, MINUTE),
+        Count(key, HOUR),
+        Count(f"{key}:miss", HOUR, add=miss),
+        Count(organisation, DAY),
+        Count(f"{ip}:miss", HOUR, add=miss),
+    ]
+    member = str(observation.beneficiary_id) if observation.beneficiary_id is not None else None
+    distincts = [Distinct(f"{key}:confirmed", FIXED_HOUR, member), Distinct(f"{key}:confirmed", DAY, member)]
+    store = get_store()
+    values = store.update(counts, distincts)
+    findings += policy.velocity(actor.channel, values[f"{key}|minute"], values[f"{key}|hour"])
+    findings += policy.confirmations(
+        values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
+    )
+    findings += policy.misses(values[f"{key}:miss|hour"], values[f"{key}|hour"], values[f"{ip}:miss|hour"])
+    if miss:
+        findings += policy.sequential(store.recent(f"{key}:adherents", observation.adherent_number))
+    findings += policy.organisation_volume(
+        values[f"{organisation}|day"], baselines.daily(actor.organisation_id)
+    )
+    findings += _context(actor, state)
+    if findings:
+        respond(actor, findings)
+
+
+def _context(actor, state: ActorState | None) -> list[Finding]:
+    """New address, two addresses at once, unusual hour: alerts only (they explain, they do not block)."""
+    findings = []
+    now = timezone.now()
+    key = actor_key(actor)
+    if state is None:
+        state = ActorState(actor=key)
+    ips = list(state.known_ips)
+    if actor.ip and actor.ip not in ips:
+        if ips:
+            signal = "token_new_address" if actor.token_id else "new_address"
+            findings.append(Finding(signal, ALERT, {"address": actor.ip, "known": ips[-5:]}))
+        ips = (ips + [actor.ip])[-KNOWN_IPS:]
+    window = dt.timedelta(seconds=policy.threshold("two_addresses_seconds"))
+    if (
+        actor.ip and state.last_ip and state.last_ip != actor.ip and state.last_seen_at
+        and now - state.last_seen_at < window
+    ):  # fmt: skip
+        findings.append(Finding("two_addresses", ALERT, {"addresses": [state.last_ip, actor.ip]}))
+    if baselines.unusual_hour(actor.organisation_id, timezone.localtime(now).hour):
+        findings.append(Finding("unusual_hour", ALERT, {"hour": timezone.localtime(now).hour}))
+    changed = ips != state.known_ips or state.last_ip != actor.ip
+    stale = state.last_seen_at is None or now - state.last_seen_at > dt.timedelta(seconds=60)
+    if changed or stale:  # a write at most once a minute per actor on the quiet path
+        ActorState.objects.update_or_create(
+            actor=key, defaults={"known_ips": ips, "last_ip": actor.ip, "last_seen_at": now}
+        )
+    return findings
+
+
+# --- the ladder ---------------------------------------------------------------------------------------
+
+
+def respond(actor, findings: list[Finding]) -> None:
+    """Climb to the highest rung the findings call for; a repeated step-up or throttle climbs one more."""
+    from rempart.surveillance import responses
+
+    top = max(f.level for f in findings)
+    if top == STEP_UP:
+        state, _created = ActorState.objects.get_or_create(actor=actor_key(actor))
+        now = timezone.now()
+        repeat = dt.timedelta(seconds=policy.threshold("repeat_level2_seconds"))
+        recent = state.last_level2_at is not None and now - state.last_level2_at < repeat
+        if state.grace_until and now < state.grace_until:
+            top = ALERT  # just stepped up and proved: the findings are noted, nothing more
+        elif recent and state.level2_count >= (1 if actor.channel == "api" else 2):
+            findings = [
+                *findings,
+                Finding("repeated", SUSPEND, {"previous": state.last_level2_at.isoformat()}),
+            ]
+            top = SUSPEND
+    strongest = [f for f in findings if f.level >= top] or findings
+    responses.apply(actor, top, strongest, all_findings=findings)
+
+
+class _Baselines:
+    """Per-organisation daily volume (a high percentile over 30 days) and usual hours, from the ledger, cached."""
+
+    TTL = 3600.0
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[float, int | None, set[int] | None]] = {}
+
+    def _get(self, organisation_id: int | None):
+        if organisation_id is None:
+            return None, None
+        cached = self._cache.get(organisation_id)
+        if cached is None or time.monotonic() - cached[0] > self.TTL:
+            daily, hours = _learn(organisation_id)
+            cached = (time.monotonic(), daily, hours)
+            self._cache[organisation_id] = cached
+        return cached[1], cached[2]
+
+    def daily(self, organisation_id: int | None) -> int | None:
+        return self._get(organisation_id)[0]
+
+    def unusual_hour(self, organisation_id: int | None, hour: int) -> bool:
+        hours = self._get(organisation_id)[1]
+        return hours is not None and hour not in hours
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+MIN_HISTORY_FOR_HOURS = 200
+
+
+def _learn(organisation_id: int) -> tuple[int | None, set[int] | None]:
+    from django.db.models import Count as SqlCount
+    from django.db.models.functions import ExtractHour, TruncDate
+
+    from rempart.ledger.models import Disclosure
+
+    since = timezone.now() - dt.timedelta(days=30)
+    today = timezone.localdate()
+    rows = Disclosure.objects.filter(organisation_id=organisation_id, created_at__gte=since)
+    per_day = sorted(
+        n
+        for day, n in rows.annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=SqlCount("id"))
+        .values_list("day", "n")
+        if day != today
+    )
+    daily = per_day[int(0.95 * (len(per_day) - 1))] if per_day else None
+    hours = dict(
+        rows.annotate(hour=ExtractHour("created_at"))
+        .values("hour")
+        .annotate(n=SqlCount("id"))
+        .values_list("hour", "n")
+    )
+    usual = {h for h, n in hours.items() if n} if sum(hours.values()) >= MIN_HISTORY_FOR_HOURS else None
+    if usual is not None:  # the ledger's hours are UTC: compare in local time
+        offset = round(timezone.localtime().utcoffset().total_seconds() / 3600)
+        usual = {(h + offset) % 24 for h in usual}
+    return daily, usual
+
+
+baselines = _Baselines()
+
+
+def after_commit(function, *args, **kwargs) -> None:
+    transaction.on_commit(lambda: function(*args, **kwargs))

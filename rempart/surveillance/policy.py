@@ -1,0 +1,138 @@
+"""Signals and thresholds: from the counters of one check to the rungs of the response ladder.
+
+Pure: no database, no HTTP. Levels: 1 alert; 2 step-up (portal) or throttle (API, 429); 3 suspension of
+the account or token (and an incident); 4 suspension of the organisation. docs/surveillance.md explains
+each default and how to tune it (settings.REMPART_SURVEILLANCE overrides any of them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+ALERT, STEP_UP, SUSPEND, SUSPEND_ORGANISATION = 1, 2, 3, 4
+
+DEFAULTS = {
+    # Velocity per account (portal) or token (API). A person at a counter checks one patient at a time:
+    # a family of four in a minute is fast; ten a minute is a script.
+    "portal_checks_per_minute": 6,
+    "api_checks_per_minute": 10,
+    "portal_checks_per_hour": 60,
+    "api_checks_per_hour": 300,
+    # Distinct beneficiaries confirmed (identity matched) per account or token.
+    "confirmed_per_hour_step_up": 30,
+    "confirmed_per_day_suspend": 150,
+    # Misses (no match): guessing or enumeration.
+    "misses_per_hour_step_up": 10,
+    "miss_ratio_step_up": 0.5,
+    "misses_per_hour_suspend": 25,
+    "ip_misses_per_hour_suspend": 40,  # one address across accounts
+    # Refused attempts while stepped up or throttled: whoever keeps pushing is not the professional.
+    "blocked_attempts_suspend": 5,
+    # A second step-up or throttle within this many seconds suspends.
+    "repeat_level2_seconds": 3600,
+    "throttle_seconds": 60,
+    # Organisation: checks per day above max(floor, factor × its 30-day high percentile) raise an alert.
+    "organisation_daily_floor": 400,
+    "organisation_daily_factor": 3.0,
+    # Patterns: of the last 12 adherent numbers presented, this many close to another (±20) is enumeration.
+    "sequential_neighbours": 6,
+    # Two addresses for one account within this many seconds.
+    "two_addresses_seconds": 300,
+    # Organisation suspended when this many of its actors were suspended within 24 h.
+    "suspended_actors_for_organisation": 2,
+}
+
+
+def threshold(name: str):
+    return {**DEFAULTS, **getattr(settings, "REMPART_SURVEILLANCE", {})}[name]
+
+
+@dataclass(frozen=True)
+class Finding:
+    signal: str
+    level: int
+    evidence: dict = field(default_factory=dict)
+
+
+def velocity(channel: str, per_minute: int, per_hour: int) -> list[Finding]:
+    kind = "api" if channel == "api" else "portal"
+    findings = []
+    minute_cap, hour_cap = threshold(f"{kind}_checks_per_minute"), threshold(f"{kind}_checks_per_hour")
+    if per_minute > minute_cap:
+        findings.append(
+            Finding("velocity_minute", STEP_UP, {"checks_last_minute": per_minute, "ceiling": minute_cap})
+        )
+    if per_hour > hour_cap:
+        findings.append(
+            Finding("velocity_hour", STEP_UP, {"checks_last_hour": per_hour, "ceiling": hour_cap})
+        )
+    return findings
+
+
+def confirmations(per_hour: int, per_day: int) -> list[Finding]:
+    findings = []
+    if per_day > threshold("confirmed_per_day_suspend"):
+        findings.append(Finding("confirmed_day", SUSPEND, {"distinct_confirmed_today": per_day}))
+    elif per_hour > threshold("confirmed_per_hour_step_up"):
+        findings.append(Finding("confirmed_hour", STEP_UP, {"distinct_confirmed_this_hour": per_hour}))
+    return findings
+
+
+def misses(misses_hour: int, checks_hour: int, ip_misses_hour: int) -> list[Finding]:
+    findings = []
+    ratio = misses_hour / checks_hour if checks_hour else 0.0
+    evidence = {"misses_last_hour": misses_hour, "checks_last_hour": checks_hour, "ratio": round(ratio, 2)}
+    if misses_hour >= threshold("misses_per_hour_suspend"):
+        findings.append(Finding("misses", SUSPEND, evidence))
+    elif misses_hour >= threshold("misses_per_hour_step_up") and ratio >= threshold("miss_ratio_step_up"):
+        findings.append(Finding("misses", STEP_UP, evidence))
+    if ip_misses_hour >= threshold("ip_misses_per_hour_suspend"):
+        findings.append(Finding("address_misses", SUSPEND, {"misses_from_address_last_hour": ip_misses_hour}))
+    return findings
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _numeric_tail(adherent: str) -> tuple[str, int] | None:
+    """Split an adherent number into its non-numeric head and its last run of digits (``ADH-0042`` → ``ADH-``, 42)."""
+    parts = _DIGITS.split(adherent)
+    if len(parts) < 3:
+        return None
+    return "".join(parts[:-2]), int(parts[-2])
+
+
+def sequential(recent_adherents: list[str]) -> list[Finding]:
+    """Enumeration: many recent adherent numbers within ±20 of another one of the same form."""
+    tails = [t for t in (_numeric_tail(a) for a in recent_adherents) if t is not None]
+    close = 0
+    for i, (head, number) in enumerate(tails):
+        if any(
+            h == head and n != number and abs(n - number) <= 20 for j, (h, n) in enumerate(tails) if j != i
+        ):
+            close += 1
+    if close >= threshold("sequential_neighbours"):
+        return [
+            Finding(
+                "sequential_identifiers", STEP_UP, {"close_adherent_numbers": close, "of_last": len(tails)}
+            )
+        ]
+    return []
+
+
+def organisation_volume(checks_today: int, baseline: int | None) -> list[Finding]:
+    ceiling = max(
+        threshold("organisation_daily_floor"), int((baseline or 0) * threshold("organisation_daily_factor"))
+    )
+    if checks_today > ceiling:
+        return [
+            Finding(
+                "organisation_volume",
+                ALERT,
+                {"checks_today": checks_today, "ceiling": ceiling, "baseline": baseline},
+            )
+        ]
+    return []

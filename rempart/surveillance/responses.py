@@ -1,0 +1,216 @@
+"""The rungs of the ladder: alert, step-up or throttle, suspension with an incident, organisation suspension.
+
+Every rung is recorded (an Alert row, a security event for the organisation, the incident's timeline).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from rempart.accounts.events import record_event
+from rempart.accounts.models import ApiToken, Membership, Organisation, Role, User
+from rempart.surveillance import policy
+from rempart.surveillance.models import ActorState, Alert
+from rempart.surveillance.policy import ALERT, STEP_UP, SUSPEND, SUSPEND_ORGANISATION, Finding
+
+log = logging.getLogger("rempart.surveillance")
+DEDUPE = dt.timedelta(hours=1)
+SCOPE_DAYS = 30
+
+SIGNAL_LABELS = {
+    "velocity_minute": "trop de vérifications par minute",
+    "velocity_hour": "trop de vérifications par heure",
+    "confirmed_hour": "trop de bénéficiaires confirmés dans l'heure",
+    "confirmed_day": "trop de bénéficiaires confirmés dans la journée",
+    "misses": "trop de vérifications sans correspondance",
+    "address_misses": "trop d'échecs depuis une même adresse",
+    "sequential_identifiers": "numéros d'adhérent qui se suivent (énumération)",
+    "organisation_volume": "volume inhabituel pour l'organisation",
+    "blocked_attempts": "tentatives répétées malgré le blocage",
+    "repeated": "comportement anormal répété",
+    "canary": "bénéficiaire témoin (canari) présenté : fuite de données du registre",
+    "new_address": "nouvelle adresse pour ce compte",
+    "token_new_address": "jeton utilisé depuis une adresse inconnue",
+    "two_addresses": "compte actif depuis deux adresses à la fois",
+    "unusual_hour": "activité hors des heures habituelles de l'organisation",
+    "suspended_actors": "plusieurs comptes ou jetons suspendus dans l'organisation",
+}
+
+
+def _severity(level: int, findings: list[Finding]) -> str:
+    if level >= SUSPEND or any(f.signal == "canary" for f in findings):
+        return Alert.Severity.CRITICAL
+    if level == STEP_UP or any(f.signal in ("two_addresses", "token_new_address") for f in findings):
+        return Alert.Severity.WARNING
+    return Alert.Severity.INFO
+
+
+def _actor_fields(actor) -> dict:
+    return {
+        "user_id": actor.user_id,
+        "token_id": actor.token_id,
+        "organisation_id": actor.organisation_id,
+        "ip_address": actor.ip,
+    }
+
+
+def _alert(actor, level: int, findings: list[Finding], response: str) -> Alert | None:
+    now = timezone.now()
+    signal = findings[0].signal
+    if level == ALERT:  # the same explanation once an hour is enough
+        recent = Alert.objects.filter(
+            signal=signal, user_id=actor.user_id, token_id=actor.token_id, created_at__gte=now - DEDUPE
+        )
+        if recent.exists():
+            return None
+    evidence = {f.signal: f.evidence for f in findings}
+    return Alert.objects.create(
+        severity=_severity(level, findings), signal=signal, level=level, response=response,
+        evidence=evidence, **_actor_fields(actor),
+    )  # fmt: skip
+
+
+def apply(actor, level: int, findings: list[Finding], *, all_findings: list[Finding] | None = None) -> None:
+    if level <= ALERT:
+        for finding in all_findings or findings:
+            _alert(actor, ALERT, [finding], "")
+        return
+    if level == STEP_UP:
+        _step_up(actor, findings)
+        return
+    _suspend_actor(actor, findings)
+    if level >= SUSPEND_ORGANISATION:
+        _suspend_organisation(actor.organisation_id, findings)
+
+
+def _step_up(actor, findings: list[Finding]) -> None:
+    from rempart.surveillance.engine import actor_key
+
+    now = timezone.now()
+    state, _created = ActorState.objects.get_or_create(actor=actor_key(actor))
+    repeat = dt.timedelta(seconds=policy.threshold("repeat_level2_seconds"))
+    recent = state.last_level2_at is not None and now - state.last_level2_at < repeat
+    state.level2_count = state.level2_count + 1 if recent else 1
+    state.last_level2_at = now
+    if actor.channel == "api":
+        state.throttled_until = now + dt.timedelta(seconds=policy.threshold("throttle_seconds"))
+        response = f"jeton ralenti (429) jusqu'à {timezone.localtime(state.throttled_until):%H:%M:%S}"
+        tag = "surveillance.throttled"
+    else:
+        state.step_up_since = now
+        response = "second facteur redemandé avant la prochaine vérification"
+        tag = "surveillance.step_up"
+    state.save()
+    _alert(actor, STEP_UP, findings, response)
+    organisation = Organisation.objects.filter(pk=actor.organisation_id).first()
+    record_event(tag, user=User.objects.filter(pk=actor.user_id).first() if actor.user_id else None,
+                 organisation=organisation, signal=findings[0].signal)  # fmt: skip
+
+
+def _suspend_actor(actor, findings: list[Finding]) -> None:
+    now = timezone.now()
+    label = ""
+    if actor.token_id:
+        token = ApiToken.objects.filter(pk=actor.token_id).first()
+        if token is None or token.suspended_at:
+            return
+        ApiToken.objects.filter(pk=token.pk).update(suspended_at=now)
+        label = f"jeton rmp_{token.prefix}… ({token.name})"
+        user = None
+    else:
+        user = User.objects.filter(pk=actor.user_id).first()
+        if user is None or user.suspended_at:
+            return
+        User.objects.filter(pk=user.pk).update(suspended_at=now)
+        label = f"compte {user.email}"
+    response = f"{label} suspendu automatiquement ; incident ouvert"
+    alert = _alert(actor, SUSPEND, findings, response)
+    organisation = Organisation.objects.filter(pk=actor.organisation_id).first()
+    record_event("surveillance.suspended", user=user, organisation=organisation, signal=findings[0].signal,
+                 actor=label)  # fmt: skip
+    transaction.on_commit(lambda: _after_suspension(actor, label, findings, alert.pk if alert else None))
+    _maybe_suspend_organisation(actor, findings)
+
+
+def _after_suspension(actor, label: str, findings: list[Finding], alert_id: int | None) -> None:
+    """Once committed: sessions ended, the owners told, an incident opened with its scope attached."""
+    from rempart.accounts.sessions import end_sessions
+    from rempart.incidents import workflow
+    from rempart.incidents.models import Incident
+    from rempart.incidents.scope import ScopeCriteria
+
+    if actor.user_id:
+        end_sessions(user_id=actor.user_id)
+    reasons = "; ".join(SIGNAL_LABELS.get(f.signal, f.signal) for f in findings)
+    _tell_owners(actor.organisation_id, label, reasons)
+    now = timezone.now()
+    incident = workflow.open_incident(
+        title=f"Suspension automatique : {label}",
+        detected_at=now,
+        description=f"Signal : {reasons}.",
+        source=Incident.Source.ALERT,
+    )
+    workflow.add_measure(incident, f"{label} suspendu automatiquement")
+    criteria = ScopeCriteria(
+        user_ids=(actor.user_id,) if actor.user_id and not actor.token_id else (),
+        token_ids=(actor.token_id,) if actor.token_id else (),
+        since=now - dt.timedelta(days=SCOPE_DAYS),
+    )
+    workflow.attach_scope(incident, criteria, label=f"Activité de {label} ({SCOPE_DAYS} jours)")
+    if alert_id:
+        Alert.objects.filter(pk=alert_id).update(incident=incident)
+
+
+def _tell_owners(organisation_id: int | None, label: str, reasons: str) -> None:
+    owners = list(
+        Membership.objects.filter(
+            organisation_id=organisation_id, role=Role.OWNER, user__suspended_at__isnull=True
+        ).values_list("user__email", flat=True)
+    )
+    if not owners:
+        return
+    send_mail(
+        "Rempart : suspension automatique dans votre organisation",
+        f"Bonjour,\n\nRempart a suspendu automatiquement le {label} de votre organisation : {reasons}.\n\n"
+        "Si cette activité ne vient pas de vous, quelqu'un a peut-être obtenu ses identifiants : l'équipe sécurité "
+        "de Rempart vous contactera. Pour rétablir l'accès, contactez le support de Rempart.\n\n— Rempart",
+        settings.DEFAULT_FROM_EMAIL,
+        owners,
+    )
+
+
+def _maybe_suspend_organisation(actor, findings: list[Finding]) -> None:
+    since = timezone.now() - dt.timedelta(hours=24)
+    suspended = Alert.objects.filter(
+        organisation_id=actor.organisation_id, level__gte=SUSPEND, created_at__gte=since
+    )
+    actors = {(a.user_id, a.token_id) for a in suspended}
+    if len(actors) >= policy.threshold("suspended_actors_for_organisation"):
+        _suspend_organisation(
+            actor.organisation_id,
+            [Finding("suspended_actors", SUSPEND_ORGANISATION, {"actors": len(actors)})],
+        )
+
+
+def _suspend_organisation(organisation_id: int | None, findings: list[Finding]) -> None:
+    organisation = (
+        Organisation.objects.filter(pk=organisation_id).exclude(kind=Organisation.Kind.OPERATOR).first()
+    )
+    if organisation is None or organisation.is_suspended:
+        return
+    Organisation.objects.filter(pk=organisation.pk).update(status=Organisation.Status.SUSPENDED)
+    Alert.objects.create(
+        severity=Alert.Severity.CRITICAL, signal=findings[0].signal, level=SUSPEND_ORGANISATION,
+        response=f"organisation « {organisation.name} » suspendue", organisation=organisation,
+        evidence={f.signal: f.evidence for f in findings},
+    )  # fmt: skip
+    record_event("organisation.suspended", organisation=organisation, by="surveillance")
+    from rempart.accounts.sessions import end_sessions
+
+    transaction.on_commit(lambda: end_sessions(user___membership__organisation=organisation))
