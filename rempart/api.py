@@ -10,6 +10,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
 from rempart.rights.api import router as rights_router
+from rempart.surveillance.engine import CheckRefused
 
 api = NinjaAPI(
     title="Rempart API",
@@ -56,3 +57,14 @@ def http_error(request: HttpRequest, exc: HttpError):
     if detail == "Cannot parse request body":
         detail = "corps JSON illisible"
     return api.create_response(request, {"detail": detail, "field": None}, status=exc.status_code)
+
+
+@api.exception_handler(CheckRefused)
+def refused(request: HttpRequest, exc: CheckRefused):
+    """Surveillance or a kill switch refused the call: a stable ``code``, and when to retry if that helps."""
+    response = api.create_response(
+        request, {"detail": exc.message, "code": exc.code, "field": None}, status=exc.status
+    )
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response

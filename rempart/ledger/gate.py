@@ -198,8 +198,10 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
     """Confirm (or not) a patient's tiers payant for one domain and date, recording the answer in the ledger."""
     from rempart.surveillance import engine as surveillance
 
+    # Before the transaction: a refusal (switched off, stepped up, throttled) is counted and may suspend,
+    # and that must stay recorded although no answer is given.
+    state = surveillance.before_check(actor, card)
     with transaction.atomic():
-        state = surveillance.before_check(actor, card)  # may refuse: switched off, stepped up, throttled
         found = _find(card)
         if found.beneficiary_id is None:
             outcome, terms, valid_until, fields = Disclosure.Outcome.NO_MATCH, None, None, []

@@ -73,12 +73,25 @@ class RightsCheckOut(Schema):
 class ErrorOut(Schema):
     detail: str
     field: str | None = None
+    code: str | None = Field(
+        None,
+        description="Refus de la surveillance ou coupure : rate_limited (429, voir Retry-After), switched_off (503)",
+    )
 
 
 @router.post(
     "/rights/check",
     auth=TokenAuth("rights:check"),
-    response={200: RightsCheckOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 413: ErrorOut, 415: ErrorOut},
+    response={
+        200: RightsCheckOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        429: ErrorOut,
+        503: ErrorOut,
+    },  # fmt: skip
     summary="Vérifier les droits d'un patient pour un domaine et une date",
     description=(
         "Confirme, sans rien divulguer d'autre, si l'assureur du patient accorde le tiers payant pour ce domaine à cette "

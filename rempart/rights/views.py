@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -11,10 +12,12 @@ from django.utils.translation import gettext as _
 
 from rempart.accounts import roles
 from rempart.accounts.models import ApiToken, Organisation, User
+from rempart.accounts.stepup import step_up_redirect
 from rempart.ledger.gate import Actor, check_rights
 from rempart.ledger.models import Disclosure
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import RightsCheckForm, french_to_iso
+from rempart.surveillance.engine import CheckRefused
 
 
 def _professional_organisation(request) -> Organisation:
@@ -28,7 +31,7 @@ def _professional_organisation(request) -> Organisation:
 def check(request):
     organisation = _professional_organisation(request)
     form = RightsCheckForm(request.POST or None, initial={"domain": _default_domain(organisation)})
-    answer, status = None, 200
+    answer, status, refusal = None, 200, None
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
@@ -48,11 +51,19 @@ def check(request):
                 form.add_error(exc.field, exc.message)
                 status = 400
             else:
-                answer = check_rights(Actor.portal(request), card)
-                form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
+                try:
+                    answer = check_rights(Actor.portal(request), card)
+                except CheckRefused as exc:
+                    if exc.code == "step_up_required":
+                        messages.warning(request, exc.message)
+                        return step_up_redirect(request)
+                    refusal, status = exc.message, exc.status
+                else:
+                    form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
         else:
             status = 400
-    return render(request, "rights/check.html", {"form": form, "answer": answer}, status=status)
+    context = {"form": form, "answer": answer, "refusal": refusal}
+    return render(request, "rights/check.html", context, status=status)
 
 
 def _default_domain(organisation: Organisation) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rempart.surveillance import canaries, policy, switches
 from rempart.surveillance.counters import DAY, FIXED_HOUR, HOUR, MINUTE, Count, Distinct, get_store
@@ -34,6 +35,11 @@ class CheckRefused(Exception):
     def __init__(self, code: str, message: str, status: int, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
+
+
+def clock() -> float:
+    """Seconds since the epoch for the counters (a seam for tests that replay a day in a second)."""
+    return time.time()
 
 
 def enabled() -> bool:
@@ -54,8 +60,10 @@ def before_check(actor, card) -> ActorState | None:
     if switch is not None:
         raise CheckRefused(
             "switched_off",
-            "La vérification des droits est momentanément coupée par l'opérateur pour ce canal. "
-            "Réessayez plus tard ou contactez le support de Rempart.",
+            _(
+                "La vérification des droits est momentanément coupée par l'opérateur pour ce canal. "
+                "Réessayez plus tard ou contactez le support de Rempart."
+            ),
             503,
         )
     state = ActorState.objects.filter(actor=actor_key(actor)).first()
@@ -67,7 +75,7 @@ def before_check(actor, card) -> ActorState | None:
         _blocked_attempt(actor, "rate_limited")
         raise CheckRefused(
             "rate_limited",
-            f"trop de vérifications en peu de temps : réessayez dans {retry} s",
+            _("trop de vérifications en peu de temps : réessayez dans %(seconds)s s") % {"seconds": retry},
             429,
             retry_after=retry,
         )
@@ -77,7 +85,7 @@ def before_check(actor, card) -> ActorState | None:
             _blocked_attempt(actor, "step_up_required")
             raise CheckRefused(
                 "step_up_required",
-                "Activité inhabituelle : confirmez votre second facteur pour continuer les vérifications.",
+                _("Activité inhabituelle : confirmez votre second facteur pour continuer les vérifications."),
                 403,
             )
         # Proved again: the person holds the second factor. Let the minute's count drain before judging again.
@@ -89,7 +97,7 @@ def before_check(actor, card) -> ActorState | None:
 def _blocked_attempt(actor, why: str) -> None:
     """A refused attempt is counted: whoever keeps pushing after a refusal is suspended."""
     key = actor_key(actor)
-    values = get_store().update([Count(f"{key}:blocked", HOUR)], [])
+    values = get_store().update([Count(f"{key}:blocked", HOUR)], [], now=clock())
     blocked = values[f"{key}:blocked|hour"]
     if blocked > policy.threshold("blocked_attempts_suspend"):
         respond(
@@ -136,7 +144,7 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     member = str(observation.beneficiary_id) if observation.beneficiary_id is not None else None
     distincts = [Distinct(f"{key}:confirmed", FIXED_HOUR, member), Distinct(f"{key}:confirmed", DAY, member)]
     store = get_store()
-    values = store.update(counts, distincts)
+    values = store.update(counts, distincts, now=clock())
     findings += policy.velocity(actor.channel, values[f"{key}|minute"], values[f"{key}|hour"])
     findings += policy.confirmations(
         values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
