@@ -869,6 +869,54 @@ def write_report(args, meta, server_description, results, sanity, profile, comma
 # ---------------------------------------------------------------------------------------------- main
 
 
+SURVEILLANCE_MODES = ("off", "database", "redis")
+
+
+def surveillance_env(env: dict[str, str], mode: str) -> dict[str, str]:
+    """Surveillance off, or on with its counters in the database or in Redis (thresholds out of reach:
+    the benchmark's one token would otherwise be throttled; what is measured is the cost of counting)."""
+    if mode == "off":
+        return {**env, "REMPART_SURVEILLANCE_ENABLED": "0"}
+    return {
+        **env,
+        "REMPART_SURVEILLANCE_ENABLED": "1",
+        "REMPART_SURVEILLANCE_STORE": mode,
+        "REMPART_SURVEILLANCE_REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "REMPART_BENCH_SURVEILLANCE": "counting",
+    }
+
+
+def compare_surveillance(args, env, token, bodies, probe) -> None:
+    """The full endpoint with surveillance off, on (database counters) and on (Redis counters), in one run."""
+    rows = []
+    for mode in SURVEILLANCE_MODES:
+        server = Server(surveillance_env(env, mode), args.workers, args.worker_class, args.threads, probe)
+        try:
+            run_wrk(server.port, FULL_PATH, token, bodies, args.warmup, args.connections, args.wrk_threads, 0.9)
+            full = measure(server, f"surveillance {mode}", FULL_PATH, token, bodies, args, 0.0,
+                           duration=args.compare_duration)  # fmt: skip
+        finally:
+            server.stop()
+        rows.append((mode, full))
+    base = rows[0][1]["rps"]
+    lines = [
+        f"Surveillance cost, full endpoint, {args.compare_duration} s each, {args.connections} connections, "
+        f"{args.workers} workers ({int(args.beneficiaries):,} beneficiaries):",
+        "",
+        "| surveillance | requests/s | p50 | p99 | cost vs off | errors | other processes (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode, full in rows:
+        cost = 1 - full["rps"] / base if base else 0.0
+        lines.append(
+            f"| {mode} | {full['rps']:,.0f} | {_ms(full['p50'])} | {_ms(full['p99'])} | {cost:+.0%} "
+            f"| {full['errors']} | {full['cpu']['other']:.2f} |"
+        )
+    text = "\n".join(lines)
+    (OUT / "rights_check_surveillance.md").write_text(text + "\n", encoding="utf-8")
+    print("\n" + text + "\n(written to bench/out/rights_check_surveillance.md)\n", flush=True)
+
+
 def compare_workers(args, env, token, bodies, probe) -> None:
     rows = []
     for spec in args.compare_workers.split(","):
@@ -962,6 +1010,14 @@ def parse(argv):
         help="before each run, wait up to this long for other processes to leave the CPUs (shared machines)",
     )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="py-spy the full endpoint after the runs")
+    parser.add_argument(
+        "--surveillance", choices=SURVEILLANCE_MODES, default="database",
+        help="surveillance for the main runs: off, or on with database (default) or Redis counters",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compare-surveillance", action="store_true",
+        help="first measure the full endpoint with surveillance off, database and Redis (issue 7's cost)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.step = None
     return args
@@ -991,6 +1047,9 @@ def main(argv: list[str] | None = None) -> None:
     probe = bodies.read_text().split("\n", 1)[0]
     if args.compare_workers:
         compare_workers(args, env, token, bodies, probe)
+    if args.compare_surveillance:
+        compare_surveillance(args, env, token, bodies, probe)
+    env = surveillance_env(env, args.surveillance)
     server = Server(env, args.workers, args.worker_class, args.threads, probe)
     profile = None
     try:
