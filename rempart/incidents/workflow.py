@@ -97,12 +97,24 @@ class LedgerCheck:
     report: str
 
 
-def check_ledger(since: dt.datetime | None) -> LedgerCheck:
-    """`rempart ledger verify` over the scope's window (the whole ledger when the scope has no start)."""
+def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
+    """Before a scope is frozen: the chains from their last verified checkpoint (all of them, first time),
+    and every row the scope reads re-hashed on its own."""
+    from rempart.incidents.scope import ledger_rows
+
     started = time.monotonic()
-    result = chain.verify(since)
-    lines = result.broken or [f"{result.rows} ligne(s) vérifiée(s) dans {result.chains} chaînes : intègre"]
-    return LedgerCheck(result.ok, result.rows, time.monotonic() - started, "\n".join(lines))
+    result = chain.verify(from_checkpoints=True, save_checkpoints=True)
+    problems = result.broken + chain.check_rows(ledger_rows(criteria))
+    if problems:
+        report = "\n".join(dict.fromkeys(problems))
+    elif result.checkpoint_at:
+        report = (
+            f"{result.rows} ligne(s) nouvelles vérifiées depuis la vérification complète du "
+            f"{timezone.localtime(result.checkpoint_at):%d/%m/%Y %H:%M} ; lignes du périmètre recalculées : intègre"
+        )
+    else:
+        report = f"{result.rows} ligne(s) vérifiée(s) dans {result.chains} chaînes : intègre"
+    return LedgerCheck(not problems, result.rows, time.monotonic() - started, report)
 
 
 def _frozen_rows(scope: Scope):
@@ -128,7 +140,7 @@ def attach_scope(
     incident: Incident, criteria: ScopeCriteria, *, label: str, by=None, actor: gate.Actor | None = None
 ) -> Scope:
     """Verify the ledger over the window, then freeze the scope's entries and totals into the incident."""
-    check = check_ledger(criteria.since)
+    check = check_ledger(criteria)
     with transaction.atomic():
         scope = Scope.objects.create(
             incident=incident,

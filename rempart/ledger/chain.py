@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rempart.ledger.models import CHAIN_COUNT, ChainHead, Disclosure
+from rempart.ledger.models import CHAIN_COUNT, ChainCheckpoint, ChainHead, Disclosure
 from rempart.lib import hot_sql
 
 GENESIS = bytes(32)
@@ -123,6 +123,7 @@ class VerifyReport:
     rows: int = 0
     chains: int = 0
     broken: list[str] = field(default_factory=list)
+    checkpoint_at: dt.datetime | None = None  # when started from checkpoints: the oldest one used
 
     @property
     def ok(self) -> bool:
@@ -155,23 +156,52 @@ def parse_heads(text: str) -> dict[int, tuple[int, bytes]]:
     return anchors
 
 
-def verify(since: dt.datetime | None = None) -> VerifyReport:
-    """Recompute every chain (or from ``since``); report the first broken link of each chain."""
+def verify(
+    since: dt.datetime | None = None, *, from_checkpoints: bool = False, save_checkpoints: bool = False
+) -> VerifyReport:
+    """Recompute every chain and report the first broken link of each.
+
+    ``since``: only rows from that time (the first row's link is trusted). ``from_checkpoints``: start each
+    chain after the last row a complete verification found intact (that row must still carry the same hash),
+    so that a routine check reads only what is new. ``save_checkpoints``: when every chain is intact from its
+    start (or from its checkpoint), remember where each one ends.
+    """
     report = VerifyReport()
     heads = {head.chain: head for head in ChainHead.objects.all()}
+    checkpoints = {cp.chain: cp for cp in ChainCheckpoint.objects.all()} if from_checkpoints else {}
+    ends = {}
     for chain in range(CHAIN_COUNT):
         rows = Disclosure.objects.filter(chain=chain).order_by("seq")
-        if since is not None:
+        checkpoint = checkpoints.get(chain)
+        expected_seq, expected_prev = None, None
+        broken = None
+        if checkpoint is not None:
+            values = (
+                Disclosure.objects.filter(chain=chain, seq=checkpoint.seq)
+                .values_list(*_VERIFY_COLUMNS)
+                .first()
+            )
+            anchor = SimpleNamespace(**dict(zip(_VERIFY_COLUMNS, values, strict=True))) if values else None
+            if (
+                anchor is None
+                or bytes(anchor.row_hash) != bytes(checkpoint.row_hash)
+                or row_hash(anchor, bytes(anchor.prev_hash)) != bytes(anchor.row_hash)
+            ):
+                broken = (
+                    f"chain {chain}: the row verified at seq {checkpoint.seq} was altered or removed since"
+                )
+            rows = rows.filter(seq__gt=checkpoint.seq)
+            expected_seq, expected_prev = checkpoint.seq + 1, bytes(checkpoint.row_hash)
+            report.checkpoint_at = min(filter(None, [report.checkpoint_at, checkpoint.verified_at]))
+        elif since is not None:
             rows = rows.filter(created_at__gte=since)
         # Plain tuples, not model instances: verifying 100 M rows is bound by this loop.
         rows = (
             SimpleNamespace(**dict(zip(_VERIFY_COLUMNS, values, strict=True)))
             for values in rows.values_list(*_VERIFY_COLUMNS).iterator(chunk_size=5000)
         )
-        expected_seq, expected_prev = None, None
-        broken = None
         last = None
-        for row in rows:
+        for row in [] if broken else rows:
             report.rows += 1
             if expected_seq is None:
                 if since is None:  # the whole chain: it must start at 1 from the genesis hash
@@ -189,12 +219,41 @@ def verify(since: dt.datetime | None = None) -> VerifyReport:
                 break
             expected_seq, expected_prev, last = row.seq + 1, bytes(row.row_hash), row
         head = heads.get(chain)
-        if broken is None and head is not None and last is not None:
-            if head.seq != last.seq or bytes(head.last_hash) != bytes(last.row_hash):
-                broken = f"chain {chain}: the last row(s) are missing (head at seq {head.seq}, rows end at {last.seq})"
-        if broken is None and head is not None and last is None and head.seq and since is None:
+        end_seq = last.seq if last else (checkpoint.seq if checkpoint else 0)
+        end_hash = bytes(last.row_hash) if last else (bytes(checkpoint.row_hash) if checkpoint else GENESIS)
+        if broken is None and head is not None and (last is not None or checkpoint is not None):
+            if head.seq != end_seq or bytes(head.last_hash) != end_hash:
+                broken = f"chain {chain}: the last row(s) are missing (head at seq {head.seq}, rows end at {end_seq})"
+        if (
+            broken is None
+            and head is not None
+            and last is None
+            and checkpoint is None
+            and head.seq
+            and since is None
+        ):
             broken = f"chain {chain}: all {head.seq} row(s) are missing"
         if broken:
             report.broken.append(broken)
+        ends[chain] = (end_seq, end_hash)
         report.chains += 1
+    if save_checkpoints and report.ok and (since is None or from_checkpoints):
+        now = timezone.now()
+        for chain, (seq, digest) in ends.items():
+            if seq:
+                ChainCheckpoint.objects.update_or_create(
+                    chain=chain, defaults={"seq": seq, "row_hash": digest, "verified_at": now}
+                )
     return report
+
+
+def check_rows(rows) -> list[str]:
+    """Re-hash given rows against their own link (content check only), e.g. the rows of an incident's scope."""
+    problems = []
+    for values in rows.values_list(*_VERIFY_COLUMNS).iterator(chunk_size=5000):
+        row = SimpleNamespace(**dict(zip(_VERIFY_COLUMNS, values, strict=True)))
+        if row_hash(row, bytes(row.prev_hash)) != bytes(row.row_hash):
+            problems.append(f"chain {row.chain}: seq {row.seq} ({row.reference}) was altered")
+            if len(problems) >= 20:
+                break
+    return problems

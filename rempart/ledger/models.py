@@ -93,3 +93,15 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain {self.chain} at {self.seq}"
+
+
+class ChainCheckpoint(models.Model):
+    """The last row of a chain that a complete verification found intact: later verifications start there."""
+
+    chain = models.PositiveSmallIntegerField(primary_key=True)
+    seq = models.BigIntegerField()
+    row_hash = models.BinaryField(max_length=32)
+    verified_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"chain {self.chain} verified to {self.seq}"

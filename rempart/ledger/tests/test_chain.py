@@ -126,3 +126,37 @@ def test_missing_heads_are_recreated_at_genesis(db):
     rows = _append(5)
     assert all(r.seq == 1 or bytes(r.prev_hash) != chain.GENESIS for r in rows)
     assert chain.verify().ok
+
+
+def test_checkpoints_let_a_routine_verification_read_only_new_rows(db, capsys):
+    from rempart.ledger.models import ChainCheckpoint
+
+    _append(30)
+    call_command("ledger", "verify")  # complete: saves where each chain ends
+    assert ChainCheckpoint.objects.count() == len({r.chain for r in Disclosure.objects.all()})
+    _append(5)
+    report = chain.verify(from_checkpoints=True)
+    assert report.ok and report.rows == 5 and report.checkpoint_at is not None
+    call_command("ledger", "verify", "--incremental")
+    assert "5 rows in 16 chains verified since the checkpoints" in capsys.readouterr().out
+
+
+def test_a_checkpointed_row_altered_later_is_caught_and_a_full_run_finds_older_changes(db):
+    _append(20)
+    chain.verify(save_checkpoints=True)
+    newest = Disclosure.objects.order_by("-id").first()
+    _raw("UPDATE ledger_disclosure SET outcome = 'covered' WHERE id = %s", [newest.pk])
+    report = chain.verify(from_checkpoints=True)
+    assert not report.ok  # a chain's checkpoint row itself no longer has its hash
+    oldest = Disclosure.objects.order_by("id").first()
+    assert not chain.verify().ok and any(
+        f"seq {oldest.seq}" in line or "altered" in line for line in chain.verify().broken
+    )
+
+
+def test_check_rows_rehashes_just_the_given_rows(db):
+    rows = _append(6)
+    _raw("UPDATE ledger_disclosure SET organisation_id = 99 WHERE id = %s", [rows[2].pk])
+    problems = chain.check_rows(Disclosure.objects.filter(pk__in=[r.pk for r in rows[:3]]))
+    assert len(problems) == 1 and rows[2].reference in problems[0]
+    assert chain.check_rows(Disclosure.objects.filter(pk__in=[r.pk for r in rows[3:]])) == []
