@@ -78,6 +78,16 @@ class Incident(models.Model):
         return self.deadline - (now or timezone.now())
 
 
+ACTION_LABELS = {
+    "opened": _("Ouverture"),
+    "scope": _("Périmètre figé"),
+    "measure": _("Mesure"),
+    "status": _("Statut"),
+    "note": _("Note"),
+    "notices": _("Notifications générées"),
+}
+
+
 class TimelineEntry(models.Model):
     """Who did what, when: appended by the workflow, never edited."""
 
@@ -94,6 +104,10 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        return str(ACTION_LABELS.get(self.action, self.action))
 
 
 class Scope(models.Model):

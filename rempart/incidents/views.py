@@ -124,6 +124,7 @@ def scope_preview(request, pk: int):
 
 
 @login_required
+@require_POST
 def scope_rerun(request, pk: int, scope_pk: int):
     _require_security(request)
     incident = get_object_or_404(Incident, pk=pk)
@@ -146,13 +147,15 @@ def change_status(request, pk: int):
     _require_security(request)
     incident = get_object_or_404(Incident, pk=pk)
     form = StatusForm(request.POST)
-    if form.is_valid():
-        try:
-            workflow.set_status(
-                incident, form.cleaned_data["status"], by=request.user, note=form.cleaned_data["note"]
-            )
-        except workflow.WorkflowError as exc:
-            messages.error(request, str(exc))
+    if not form.is_valid():
+        messages.error(request, _("Choisissez un statut proposé."))
+        return redirect("incidents:detail", pk=incident.pk)
+    try:
+        workflow.set_status(
+            incident, form.cleaned_data["status"], by=request.user, note=form.cleaned_data["note"]
+        )
+    except workflow.WorkflowError as exc:
+        messages.error(request, str(exc))
     return redirect("incidents:detail", pk=incident.pk)
 
 
@@ -187,14 +190,33 @@ def generate(request, pk: int, scope_pk: int):
             % {"n": scope.people, "cmd": f"rempart incident notices {incident.pk} --scope {scope.pk}"},
         )
         return redirect("incidents:detail", pk=incident.pk)
-    from rempart.incidents.notices import generate_notices
+    from rempart.incidents.notices import NoticeError, generate_notices
 
-    documents = generate_notices(incident, scope, by=request.user, actor=gate.Actor.console(request))
-    messages.success(request, _("%(n)s document(s) générés.") % {"n": len(documents)})
+    just_made = scope.documents.filter(created_at__gte=timezone.now() - timezone.timedelta(seconds=60))
+    if just_made.exists():  # a double click: the documents of a moment ago are there
+        messages.warning(request, _("Les notifications de ce périmètre viennent d'être générées."))
+        return redirect("incidents:detail", pk=incident.pk)
+    try:
+        documents = generate_notices(incident, scope, by=request.user, actor=gate.Actor.console(request))
+    except NoticeError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("%(n)s document(s) générés.") % {"n": len(documents)})
     return redirect("incidents:detail", pk=incident.pk)
 
 
-def _send(document: Document):
+LISTS = {Document.Kind.AFFECTED_LIST, Document.Kind.LETTER_MERGE}
+
+
+def _send(request, document: Document, actor: gate.Actor):
+    """Download a document; a list of people is a disclosure of their keys, so it is recorded in the ledger."""
+    if document.kind in LISTS:
+        people = (document.scope.per_insurer.get(str(document.insurer_id), {}) if document.scope else {}).get(
+            "people", 0
+        )
+        gate.record_scope_run(
+            actor, label=f"{document.incident.number}/document {document.pk}", people=people, listed=True
+        )
     try:
         handle = document.file.open("rb")
     except FileNotFoundError:
@@ -208,7 +230,7 @@ def _send(document: Document):
 def download(request, pk: int, document_pk: int):
     _require_security(request)
     document = get_object_or_404(Document, pk=document_pk, incident_id=pk)
-    return _send(document)
+    return _send(request, document, gate.Actor.console(request))
 
 
 # --- The insurer's side: its own notices, and nothing of other insurers (404).
@@ -236,4 +258,4 @@ def insurer_notices(request):
 def insurer_download(request, document_pk: int):
     insurer = _insurer_of(request)
     document = get_object_or_404(Document, pk=document_pk, insurer=insurer)
-    return _send(document)
+    return _send(request, document, gate.Actor.portal(request))

@@ -63,8 +63,11 @@ def open_incident(
 
 
 def set_status(incident: Incident, status: str, *, by=None, note: str = "") -> None:
+    if status == incident.status:
+        raise WorkflowError(f"l'incident est déjà « {incident.get_status_display()} »")
     if status not in TRANSITIONS.get(incident.status, set()):
-        raise WorkflowError(f"passage de « {incident.get_status_display()} » à « {status} » impossible")
+        target = Incident.Status(status).label if status in Incident.Status.values else status
+        raise WorkflowError(f"passage de « {incident.get_status_display()} » à « {target} » impossible")
     with transaction.atomic():
         previous = incident.get_status_display()
         incident.status = status

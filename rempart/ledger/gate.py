@@ -229,9 +229,11 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
             outcome=outcome,
             fields=fields,
         )
-        surveillance.after_check(
-            actor, state, surveillance.Observation(found.beneficiary_id, outcome, card.adherent_number)
-        )
+    # After the commit: the counters live in their own short transaction, so that concurrent checks of one
+    # organisation never wait on each other's ledger commit.
+    surveillance.after_check(
+        actor, state, surveillance.Observation(found.beneficiary_id, outcome, card.adherent_number)
+    )
     return RightsAnswer(
         outcome=outcome,
         reference=row.reference,

@@ -115,3 +115,27 @@ def test_an_insurer_reaches_its_notices_and_not_another_insurers(
     assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"numero_adherent")
     assert client.get(f"/assureur/incidents/documents/{other.pk}/").status_code == 404
     assert client.get(f"/operateur/incidents/{incident.pk}/documents/{own.pk}/").status_code == 404
+
+
+def test_downloading_a_list_of_people_is_recorded(client, cast, population, tmp_path):
+    first, _second = population.insurers
+    incident = workflow.open_incident(title="x", detected_at=timezone.now())
+    document = _document(incident, first, tmp_path)
+    login(client, cast.insurer_member, cast.secrets[cast.insurer_member.email])
+    before = Disclosure.objects.filter(purpose="incident_scope").count()
+    response = client.get(f"/assureur/incidents/documents/{document.pk}/")
+    assert response.status_code == 200
+    row = Disclosure.objects.filter(purpose="incident_scope").latest("id")
+    assert Disclosure.objects.filter(purpose="incident_scope").count() == before + 1
+    assert row.user_id == cast.insurer_member.pk and f"document {document.pk}" in row.fields[0]
+
+
+def test_rerun_is_a_post_and_status_errors_are_explained(analyst_client, cast):
+    incident = workflow.open_incident(title="x", detected_at=timezone.now())
+    assert analyst_client.get(f"/operateur/incidents/{incident.pk}/perimetres/1/relancer/").status_code == 405
+    page = analyst_client.post(f"/operateur/incidents/{incident.pk}/statut/", {"status": "open"}, follow=True)
+    assert "déjà « Ouvert »" in page.content.decode()
+    page = analyst_client.post(
+        f"/operateur/incidents/{incident.pk}/statut/", {"status": "bogus"}, follow=True
+    )
+    assert "Choisissez un statut proposé" in page.content.decode()

@@ -77,7 +77,14 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             self.stdout.write("SQLite: the ledger is one table (partitions are a PostgreSQL feature).")
             return
-        created, skipped = ensure_partitions(months_ahead=months_ahead)
+        from django.db import DatabaseError
+
+        try:
+            created, skipped = ensure_partitions(months_ahead=months_ahead)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"cannot create partitions ({exc.__class__.__name__}): run this as the ledger table's owner"
+            ) from None
         for name in created:
             self.stdout.write(f"created {name}")
         for name in skipped:
@@ -86,4 +93,6 @@ class Command(BaseCommand):
                 "(see docs/incident-response.md, Ledger storage)"
             )
         for name, rows, size in partition_sizes():
-            self.stdout.write(f"{name:32s} {rows:>14,} rows {size / 1e6:>10,.1f} MB")
+            self.stdout.write(f"{name:32s} {rows:>14,} rows (estimate) {size / 1e6:>10,.1f} MB")
+        if skipped:
+            raise CommandError(f"{len(skipped)} month(s) skipped: their rows are in the default partition")
