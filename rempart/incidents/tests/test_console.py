@@ -124,7 +124,7 @@ def test_downloading_a_list_of_people_is_recorded(client, cast, population, tmp_
     login(client, cast.insurer_member, cast.secrets[cast.insurer_member.email])
     before = Disclosure.objects.filter(purpose="incident_scope").count()
     response = client.get(f"/assureur/incidents/documents/{document.pk}/")
-    assert response.status_code == 200
+    assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"numero_adherent")
     row = Disclosure.objects.filter(purpose="incident_scope").latest("id")
     assert Disclosure.objects.filter(purpose="incident_scope").count() == before + 1
     assert row.user_id == cast.insurer_member.pk and f"document {document.pk}" in row.fields[0]
