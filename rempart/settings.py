@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rempart.rights",
     "rempart.incidents",
     "rempart.surveillance",
+    "rempart.authorizations",
 ]
 
 MIDDLEWARE = [
