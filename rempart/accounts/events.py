@@ -45,6 +45,9 @@ TAGS = {
     "switch.on": _("Coupure levée"),
     "token.suspended": _("Jeton d'API suspendu"),
     "token.restored": _("Jeton d'API rétabli"),
+    "canary.planted": _("Bénéficiaires témoins (canaris) implantés"),
+    "canary.revealed": _("Données scellées des canaris consultées"),
+    "alert.handled": _("Alerte de surveillance traitée"),
 }
 
 

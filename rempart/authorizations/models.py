@@ -30,8 +30,12 @@ class Pec(models.Model):
 
     number = models.CharField(max_length=16, unique=True, default=new_number)
     organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="pecs")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    token = models.ForeignKey("accounts.ApiToken", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    token = models.ForeignKey(
+        "accounts.ApiToken", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     insurer = models.ForeignKey("registry.Insurer", on_delete=models.PROTECT, related_name="+")
     beneficiary_id = models.BigIntegerField(db_index=True)  # internal id: identity stays in the registry
     domain = models.CharField(max_length=4)

@@ -19,7 +19,7 @@ from rempart.ledger import chain
 from rempart.ledger.models import Disclosure
 from rempart.lib import hot_sql
 from rempart.lib.crypto import field_cipher
-from rempart.registry.models import Beneficiary, Contract, Guarantee, Insurer
+from rempart.registry.models import Beneficiary, Contract, Guarantee, Insurer, Product
 from rempart.rights.cards import CardData
 from rempart.rights.coverage import ContractFacts, CoverageFacts, GuaranteeFacts, decide
 
@@ -243,6 +243,105 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
         terms=terms,
         valid_until=valid_until,
     )
+
+
+# --- Prise en charge: the same identification, then what the decision engine needs, recorded with purpose "pec".
+
+PURPOSE_PEC = "pec"
+
+
+@dataclass(frozen=True)
+class PecFacts:
+    """What a PEC decision may know of the matched beneficiary: never a name or a NIR."""
+
+    beneficiary_id: int
+    insurer_id: int
+    birth_year: int
+    birth_month: int | None
+    birth_day: int | None
+    contract: ContractFacts
+    coverage: CoverageFacts
+    product_responsible: bool
+    guarantee: (
+        dict | None
+    )  # tp_code, rate_percent, amount_cents, pec_required, ceilings (cents), effective_from
+
+
+_PEC_FACTS = hot_sql.Statement(
+    """
+    SELECT b.birth_year, b.birth_month, b.birth_day, p.responsible
+    FROM registry_beneficiary b
+    JOIN registry_contract c ON c.id = b.contract_id
+    JOIN registry_product p ON p.id = c.product_id
+    WHERE b.id = %s
+    """,
+    [
+        hot_sql.field(Beneficiary, "birth_year"),
+        hot_sql.field(Beneficiary, "birth_month"),
+        hot_sql.field(Beneficiary, "birth_day"),
+        hot_sql.field(Product, "responsible"),
+    ],
+)
+
+
+def decide_pec(actor: Actor, card: CardData, decide):
+    """Identify the patient as the rights check does (``card.care_date`` = the delivery date), then call
+    ``decide(facts)`` inside the same transaction as the ledger row. Returns (decide's result or None on a
+    miss, the ledger reference). ``decide`` may raise to store nothing: then no ledger row is written either."""
+    from rempart.surveillance import engine as surveillance
+
+    state = surveillance.before_check(actor, card)
+    with transaction.atomic():
+        found = _find(card)
+        result, fields = None, []
+        if found.beneficiary_id is not None:
+            year, month, day, responsible = _PEC_FACTS.first([found.beneficiary_id])
+            guarantee = (
+                Guarantee.objects.filter(
+                    product__contracts__beneficiaries__id=found.beneficiary_id,
+                    domain=card.domain,
+                    effective_from__lte=card.care_date,
+                )
+                .order_by("-effective_from")
+                .values(
+                    "tp_code", "rate_percent", "amount_cents", "pec_required", "ceilings", "effective_from"
+                )
+                .first()
+            )
+            facts = PecFacts(
+                beneficiary_id=found.beneficiary_id,
+                insurer_id=found.insurer_id,
+                birth_year=year,
+                birth_month=month,
+                birth_day=day,
+                contract=found.contract,
+                coverage=found.coverage,
+                product_responsible=bool(responsible),
+                guarantee=guarantee,
+            )
+            result = decide(facts)
+            fields = ["identity_confirmed", f"coverage:{card.domain}", f"pec_amounts:{card.domain}"]
+        outcome = Disclosure.Outcome.NO_MATCH if found.beneficiary_id is None else Disclosure.Outcome.COVERED
+        row = chain.append(
+            channel=actor.channel,
+            purpose=PURPOSE_PEC,
+            organisation_id=actor.organisation_id,
+            user_id=actor.user_id,
+            token_id=actor.token_id,
+            session_ref=actor.session_ref,
+            ip_address=actor.ip,
+            insurer_id=found.insurer_id,
+            beneficiary_id=found.beneficiary_id,
+            presented_hash=None if found.beneficiary_id else _presented_hash(card),
+            domain=card.domain,
+            care_date=card.care_date,
+            outcome=outcome,
+            fields=fields,
+        )
+    surveillance.after_check(
+        actor, state, surveillance.Observation(found.beneficiary_id, outcome, card.adherent_number)
+    )
+    return result, row.reference
 
 
 # --- Incident scopes: who looked at whose exposure is recorded like any other disclosure.

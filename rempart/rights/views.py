@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -54,16 +55,29 @@ def check(request):
                 try:
                     answer = check_rights(Actor.portal(request), card)
                 except CheckRefused as exc:
+                    if _suspended_meanwhile(request):
+                        return redirect("account_login")
                     if exc.code == "step_up_required":
                         messages.warning(request, exc.message)
                         return step_up_redirect(request)
                     refusal, status = exc.message, exc.status
                 else:
+                    # The check may have suspended this account (a canary, a threshold): its sessions were ended.
+                    # The answer is still shown as for anyone, on a fresh anonymous session.
+                    _suspended_meanwhile(request)
                     form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
         else:
             status = 400
     context = {"form": form, "answer": answer, "refusal": refusal}
     return render(request, "rights/check.html", context, status=status)
+
+
+def _suspended_meanwhile(request) -> bool:
+    """Surveillance suspended this account during the request: log the browser out cleanly (a new session)."""
+    if User.objects.filter(pk=request.user.pk, suspended_at__isnull=False).exists():
+        logout(request)
+        return True
+    return False
 
 
 def _default_domain(organisation: Organisation) -> str:

@@ -54,6 +54,7 @@ def actor_key(actor) -> str:
 
 
 def before_check(actor, card) -> ActorState | None:
+    state = _admit(actor)
     if not enabled():
         return None
     switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
@@ -61,12 +62,11 @@ def before_check(actor, card) -> ActorState | None:
         raise CheckRefused(
             "switched_off",
             _(
-                "La vérification des droits est momentanément coupée par l'opérateur pour ce canal. "
+                "La vérification des droits est momentanément coupée par l'opérateur. "
                 "Réessayez plus tard ou contactez le support de Rempart."
             ),
             503,
         )
-    state = ActorState.objects.filter(actor=actor_key(actor)).first()
     if state is None:
         return None
     now = timezone.now()
@@ -92,6 +92,52 @@ def before_check(actor, card) -> ActorState | None:
         ActorState.objects.filter(pk=state.pk).update(step_up_since=None, grace_until=now + GRACE)
         state.step_up_since, state.grace_until = None, now + GRACE
     return state
+
+
+_STATE_FIELDS = [f.name for f in ActorState._meta.concrete_fields]
+_ADMISSION_SQL = (
+    "SELECT u.suspended_at, t.suspended_at, o.status, {columns} FROM (SELECT 1 AS one) x "
+    "LEFT JOIN accounts_user u ON u.id = %s LEFT JOIN accounts_apitoken t ON t.id = %s "
+    "LEFT JOIN accounts_organisation o ON o.id = %s LEFT JOIN surveillance_actorstate s ON s.actor = %s"
+)
+_ADMISSION = None
+
+
+def _admission_statement():
+    """One prepared statement per check: the actor's standing (suspensions) and its surveillance state."""
+    global _ADMISSION
+    if _ADMISSION is None:
+        from rempart.accounts.models import ApiToken, Organisation, User
+        from rempart.lib import hot_sql
+
+        columns = ", ".join(f"s.{ActorState._meta.get_field(n).column}" for n in _STATE_FIELDS)
+        sql = _ADMISSION_SQL.format(columns=columns)  # column names from the model; values are parameters
+        _ADMISSION = hot_sql.Statement(
+            sql,
+            [
+                hot_sql.field(User, "suspended_at"),
+                hot_sql.field(ApiToken, "suspended_at"),
+                hot_sql.field(Organisation, "status"),
+                *(ActorState._meta.get_field(n) for n in _STATE_FIELDS),
+            ],
+        )
+    return _ADMISSION
+
+
+def _admit(actor) -> ActorState | None:
+    """Refuse a suspended account, token or organisation (a second lock behind the session middleware and
+    the token check); return the actor's surveillance state, if any."""
+    row = _admission_statement().first(
+        [actor.user_id, actor.token_id, actor.organisation_id, actor_key(actor)]
+    )
+    user_suspended, token_suspended, organisation_status, *state = row
+    if user_suspended or token_suspended or organisation_status == "suspended":
+        raise CheckRefused("suspended", _("Ce compte, ce jeton ou cette organisation est suspendu."), 403)
+    if state[0] is None:
+        return None
+    return ActorState.from_db(
+        "default", [ActorState._meta.get_field(n).attname for n in _STATE_FIELDS], state
+    )
 
 
 def _blocked_attempt(actor, why: str) -> None:

@@ -106,7 +106,7 @@ class Switch(models.Model):
         ACCOUNT = "account", _("Compte")
         TOKEN = "token", _("Jeton d'API")
         ORGANISATION = "organisation", _("Organisation")
-        INSURER = "insurer", _("Organisations d'un assureur")
+        INSURER = "insurer", _("Cartes d'un assureur (toutes les vérifications)")
         CHANNEL = "channel", _("Canal")
 
     class Channel(models.TextChoices):

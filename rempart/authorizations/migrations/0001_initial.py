@@ -8,47 +8,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_cache_table'),
-        ('registry', '0001_initial'),
+        ("accounts", "0002_cache_table"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Pec',
+            name="Pec",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(default=rempart.authorizations.models.new_number, max_length=16, unique=True)),
-                ('beneficiary_id', models.BigIntegerField(db_index=True)),
-                ('domain', models.CharField(max_length=4)),
-                ('status', models.CharField(choices=[('accepted', 'Accordée'), ('partially_accepted', 'Accordée en partie'), ('refused', 'Refusée')], max_length=20)),
-                ('delivery_date', models.DateField()),
-                ('valid_until', models.DateField(blank=True, null=True)),
-                ('quote', models.JSONField()),
-                ('decision', models.JSONField()),
-                ('total_committed_cents', models.BigIntegerField()),
-                ('rule_version', models.CharField(max_length=40)),
-                ('data_version', models.CharField(max_length=80)),
-                ('ledger_reference', models.CharField(max_length=24)),
-                ('idempotency_key', models.CharField(blank=True, max_length=80)),
-                ('request_fingerprint', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('insurer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.insurer')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='pecs', to='accounts.organisation')),
-                ('token', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.apitoken')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "number",
+                    models.CharField(
+                        default=rempart.authorizations.models.new_number, max_length=16, unique=True
+                    ),
+                ),
+                ("beneficiary_id", models.BigIntegerField(db_index=True)),
+                ("domain", models.CharField(max_length=4)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("accepted", "Accordée"),
+                            ("partially_accepted", "Accordée en partie"),
+                            ("refused", "Refusée"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("delivery_date", models.DateField()),
+                ("valid_until", models.DateField(blank=True, null=True)),
+                ("quote", models.JSONField()),
+                ("decision", models.JSONField()),
+                ("total_committed_cents", models.BigIntegerField()),
+                ("rule_version", models.CharField(max_length=40)),
+                ("data_version", models.CharField(max_length=80)),
+                ("ledger_reference", models.CharField(max_length=24)),
+                ("idempotency_key", models.CharField(blank=True, max_length=80)),
+                ("request_fingerprint", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="registry.insurer"
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="pecs",
+                        to="accounts.organisation",
+                    ),
+                ),
+                (
+                    "token",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.apitoken",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'prise en charge',
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['beneficiary_id', 'domain', 'delivery_date'], name='pec_history')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('organisation', 'idempotency_key'), name='pec_idempotency_per_organisation')],
+                "verbose_name": "prise en charge",
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["beneficiary_id", "domain", "delivery_date"], name="pec_history")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("idempotency_key", ""), _negated=True),
+                        fields=("organisation", "idempotency_key"),
+                        name="pec_idempotency_per_organisation",
+                    )
+                ],
             },
         ),
     ]
