@@ -16,7 +16,7 @@ bounded memory at any result size. Steps:
    partition (then attached to the parent's indexes by re-running their definitions), after a ``VACUUM`` of
    each partition; then ``ANALYZE``. Distribution: 24 months, rows spread evenly in time and in time order (as
    appends are); 20,000 professional accounts (portal) in 8,000 organisations and 2,000 API tokens (35 % of
-   the rows), activity skewed (busiest account ~80 k rows, median ~2 k); each organisation has a home /24
+   the rows), activity skewed (busiest account ~90 k rows, median ~2.7 k); each organisation has a home /24
    (2 organisations a /24, except 400 organisations behind 8 shared /24s, 50 each), each account 1–3 usual
    addresses in it, 3 % of the rows from anywhere else; 10 % misses (no beneficiary, presented hash set);
    beneficiaries out of 20 M, 80 % from the organisation's own clientele of 2,500 people, 20 % from anyone;
@@ -221,7 +221,7 @@ def scope_subjects(end: dt.datetime) -> list[dict]:
     return [
         {"key": "a", "label": "(a) busiest account × 30 days", "criteria": {"user_ids": [busiest_user], **window(30)}},
         {"key": "b", "label": "(b) 50 accounts × 6 months", "criteria": {"user_ids": fifty, **window(182)}},
-        {"key": "c", "label": f"(c) one /24 ({ordinary}) × 1 year", "criteria": {"networks": [ordinary], **window(365)}},
+        {"key": "c", "label": f"(c) one /24 ({ordinary}, the busiest org's) × 1 year", "criteria": {"networks": [ordinary], **window(365)}},
         {"key": "c2", "label": f"(c') shared /24 ({shared}, 50 orgs) × 1 year",
          "criteria": {"networks": [shared], **window(365)}},
         {"key": "d", "label": "(d) busiest organisation × 1 year",
@@ -775,13 +775,47 @@ def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 
 def verdicts(scopes: list[dict]) -> list[str]:
+    """Against the 2 s target: warm (medians), first run, and summarise + freeze together (what attaching runs)."""
     lines = []
     for s in scopes:
-        worst = max(s["summarise_median"], s["freeze_median"])
-        ok = worst <= TARGET_SECONDS
+        warm = max(s["summarise_median"], s["freeze_median"])
+        first = max(s["first"]["summarise"], s["first"]["freeze"])
+        both = s["summarise_median"] + s["freeze_median"]
+
+        def verdict(seconds: float) -> str:
+            return "met" if seconds <= TARGET_SECONDS else "MISSED"
+
         lines.append(
-            f"{s['label']}: summarise {_s(s['summarise_median'])}, freeze {_s(s['freeze_median'])} (warm medians) "
-            f"— ≤ {TARGET_SECONDS:.0f} s {'met' if ok else 'MISSED'}"
+            f"{s['label']}: warm {_s(warm)} {verdict(warm)}; first run {_s(first)} {verdict(first)}; "
+            f"summarise + freeze {_s(both)} {verdict(both)}"
+        )
+    return lines
+
+
+def plan_lines(path: Path) -> list[str]:
+    """What the saved plans show: sequential scans (none expected) and the partitions each scope reads."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = [
+        f"plans: {text.count('Seq Scan')} sequential scan(s), {text.count('Index Only Scan')} index-only scan(s)"
+    ]
+    for section in text.split("===== ")[1:]:
+        label = section.split("\n", 1)[0]
+        partitions = sorted(set(re.findall(r" on (ledger_disclosure_y\d{4}m\d{2})", section)))
+        indexes = sorted(
+            set(
+                re.findall(
+                    r"using ledger_disclosure_y\d{4}m\d{2}_(\w+)|Scan on ledger_disclosure_y\d{4}m\d{2}_(\w+)",
+                    section,
+                )
+            )
+        )
+        names = sorted({a or b for a, b in indexes})
+        lines.append(
+            f"{label}: {len(partitions)} monthly partition(s) read"
+            + (f" ({partitions[0][-7:]} → {partitions[-1][-7:]})" if partitions else "")
+            + f", index(es) {', '.join(names)}"
         )
     return lines
 
@@ -844,6 +878,8 @@ def write_report(args, meta, result, verify, command) -> Path:
         *(f"- {line}" for line in verify_lines(verify)),
         "",
         "Plans (EXPLAIN ANALYZE, BUFFERS): `bench/out/scope_plans.txt`.",
+        "",
+        *(f"- {line}" for line in plan_lines(OUT / "scope_plans.txt")),
         "",
     ]
     path = OUT / "scope.md"

@@ -670,7 +670,7 @@ def check_request(
                 f"Ce code LPP relève de {_DOMAIN_FR[entry.domain]}, pas de {_DOMAIN_FR[domain]}.",
             )
             continue
-        if line.lpp_class != entry.lpp_class:
+        if str(line.lpp_class or "").strip().upper() != entry.lpp_class:  # "ii" is "II"
             error(
                 number,
                 "class",
