@@ -892,7 +892,9 @@ def compare_surveillance(args, env, token, bodies, probe) -> None:
     for mode in SURVEILLANCE_MODES:
         server = Server(surveillance_env(env, mode), args.workers, args.worker_class, args.threads, probe)
         try:
-            run_wrk(server.port, FULL_PATH, token, bodies, args.warmup, args.connections, args.wrk_threads, 0.9)
+            run_wrk(
+                server.port, FULL_PATH, token, bodies, args.warmup, args.connections, args.wrk_threads, 0.9
+            )
             full = measure(server, f"surveillance {mode}", FULL_PATH, token, bodies, args, 0.0,
                            duration=args.compare_duration)  # fmt: skip
         finally:

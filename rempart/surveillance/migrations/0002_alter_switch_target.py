@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('surveillance', '0001_initial'),
+        ("surveillance", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='switch',
-            name='target',
-            field=models.CharField(choices=[('account', 'Compte'), ('token', "Jeton d'API"), ('organisation', 'Organisation'), ('insurer', "Cartes d'un assureur (toutes les vérifications)"), ('channel', 'Canal')], max_length=12),
+            model_name="switch",
+            name="target",
+            field=models.CharField(
+                choices=[
+                    ("account", "Compte"),
+                    ("token", "Jeton d'API"),
+                    ("organisation", "Organisation"),
+                    ("insurer", "Cartes d'un assureur (toutes les vérifications)"),
+                    ("channel", "Canal"),
+                ],
+                max_length=12,
+            ),
         ),
     ]
