@@ -9,6 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
+from rempart.authorizations.api import router as pec_router
 from rempart.rights.api import router as rights_router
 from rempart.surveillance.engine import CheckRefused
 
@@ -24,6 +25,7 @@ api = NinjaAPI(
 )
 api.add_router("/", accounts_router)
 api.add_router("/", rights_router)
+api.add_router("/", pec_router)
 
 
 @api.exception_handler(ValidationError)
@@ -41,7 +43,10 @@ def bad_input(request: HttpRequest, exc: ValidationError):
 
 @api.exception_handler(BadInput)
 def bad_field(request: HttpRequest, exc: BadInput):
-    return api.create_response(request, {"detail": str(exc), "field": exc.field}, status=400)
+    body = {"detail": str(exc), "field": exc.field}
+    if getattr(exc, "errors", None):
+        body["errors"] = exc.errors
+    return api.create_response(request, body, status=400)
 
 
 @api.exception_handler(AuthenticationError)

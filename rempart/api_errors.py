@@ -6,3 +6,11 @@ class BadInput(Exception):
         super().__init__(f"{field} : {message}")
         self.field = field
         self.message = message
+
+
+class BadLines(BadInput):
+    """Several problems, each with its line, field and message (a quote with bad lines)."""
+
+    def __init__(self, field: str, message: str, errors: list[dict]) -> None:
+        super().__init__(field, message)
+        self.errors = errors

@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -927,7 +927,16 @@ def _name(incident: Incident, scope: Scope, insurer: Insurer, what: str, stamp: 
 def generate_notices(
     incident: Incident, scope: Scope, *, by=None, actor: gate.Actor, show_progress: bool = False
 ) -> list[Document]:
-    """Write and store the five documents of every insurer of the scope; return them (all or none stored)."""
+    """Write and store the five documents of every insurer of the scope; return them (all or none stored).
+
+    The documents are French legal texts whatever the language of the analyst's console."""
+    with translation.override("fr"):
+        return _generate_notices(incident, scope, by=by, actor=actor, show_progress=show_progress)
+
+
+def _generate_notices(
+    incident: Incident, scope: Scope, *, by=None, actor: gate.Actor, show_progress: bool = False
+) -> list[Document]:
     if scope.incident_id != incident.pk:
         raise NoticeError("ce périmètre appartient à un autre incident")
     scope.incident = incident

@@ -321,7 +321,10 @@ def decide_pec(actor: Actor, card: CardData, decide):
             )
             result = decide(facts)
             fields = ["identity_confirmed", f"coverage:{card.domain}", f"pec_amounts:{card.domain}"]
-        outcome = Disclosure.Outcome.NO_MATCH if found.beneficiary_id is None else Disclosure.Outcome.COVERED
+        if found.beneficiary_id is None:
+            outcome = Disclosure.Outcome.NO_MATCH
+        else:
+            outcome = getattr(result, "ledger_outcome", Disclosure.Outcome.COVERED)
         row = chain.append(
             channel=actor.channel,
             purpose=PURPOSE_PEC,
