@@ -139,8 +139,8 @@ def summarise(criteria: ScopeCriteria) -> ScopeSummary:
         .values("insurer_id")
         .annotate(
             people=Count("beneficiary_id", distinct=True),
-            disclosures=Count("*", filter=confirmed),
-            misses=Count("*", filter=Q(outcome=Disclosure.Outcome.NO_MATCH)),
+            disclosures=Count("created_at", filter=confirmed),
+            misses=Count("created_at", filter=Q(outcome=Disclosure.Outcome.NO_MATCH)),
         )
         .order_by("insurer_id")
     )

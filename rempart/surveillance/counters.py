@@ -178,8 +178,47 @@ class DatabaseStore:
             cursor.execute("DELETE FROM surveillance_distinctmember")
 
 
+_REDIS_UPDATE = """
+-- All the counters of one check in one call. ARGV: the number of counts, then for each count its key prefix,
+-- bucket size, current bucket, first bucket of the window, increment and expiry; then the number of distinct
+-- counts, and for each its set key, member ('' to only read) and expiry. Returns the values in that order.
+local out, i = {}, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local prefix, size, current, first = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local add, ttl = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  i = i + 6
+  if add > 0 then
+    local key = prefix .. ':' .. size .. ':' .. current
+    redis.call('INCRBY', key, add)
+    redis.call('EXPIRE', key, ttl)
+  end
+  local sum = 0
+  for bucket = first, current do
+    local value = redis.call('GET', prefix .. ':' .. size .. ':' .. bucket)
+    if value then sum = sum + tonumber(value) end
+  end
+  out[#out + 1] = sum
+end
+local distinct = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, distinct do
+  local key, member, ttl = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  if member ~= '' then
+    redis.call('SADD', key, member)
+    redis.call('EXPIRE', key, ttl)
+  end
+  out[#out + 1] = redis.call('SCARD', key)
+end
+return out
+"""
+
+
 class RedisStore:
-    """The same counters as Redis keys with expiry; one pipelined round trip per check."""
+    """The same counters as Redis keys with expiry; one server-side script call per check.
+
+    (Keys are built inside the script, so this store expects a single Redis server, not a cluster.)
+    """
 
     PREFIX = "rempart:sv:"
 
@@ -187,43 +226,25 @@ class RedisStore:
         import redis
 
         self.client = redis.Redis.from_url(url)
+        self._update = self.client.register_script(_REDIS_UPDATE)
 
     def update(
         self, counts: list[Count], distincts: list[Distinct], now: float | None = None
     ) -> dict[str, int]:
         now = time.time() if now is None else now
-        pipe = self.client.pipeline(transaction=False)
-        plan = []
+        args: list = [len(counts)]
         for count in counts:
             current, span = _buckets(count.window, now)
-            if count.add:
-                bucket_key = f"{self.PREFIX}c:{count.key}:{count.window.bucket}:{current}"
-                pipe.incrby(bucket_key, count.add)
-                pipe.expire(bucket_key, count.window.seconds + count.window.bucket)
-            pipe.mget([f"{self.PREFIX}c:{count.key}:{count.window.bucket}:{b}" for b in span])
-            plan.append(("count", count))
+            args += [f"{self.PREFIX}c:{count.key}", count.window.bucket, current, span.start, count.add,
+                     count.window.seconds + count.window.bucket]  # fmt: skip
+        args.append(len(distincts))
         for distinct in distincts:
-            set_key = (
-                f"{self.PREFIX}d:{distinct.key}:{distinct.window.bucket}:{int(now) // distinct.window.bucket}"
-            )
-            if distinct.member is not None:
-                pipe.sadd(set_key, distinct.member)
-                pipe.expire(set_key, distinct.window.seconds + 60)
-            pipe.scard(set_key)
-            plan.append(("distinct", distinct))
-        replies = iter(pipe.execute())
-        result: dict[str, int] = {}
-        for kind, item in plan:
-            if kind == "count":
-                if item.add:
-                    next(replies), next(replies)
-                values = next(replies)
-                result[item.name] = sum(int(v) for v in values if v is not None)
-            else:
-                if item.member is not None:
-                    next(replies), next(replies)
-                result[item.name] = int(next(replies))
-        return result
+            bucket = int(now) // distinct.window.bucket
+            args += [f"{self.PREFIX}d:{distinct.key}:{distinct.window.bucket}:{bucket}", distinct.member or "",
+                     distinct.window.seconds + 60]  # fmt: skip
+        values = self._update(keys=[], args=args)
+        names = [item.name for item in (*counts, *distincts)]
+        return {name: int(value) for name, value in zip(names, values, strict=True)}
 
     def recent(self, key: str, value: str | None, keep: int = 12) -> list[str]:
         list_key = f"{self.PREFIX}r:{key}"
