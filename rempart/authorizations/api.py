@@ -157,6 +157,9 @@ def _correction(data: CorrectionIn | None, line_field: str) -> Correction | None
     ),
 )
 def create_pec(request, payload: PecIn):
+    professional = request.api_token.organisation.professional
+    if professional is None or payload.domain not in (professional.domains or []):
+        raise HttpError(403, f"votre organisation n'est pas enregistrée pour le domaine {payload.domain}")
     try:
         card = read_card_data(
             amc_number=payload.amc_number, adherent_number=payload.adherent_number, nir=payload.nir,

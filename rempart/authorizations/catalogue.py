@@ -324,7 +324,16 @@ def load_catalogue(path: str | Path) -> Catalogue:
     return parse_catalogue(path.read_bytes(), path.name)
 
 
+def installed_path() -> Path:
+    """Where ``rempart import-lpp`` installs a newer catalogue (it then wins over the shipped one)."""
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR) / "lpp" / "lpp-catalogue.csv"
+
+
 @functools.cache
 def default_catalogue() -> Catalogue:
-    """The catalogue shipped with Rempart (``data/lpp-catalogue-v1.csv``), loaded once per process."""
-    return load_catalogue(DEFAULT_PATH)
+    """The catalogue in force, loaded once per process: the one installed by ``rempart import-lpp`` if any,
+    else the one shipped with Rempart (``data/lpp-catalogue-v1.csv``)."""
+    installed = installed_path()
+    return load_catalogue(installed if installed.exists() else DEFAULT_PATH)

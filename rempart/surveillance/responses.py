@@ -21,6 +21,7 @@ from rempart.surveillance.policy import ALERT, STEP_UP, SUSPEND, SUSPEND_ORGANIS
 
 log = logging.getLogger("rempart.surveillance")
 DEDUPE = dt.timedelta(hours=1)
+_recent_alerts: dict[tuple, dt.datetime] = {}  # per process: (signal, user, token) → last time seen
 SCOPE_DAYS = 30
 
 SIGNAL_LABELS = {
@@ -64,9 +65,13 @@ def _alert(actor, level: int, findings: list[Finding], response: str) -> Alert |
     now = timezone.now()
     signal = findings[0].signal
     if level == ALERT:  # the same explanation once an hour is enough
+        memo = (signal, actor.user_id, actor.token_id)
+        if memo in _recent_alerts and now - _recent_alerts[memo] < DEDUPE:
+            return None  # this process raised it within the hour: no query on the hot path
         recent = Alert.objects.filter(
             signal=signal, user_id=actor.user_id, token_id=actor.token_id, created_at__gte=now - DEDUPE
         )
+        _recent_alerts[memo] = now
         if recent.exists():
             return None
     evidence = {f.signal: f.evidence for f in findings}

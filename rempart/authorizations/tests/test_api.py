@@ -125,3 +125,10 @@ def test_no_match_is_uniform_and_needs_the_scope(client, cast, population, token
     assert answer["outcome"] == "no_match" and answer["number"] is None
     rights_only = tokens.create_token(cast.optician, "autre", ["rights:check"], cast.owner)[1]
     assert _post(client, rights_only, _body(_adult(population))).status_code == 403
+
+
+def test_only_an_organisation_of_the_domain_may_ask(client, cast, population, token):
+    body = _body(_adult(population), domain="AUDI")
+    body["prescription"].pop("right"), body["prescription"].pop("left")
+    response = _post(client, token, body)
+    assert response.status_code == 403 and "AUDI" in response.json()["detail"]

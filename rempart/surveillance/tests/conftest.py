@@ -3,7 +3,7 @@
 import pytest
 
 from rempart.incidents.tests.conftest import COL, actor_for, card_of, population  # noqa: F401 - fixtures
-from rempart.surveillance import canaries, switches
+from rempart.surveillance import canaries, responses, switches
 from rempart.surveillance.counters import get_store
 from rempart.surveillance.engine import baselines
 
@@ -15,6 +15,7 @@ def fresh_surveillance(settings, tmp_path):
     switches.forget()
     canaries.forget()
     baselines.forget()
+    responses._recent_alerts.clear()
     yield
     if settings.REMPART_SURVEILLANCE_STORE == "redis":
         get_store().clear()
