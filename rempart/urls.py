@@ -42,6 +42,7 @@ urlpatterns = [
     path("", include("rempart.registry.urls")),
     path("", include("rempart.rights.urls")),
     path("", include("rempart.incidents.urls")),
+    path("", include("rempart.authorizations.urls")),
     path("", include("rempart.surveillance.urls")),
     path("", include("rempart.accounts.urls")),
 ]
