@@ -11,7 +11,8 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 
 from rempart.accounts.events import record_event
 from rempart.accounts.models import ApiToken, Membership, Organisation, Role, User
@@ -25,22 +26,22 @@ _recent_alerts: dict[tuple, dt.datetime] = {}  # per process: (signal, user, tok
 SCOPE_DAYS = 30
 
 SIGNAL_LABELS = {
-    "velocity_minute": "trop de vérifications par minute",
-    "velocity_hour": "trop de vérifications par heure",
-    "confirmed_hour": "trop de bénéficiaires confirmés dans l'heure",
-    "confirmed_day": "trop de bénéficiaires confirmés dans la journée",
-    "misses": "trop de vérifications sans correspondance",
-    "address_misses": "trop d'échecs depuis une même adresse",
-    "sequential_identifiers": "numéros d'adhérent qui se suivent (énumération)",
-    "organisation_volume": "volume inhabituel pour l'organisation",
-    "blocked_attempts": "tentatives répétées malgré le blocage",
-    "repeated": "comportement anormal répété",
-    "canary": "bénéficiaire témoin (canari) présenté : fuite de données du registre",
-    "new_address": "nouvelle adresse pour ce compte",
-    "token_new_address": "jeton utilisé depuis une adresse inconnue",
-    "two_addresses": "compte actif depuis deux adresses à la fois",
-    "unusual_hour": "activité hors des heures habituelles de l'organisation",
-    "suspended_actors": "plusieurs comptes ou jetons suspendus dans l'organisation",
+    "velocity_minute": _("trop de vérifications par minute"),
+    "velocity_hour": _("trop de vérifications par heure"),
+    "confirmed_hour": _("trop de bénéficiaires confirmés dans l'heure"),
+    "confirmed_day": _("trop de bénéficiaires confirmés dans la journée"),
+    "misses": _("trop de vérifications sans correspondance"),
+    "address_misses": _("trop d'échecs depuis une même adresse"),
+    "sequential_identifiers": _("numéros d'adhérent qui se suivent (énumération)"),
+    "organisation_volume": _("volume inhabituel pour l'organisation"),
+    "blocked_attempts": _("tentatives répétées malgré le blocage"),
+    "repeated": _("comportement anormal répété"),
+    "canary": _("bénéficiaire témoin (canari) présenté : fuite de données du registre"),
+    "new_address": _("nouvelle adresse pour ce compte"),
+    "token_new_address": _("jeton utilisé depuis une adresse inconnue"),
+    "two_addresses": _("compte actif depuis deux adresses à la fois"),
+    "unusual_hour": _("activité hors des heures habituelles de l'organisation"),
+    "suspended_actors": _("plusieurs comptes ou jetons suspendus dans l'organisation"),
 }
 
 
@@ -152,7 +153,8 @@ def _after_suspension(actor, label: str, findings: list[Finding], alert_id: int 
 
     if actor.user_id:
         end_sessions(user_id=actor.user_id)
-    reasons = "; ".join(SIGNAL_LABELS.get(f.signal, f.signal) for f in findings)
+    with translation.override("fr"):  # the owners' email and the incident are written in French
+        reasons = "; ".join(str(SIGNAL_LABELS.get(f.signal, f.signal)) for f in findings)
     _tell_owners(actor.organisation_id, label, reasons)
     now = timezone.now()
     incident = workflow.open_incident(
