@@ -134,7 +134,9 @@ def main() -> None:
     parser.add_argument("--beneficiaries", type=int, default=20_000_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if Path(sys.prefix).resolve() != rc.VENV.resolve() and rc.VENV_PYTHON.exists():  # the project's virtualenv
+    if (
+        Path(sys.prefix).resolve() != rc.VENV.resolve() and rc.VENV_PYTHON.exists()
+    ):  # the project's virtualenv
         os.execv(rc.VENV_PYTHON, [str(rc.VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
     secrets = rc.bench_secrets()
     env = rc.base_env(secrets, rc.DB_NAME)
