@@ -179,22 +179,23 @@ class DatabaseStore:
 
 
 _REDIS_UPDATE = """
--- All the counters of one check in one call. ARGV: the number of counts, then for each count its key prefix,
--- bucket size, current bucket, first bucket of the window, increment and expiry; then the number of distinct
--- counts, and for each its set key, member ('' to only read) and expiry. Returns the values in that order.
-local out, i = {}, 2
-for _ = 1, tonumber(ARGV[1]) do
-  local prefix, size, current, first = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local add, ttl = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  i = i + 6
+-- All the counters of one check in one call. ARGV[1] = now (seconds); then the number of counts and, for each,
+-- its key prefix, bucket size, window length and increment; then the number of distinct counts and, for each,
+-- its key prefix, fixed window length and member ('' to only read). Returns the values in that order.
+local now = tonumber(ARGV[1])
+local out, i = {}, 3
+for _ = 1, tonumber(ARGV[2]) do
+  local prefix, size, window, add = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
+  local current = math.floor(now / size)
+  local base = prefix .. ':' .. size .. ':'
   if add > 0 then
-    local key = prefix .. ':' .. size .. ':' .. current
-    redis.call('INCRBY', key, add)
-    redis.call('EXPIRE', key, ttl)
+    redis.call('INCRBY', base .. current, add)
+    redis.call('EXPIRE', base .. current, window + size)
   end
   local sum = 0
-  for bucket = first, current do
-    local value = redis.call('GET', prefix .. ':' .. size .. ':' .. bucket)
+  for bucket = current - window / size + 1, current do
+    local value = redis.call('GET', base .. bucket)
     if value then sum = sum + tonumber(value) end
   end
   out[#out + 1] = sum
@@ -202,11 +203,12 @@ end
 local distinct = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, distinct do
-  local key, member, ttl = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local prefix, window, member = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   i = i + 3
+  local key = prefix .. ':' .. window .. ':' .. math.floor(now / window)
   if member ~= '' then
     redis.call('SADD', key, member)
-    redis.call('EXPIRE', key, ttl)
+    redis.call('EXPIRE', key, window + 60)
   end
   out[#out + 1] = redis.call('SCARD', key)
 end
@@ -231,17 +233,13 @@ class RedisStore:
     def update(
         self, counts: list[Count], distincts: list[Distinct], now: float | None = None
     ) -> dict[str, int]:
-        now = time.time() if now is None else now
-        args: list = [len(counts)]
+        now = int(time.time() if now is None else now)
+        args: list = [now, len(counts)]
         for count in counts:
-            current, span = _buckets(count.window, now)
-            args += [f"{self.PREFIX}c:{count.key}", count.window.bucket, current, span.start, count.add,
-                     count.window.seconds + count.window.bucket]  # fmt: skip
+            args += [f"{self.PREFIX}c:{count.key}", count.window.bucket, count.window.seconds, count.add]
         args.append(len(distincts))
         for distinct in distincts:
-            bucket = int(now) // distinct.window.bucket
-            args += [f"{self.PREFIX}d:{distinct.key}:{distinct.window.bucket}:{bucket}", distinct.member or "",
-                     distinct.window.seconds + 60]  # fmt: skip
+            args += [f"{self.PREFIX}d:{distinct.key}", distinct.window.bucket, distinct.member or ""]
         values = self._update(keys=[], args=args)
         names = [item.name for item in (*counts, *distincts)]
         return {name: int(value) for name, value in zip(names, values, strict=True)}

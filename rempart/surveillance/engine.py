@@ -180,23 +180,23 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     key = actor_key(actor)
     organisation, ip = f"o:{actor.organisation_id}", f"ip:{actor.ip}"
     miss = 1 if observation.outcome == "no_match" else 0
-    counts = [
-        Count(key, MINUTE),
-        Count(key, HOUR),
-        Count(f"{key}:miss", HOUR, add=miss),
-        Count(organisation, DAY),
-        Count(f"{ip}:miss", HOUR, add=miss),
-    ]
+    # Only what this check can change is read: the miss counters move on a miss, the confirmed sets on a match.
+    counts = [Count(key, MINUTE), Count(key, HOUR), Count(organisation, DAY)]
+    if miss:
+        counts += [Count(f"{key}:miss", HOUR), Count(f"{ip}:miss", HOUR)]
     member = str(observation.beneficiary_id) if observation.beneficiary_id is not None else None
-    distincts = [Distinct(f"{key}:confirmed", FIXED_HOUR, member), Distinct(f"{key}:confirmed", DAY, member)]
+    distincts = []
+    if member is not None:
+        distincts = [Distinct(f"{key}:confirmed", FIXED_HOUR, member), Distinct(f"{key}:confirmed", DAY, member)]
     store = get_store()
     values = store.update(counts, distincts, now=clock())
     findings += policy.velocity(actor.channel, values[f"{key}|minute"], values[f"{key}|hour"])
-    findings += policy.confirmations(
-        values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
-    )
-    findings += policy.misses(values[f"{key}:miss|hour"], values[f"{key}|hour"], values[f"{ip}:miss|hour"])
+    if member is not None:
+        findings += policy.confirmations(
+            values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
+        )
     if miss:
+        findings += policy.misses(values[f"{key}:miss|hour"], values[f"{key}|hour"], values[f"{ip}:miss|hour"])
         findings += policy.sequential(store.recent(f"{key}:adherents", observation.adherent_number))
     findings += policy.organisation_volume(
         values[f"{organisation}|day"], baselines.daily(actor.organisation_id)
