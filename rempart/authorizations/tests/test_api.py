@@ -132,3 +132,49 @@ def test_only_an_organisation_of_the_domain_may_ask(client, cast, population, to
     body["prescription"].pop("right"), body["prescription"].pop("left")
     response = _post(client, token, body)
     assert response.status_code == 403 and "AUDI" in response.json()["detail"]
+
+
+@pytest.fixture
+def audio_token(cast):
+    professional = cast.optician.professional
+    professional.domains = ["OPTI", "AUDI"]
+    professional.save(update_fields=["domains"])
+    return tokens.create_token(cast.optician, "LGO audio", ["pec:write"], cast.owner)[1]
+
+
+def test_hearing_aids_class_one_and_two_over_the_ear_ceiling(client, cast, population, audio_token):
+    row = _adult(population)
+    body = _body(row, domain="AUDI")
+    body["prescription"] = {"date": body["prescription"]["date"], "prescriber_id": "10001234567"}
+    body["lines"] = [
+        {"lpp_code": "2390100", "class": "I", "side": "right", "quantity": 1, "unit_price_eur": "950.00"},
+        {"lpp_code": "2390110", "class": "II", "side": "left", "quantity": 1, "unit_price_eur": "2500.00"},
+    ]
+    response = _post(client, audio_token, body)
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    right, left = answer["lines"]
+    assert right["patient_eur"] == "0.00"  # class I, responsible contract: nothing left to pay
+    assert float(left["amo_eur"]) + float(left["amc_eur"]) <= 1700.0  # the per-ear cap, AMO included
+    assert float(left["patient_eur"]) > 0
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b["lines"].append({"lpp_code": "2290200", "class": "A", "side": "right", "quantity": 1, "unit_price_eur": "32.50"}),
+        lambda b: b["lines"][1].update({"class": "B"}),
+        lambda b: b["lines"][1].update({"side": None}),
+        lambda b: b["prescription"].update({"date": "2015-01-01"}),
+        lambda b: b["prescription"].update({"prescriber_id": "12"}),
+        lambda b: b.update({"lines": []}),
+        lambda b: b["lines"][0].update({"unit_price_eur": "-3"}),
+        lambda b: b["lines"][0].update({"quantity": "lots"}),
+    ],
+)
+def test_bad_quotes_are_clear_400s_never_500s(client, cast, population, token, mutate):
+    body = _body(_adult(population))
+    mutate(body)
+    response = _post(client, token, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] and not Pec.objects.exists()
