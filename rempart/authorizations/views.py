@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
 from rempart.accounts.models import Organisation
+from rempart.accounts.sessions import log_out_if_suspended
 from rempart.accounts.stepup import step_up_redirect
 from rempart.authorizations import rules
 from rempart.authorizations.forms import LINES, PecForm
@@ -25,7 +26,6 @@ from rempart.authorizations.service import PEC_DOMAINS, PecConflict, cancel_pec,
 from rempart.ledger.gate import Actor
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import french_to_iso
-from rempart.rights.views import _suspended_meanwhile
 from rempart.surveillance.engine import CheckRefused
 
 
@@ -109,14 +109,14 @@ def ask(request):
             except PecConflict as exc:
                 errors, status = [{"line": None, "field": "", "message": str(exc)}], 409
             except CheckRefused as exc:
-                if _suspended_meanwhile(request):
+                if log_out_if_suspended(request):
                     return redirect("account_login")
                 if exc.code == "step_up_required":
                     messages.warning(request, exc.message)
                     return step_up_redirect(request)
                 errors, status = [{"line": None, "field": "", "message": exc.message}], exc.status
             else:
-                _suspended_meanwhile(request)
+                log_out_if_suspended(request)
     context = {"form": form, "outcome": outcome, "errors": errors, "organisation": organisation}
     return render(request, "authorizations/ask.html", context, status=status)
 

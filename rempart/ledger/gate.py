@@ -85,6 +85,20 @@ class Actor:
         )
 
 
+def _record(actor: Actor, purpose: str, **values) -> Disclosure:
+    """Append the ledger row of one answer: who asked, through which channel, from where, and what was disclosed."""
+    return chain.append(
+        channel=actor.channel,
+        purpose=purpose,
+        organisation_id=actor.organisation_id,
+        user_id=actor.user_id,
+        token_id=actor.token_id,
+        session_ref=actor.session_ref,
+        ip_address=actor.ip,
+        **values,
+    )
+
+
 @dataclass(frozen=True)
 class RightsAnswer:
     outcome: str
@@ -212,15 +226,9 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
             fields = ["identity_confirmed", f"coverage:{card.domain}"]
             if decision.covered:
                 fields += [f"tp_terms:{card.domain}", "valid_until"]
-        row = chain.append(
-            created_at=timezone.now(),
-            channel=actor.channel,
-            purpose=PURPOSE_RIGHTS_CHECK,
-            organisation_id=actor.organisation_id,
-            user_id=actor.user_id,
-            token_id=actor.token_id,
-            session_ref=actor.session_ref,
-            ip_address=actor.ip,
+        row = _record(
+            actor,
+            PURPOSE_RIGHTS_CHECK,
             insurer_id=found.insurer_id,
             beneficiary_id=found.beneficiary_id,
             presented_hash=None if found.beneficiary_id else _presented_hash(card),
@@ -325,14 +333,9 @@ def decide_pec(actor: Actor, card: CardData, decide):
             outcome = Disclosure.Outcome.NO_MATCH
         else:
             outcome = getattr(result, "ledger_outcome", Disclosure.Outcome.COVERED)
-        row = chain.append(
-            channel=actor.channel,
-            purpose=PURPOSE_PEC,
-            organisation_id=actor.organisation_id,
-            user_id=actor.user_id,
-            token_id=actor.token_id,
-            session_ref=actor.session_ref,
-            ip_address=actor.ip,
+        row = _record(
+            actor,
+            PURPOSE_PEC,
             insurer_id=found.insurer_id,
             beneficiary_id=found.beneficiary_id,
             presented_hash=None if found.beneficiary_id else _presented_hash(card),
@@ -353,14 +356,9 @@ def decide_pec(actor: Actor, card: CardData, decide):
 def record_scope_run(actor: Actor, *, label: str, people: int, listed: bool) -> str:
     """Record that an analyst ran a scope (totals only, or the list of people); returns the ledger reference."""
     with transaction.atomic():
-        row = chain.append(
-            channel=actor.channel,
-            purpose=PURPOSE_INCIDENT_SCOPE,
-            organisation_id=actor.organisation_id,
-            user_id=actor.user_id,
-            token_id=actor.token_id,
-            session_ref=actor.session_ref,
-            ip_address=actor.ip,
+        row = _record(
+            actor,
+            PURPOSE_INCIDENT_SCOPE,
             outcome=Disclosure.Outcome.LISTED,
             fields=[f"scope:{label}"[:200], f"people:{people}", "scope_list" if listed else "scope_totals"],
         )
@@ -410,14 +408,9 @@ def _stream_keys(actor: Actor, sql: str, params: list, *, insurer_id: int | None
     from rempart.incidents.scope import merge_people
 
     with transaction.atomic():
-        chain.append(
-            channel=actor.channel,
-            purpose=PURPOSE_INCIDENT_SCOPE,
-            organisation_id=actor.organisation_id,
-            user_id=actor.user_id,
-            token_id=actor.token_id,
-            session_ref=actor.session_ref,
-            ip_address=actor.ip,
+        _record(
+            actor,
+            PURPOSE_INCIDENT_SCOPE,
             insurer_id=insurer_id,
             outcome=Disclosure.Outcome.LISTED,
             fields=[f"scope:{label}"[:200], "adherent_number", "member_number"],

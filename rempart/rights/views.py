@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -13,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from rempart.accounts import roles
 from rempart.accounts.models import ApiToken, Organisation, User
+from rempart.accounts.sessions import log_out_if_suspended
 from rempart.accounts.stepup import step_up_redirect
 from rempart.ledger.gate import Actor, check_rights
 from rempart.ledger.models import Disclosure
@@ -55,7 +55,7 @@ def check(request):
                 try:
                     answer = check_rights(Actor.portal(request), card)
                 except CheckRefused as exc:
-                    if _suspended_meanwhile(request):
+                    if log_out_if_suspended(request):
                         return redirect("account_login")
                     if exc.code == "step_up_required":
                         messages.warning(request, exc.message)
@@ -64,20 +64,12 @@ def check(request):
                 else:
                     # The check may have suspended this account (a canary, a threshold): its sessions were ended.
                     # The answer is still shown as for anyone, on a fresh anonymous session.
-                    _suspended_meanwhile(request)
+                    log_out_if_suspended(request)
                     form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
         else:
             status = 400
     context = {"form": form, "answer": answer, "refusal": refusal}
     return render(request, "rights/check.html", context, status=status)
-
-
-def _suspended_meanwhile(request) -> bool:
-    """Surveillance suspended this account during the request: log the browser out cleanly (a new session)."""
-    if User.objects.filter(pk=request.user.pk, suspended_at__isnull=False).exists():
-        logout(request)
-        return True
-    return False
 
 
 def _default_domain(organisation: Organisation) -> str:

@@ -187,7 +187,10 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     member = str(observation.beneficiary_id) if observation.beneficiary_id is not None else None
     distincts = []
     if member is not None:
-        distincts = [Distinct(f"{key}:confirmed", FIXED_HOUR, member), Distinct(f"{key}:confirmed", DAY, member)]
+        distincts = [
+            Distinct(f"{key}:confirmed", FIXED_HOUR, member),
+            Distinct(f"{key}:confirmed", DAY, member),
+        ]
     store = get_store()
     values = store.update(counts, distincts, now=clock())
     findings += policy.velocity(actor.channel, values[f"{key}|minute"], values[f"{key}|hour"])
@@ -196,7 +199,9 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
             values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
         )
     if miss:
-        findings += policy.misses(values[f"{key}:miss|hour"], values[f"{key}|hour"], values[f"{ip}:miss|hour"])
+        findings += policy.misses(
+            values[f"{key}:miss|hour"], values[f"{key}|hour"], values[f"{ip}:miss|hour"]
+        )
         findings += policy.sequential(store.recent(f"{key}:adherents", observation.adherent_number))
     findings += policy.organisation_volume(
         values[f"{organisation}|day"], baselines.daily(actor.organisation_id)

@@ -162,7 +162,9 @@ def test_hearing_aids_class_one_and_two_over_the_ear_ceiling(client, cast, popul
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda b: b["lines"].append({"lpp_code": "2290200", "class": "A", "side": "right", "quantity": 1, "unit_price_eur": "32.50"}),
+        lambda b: b["lines"].append(
+            {"lpp_code": "2290200", "class": "A", "side": "right", "quantity": 1, "unit_price_eur": "32.50"}
+        ),
         lambda b: b["lines"][1].update({"class": "B"}),
         lambda b: b["lines"][1].update({"side": None}),
         lambda b: b["prescription"].update({"date": "2015-01-01"}),
