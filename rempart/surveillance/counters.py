@@ -179,14 +179,14 @@ class DatabaseStore:
 
 
 _REDIS_UPDATE = """
--- All the counters of one check in one call. ARGV[1] = now (seconds); then the number of counts and, for each,
--- its key prefix, bucket size, window length and increment; then the number of distinct counts and, for each,
--- its key prefix, fixed window length and member ('' to only read). Returns the values in that order.
+-- All the counters of one check in one call, with three arguments (packing them is most of the client's cost):
+-- ARGV[1] = now (seconds); ARGV[2] = the counts, ';'-separated 'prefix,bucket size,window,increment';
+-- ARGV[3] = the distinct counts, ';'-separated 'prefix,window,member' (empty member: only read).
+-- Returns the values in that order. Prefixes contain neither ',' nor ';'.
 local now = tonumber(ARGV[1])
-local out, i = {}, 3
-for _ = 1, tonumber(ARGV[2]) do
-  local prefix, size, window, add = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  i = i + 4
+local out = {}
+for prefix, size, window, add in string.gmatch(ARGV[2], '([^,;]+),(%d+),(%d+),(%d+)') do
+  size, window, add = tonumber(size), tonumber(window), tonumber(add)
   local current = math.floor(now / size)
   local base = prefix .. ':' .. size .. ':'
   if add > 0 then
@@ -200,11 +200,8 @@ for _ = 1, tonumber(ARGV[2]) do
   end
   out[#out + 1] = sum
 end
-local distinct = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, distinct do
-  local prefix, window, member = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  i = i + 3
+for prefix, window, member in string.gmatch(ARGV[3], '([^,;]+),(%d+),([^;]*)') do
+  window = tonumber(window)
   local key = prefix .. ':' .. window .. ':' .. math.floor(now / window)
   if member ~= '' then
     redis.call('SADD', key, member)
@@ -234,12 +231,11 @@ class RedisStore:
         self, counts: list[Count], distincts: list[Distinct], now: float | None = None
     ) -> dict[str, int]:
         now = int(time.time() if now is None else now)
-        args: list = [now, len(counts)]
-        for count in counts:
-            args += [f"{self.PREFIX}c:{count.key}", count.window.bucket, count.window.seconds, count.add]
-        args.append(len(distincts))
-        for distinct in distincts:
-            args += [f"{self.PREFIX}d:{distinct.key}", distinct.window.bucket, distinct.member or ""]
+        counted = ";".join(
+            f"{self.PREFIX}c:{c.key},{c.window.bucket},{c.window.seconds},{c.add}" for c in counts
+        )
+        members = ";".join(f"{self.PREFIX}d:{d.key},{d.window.bucket},{d.member or ''}" for d in distincts)
+        args = [now, counted, members]
         values = self._update(keys=[], args=args)
         names = [item.name for item in (*counts, *distincts)]
         return {name: int(value) for name, value in zip(names, values, strict=True)}
