@@ -73,3 +73,18 @@ def client_class():
 def _fast_password_hashing(settings):
     """Argon2id is the production hasher (tested in accounts/tests/test_admin_and_factors.py); tests need speed."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_caches():
+    """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
+    from rempart.surveillance import canaries, responses, switches
+    from rempart.surveillance.engine import baselines
+
+    switches.forget()
+    canaries.forget()
+    baselines.forget()
+    responses._recent_alerts.clear()
+    yield
+    switches.forget()
+    canaries.forget()

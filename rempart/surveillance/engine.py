@@ -54,9 +54,8 @@ def actor_key(actor) -> str:
 
 
 def before_check(actor, card) -> ActorState | None:
+    """Refuse what is suspended or switched off (always), then what the ladder holds back (when enabled)."""
     state = _admit(actor)
-    if not enabled():
-        return None
     switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
     if switch is not None:
         raise CheckRefused(
@@ -67,7 +66,7 @@ def before_check(actor, card) -> ActorState | None:
             ),
             503,
         )
-    if state is None:
+    if not enabled() or state is None:
         return None
     now = timezone.now()
     if actor.channel == "api" and state.throttled_until and state.throttled_until > now:

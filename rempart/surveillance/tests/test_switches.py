@@ -421,3 +421,21 @@ def test_the_command_refuses_organisations_that_do_not_check_rights_and_switches
         target=Switch.Target.ACCOUNT, user=cast.staff, reason="canari", by_system=True
     )
     assert "switched off by the system" in _run("on", str(system.pk))
+
+
+def test_switches_hold_even_with_surveillance_turned_off(settings, cast, population):
+    """REMPART_SURVEILLANCE_ENABLED=0 turns off the signals and the ladder, never the operator's switches."""
+    from rempart.ledger.gate import Actor, check_rights
+    from rempart.surveillance import switches
+    from rempart.surveillance.engine import CheckRefused
+    from rempart.surveillance.models import Switch
+
+    from .conftest import card_of
+
+    settings.REMPART_SURVEILLANCE_ENABLED = False
+    switches.switch_off(target=Switch.Target.CHANNEL, channel=Switch.Channel.PORTAL_RIGHTS, reason="test")
+    actor = Actor(channel="portal", organisation_id=cast.optician.pk, user_id=cast.staff.pk, ip="203.0.113.9")
+    row = population.people[population.insurers[0].pk][0]
+    with pytest.raises(CheckRefused) as refused:
+        check_rights(actor, card_of(row))
+    assert refused.value.code == "switched_off"
