@@ -148,7 +148,7 @@ def main() -> None:
     bodies = pec_bodies(bodies_path, expected_path, args.requests)
     rc.run(rc.rempart_cli("migrate", "--verbosity", "0"), env)
     token_file = rc.OUT / "pec-token.txt"
-    rc.run([str(rc.VENV_PYTHON), str(Path(__file__).resolve()), "_pec_token", str(token_file)], env)
+    rc.child("_pec_token", str(token_file), env=env, script=__file__)
     token = token_file.read_text().strip()
     token_file.unlink()
     probe = bodies_path.read_text().split("\n", 1)[0]

@@ -80,10 +80,10 @@ MISS_KINDS = ("unknown_insurer", "unknown_adherent", "wrong_nir", "wrong_birth_d
 DOMAINS = ("PHAR", "MEDE", "LABO", "RADL", "AUXI", "DENT", "OPTI", "AUDI", "HOSP", "TRAN", "SAGE")
 
 
-def ensure_venv() -> None:
-    """Re-run this script with the project's virtualenv when started with another Python."""
+def ensure_venv(script: str | None = None) -> None:
+    """Re-run the script (this one, or the benchmark that imports this module) with the project's virtualenv."""
     if Path(sys.prefix).resolve() != VENV.resolve() and VENV_PYTHON.exists():
-        os.execv(VENV_PYTHON, [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+        os.execv(VENV_PYTHON, [str(VENV_PYTHON), str(Path(script or __file__).resolve()), *sys.argv[1:]])
     if sys.version_info < (3, 11):
         sys.exit("the benchmark needs Python 3.11+ (run python3 scripts/dev.py demo first to create .venv/)")
 
@@ -144,8 +144,9 @@ def rempart_cli(*args: str) -> list[str]:
     return [str(VENV / "bin" / "rempart"), *args]
 
 
-def child(*args: str, env: dict[str, str]) -> None:
-    run([sys.executable, str(Path(__file__).resolve()), *args], env)
+def child(*args: str, env: dict[str, str], script: str | None = None) -> None:
+    """Run a step of the script (this one by default) in a child process with its own environment."""
+    run([sys.executable, str(Path(script or __file__).resolve()), *args], env)
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -57,7 +57,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rights_check import (  # noqa: E402 (bench/ is not a package)
+import rights_check  # noqa: E402 (bench/ is not a package)
+from rights_check import (  # noqa: E402
     OUT,
     PG_ADMIN_URL,
     base_env,
@@ -68,11 +69,10 @@ from rights_check import (  # noqa: E402 (bench/ is not a package)
     rempart_cli,
     run,
     say,
+    setup_django,
     write_meta,
 )
 
-VENV = ROOT / ".venv"
-VENV_PYTHON = VENV / "bin" / "python"
 DB_NAME = "rempart_bench_scope"
 TARGET_SECONDS = 2.0
 MONTHS = 24
@@ -176,14 +176,6 @@ FROM (
 """
 GENERATE = re.sub(r"%(?!\()", "%%", GENERATE)  # the modulo operators, past psycopg's placeholders
 GENERATOR_VERSION = hashlib.sha256(GENERATE.encode()).hexdigest()[:16]
-
-
-def ensure_venv() -> None:
-    """Re-run this script with the project's virtualenv when started with another Python."""
-    if Path(sys.prefix).resolve() != VENV.resolve() and VENV_PYTHON.exists():
-        os.execv(VENV_PYTHON, [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    if sys.version_info < (3, 11):
-        sys.exit("the benchmark needs Python 3.11+ (run python3 scripts/dev.py demo first to create .venv/)")
 
 
 # ---------------------------------------------------------------------------------------------- scope subjects
@@ -488,14 +480,6 @@ def ensure_ledger(args, secrets, env) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- measuring (child)
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rempart.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def maxrss_mb() -> float:
@@ -891,7 +875,7 @@ def write_report(args, meta, result, verify, command) -> Path:
 
 
 def child(*args: str, env: dict[str, str]) -> None:
-    run([sys.executable, str(Path(__file__).resolve()), *args], env)
+    rights_check.child(*args, env=env, script=__file__)
 
 
 def parse(argv):
@@ -974,5 +958,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    ensure_venv()
+    rights_check.ensure_venv(__file__)
     main()

@@ -6,6 +6,7 @@ beyond "a device was already covered on this ear within the period" (with its da
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -169,7 +170,7 @@ def create_pec(request, payload: PecIn):
     except CardDataError as exc:
         raise BadInput(exc.field, exc.message) from None
     # Rights are judged on the delivery date (which may be ahead): the card data carry it as the care date.
-    card = type(card)(**{**card.__dict__, "care_date": payload.delivery_date})
+    card = dataclasses.replace(card, care_date=payload.delivery_date)
     prescription = rules.Prescription(
         date=payload.prescription.date,
         prescriber_id=payload.prescription.prescriber_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -17,7 +18,6 @@ from django.views.decorators.http import require_POST
 from rempart.accounts import roles
 from rempart.accounts.models import Organisation
 from rempart.accounts.sessions import log_out_if_suspended
-from rempart.accounts.stepup import step_up_redirect
 from rempart.authorizations import rules
 from rempart.authorizations.forms import LINES, PecForm
 from rempart.authorizations.models import Pec
@@ -26,6 +26,7 @@ from rempart.authorizations.service import PEC_DOMAINS, PecConflict, cancel_pec,
 from rempart.ledger.gate import Actor
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import french_to_iso
+from rempart.rights.views import redirect_for_refusal
 from rempart.surveillance.engine import CheckRefused
 
 
@@ -98,7 +99,7 @@ def ask(request):
                     domain=data["domain"], today=timezone.localdate(), date_format=_("JJ/MM/AAAA"),
                 )  # fmt: skip
                 pec_request = _request_from(data)
-                card = type(card)(**{**card.__dict__, "care_date": pec_request.delivery_date})
+                card = dataclasses.replace(card, care_date=pec_request.delivery_date)
                 outcome = request_pec(Actor.portal(request), card, pec_request)
             except CardDataError as exc:
                 form.add_error(exc.field, exc.message)
@@ -109,11 +110,8 @@ def ask(request):
             except PecConflict as exc:
                 errors, status = [{"line": None, "field": "", "message": str(exc)}], 409
             except CheckRefused as exc:
-                if log_out_if_suspended(request):
-                    return redirect("account_login")
-                if exc.code == "step_up_required":
-                    messages.warning(request, exc.message)
-                    return step_up_redirect(request)
+                if (response := redirect_for_refusal(request, exc)) is not None:
+                    return response
                 errors, status = [{"line": None, "field": "", "message": exc.message}], exc.status
             else:
                 log_out_if_suspended(request)

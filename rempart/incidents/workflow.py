@@ -15,8 +15,9 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from rempart.incidents.models import Incident, Scope, ScopeEntry, TimelineEntry
-from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, summarise
+from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, ledger_rows, summarise
 from rempart.ledger import chain, gate
+from rempart.ledger.models import Disclosure
 
 # Allowed moves; closing is possible from any state (e.g. a false alarm), reopening only from closed.
 TRANSITIONS = {
@@ -103,8 +104,6 @@ class LedgerCheck:
 def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
     """Before a scope is frozen: the chains from their last verified checkpoint (all of them, first time),
     and every row the scope reads re-hashed on its own."""
-    from rempart.incidents.scope import ledger_rows
-
     started = time.monotonic()
     result = chain.verify(from_checkpoints=True, save_checkpoints=True)
     problems = result.broken + chain.check_rows(ledger_rows(criteria))
@@ -164,11 +163,10 @@ def attach_scope(
             str(row["insurer_id"]): {"people": row["people"], "disclosures": row["disclosures"]}
             for row in totals
         }
-        summary = summarise(criteria)
         scope.per_insurer = per_insurer
         scope.people = sum(v["people"] for v in per_insurer.values())
         scope.disclosures = sum(v["disclosures"] for v in per_insurer.values())
-        scope.misses = summary.misses
+        scope.misses = ledger_rows(criteria).filter(outcome=Disclosure.Outcome.NO_MATCH).count()
         scope.matched_rows = scope.disclosures + scope.misses
         scope.digest = digest_entries(_frozen_rows(scope))
         scope.save()
@@ -203,8 +201,6 @@ def rerun(scope: Scope) -> ScopeDifference:
     criteria = ScopeCriteria.from_json(scope.criteria)
     live = summarise(criteria)
     frozen_people = ScopeEntry.objects.filter(scope=scope).values("beneficiary_id")
-    from rempart.incidents.scope import ledger_rows
-
     new_people = (
         ledger_rows(criteria)
         .filter(beneficiary_id__isnull=False)

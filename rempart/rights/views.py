@@ -55,11 +55,8 @@ def check(request):
                 try:
                     answer = check_rights(Actor.portal(request), card)
                 except CheckRefused as exc:
-                    if log_out_if_suspended(request):
-                        return redirect("account_login")
-                    if exc.code == "step_up_required":
-                        messages.warning(request, exc.message)
-                        return step_up_redirect(request)
+                    if (response := redirect_for_refusal(request, exc)) is not None:
+                        return response
                     refusal, status = exc.message, exc.status
                 else:
                     # The check may have suspended this account (a canary, a threshold): its sessions were ended.
@@ -70,6 +67,17 @@ def check(request):
             status = 400
     context = {"form": form, "answer": answer, "refusal": refusal}
     return render(request, "rights/check.html", context, status=status)
+
+
+def redirect_for_refusal(request, exc: CheckRefused):
+    """A portal refusal that takes the person elsewhere: suspended meanwhile (log in again), or asked for the
+    second factor again (step-up). None: show the refusal on the page."""
+    if log_out_if_suspended(request):
+        return redirect("account_login")
+    if exc.code == "step_up_required":
+        messages.warning(request, exc.message)
+        return step_up_redirect(request)
+    return None
 
 
 def _default_domain(organisation: Organisation) -> str:

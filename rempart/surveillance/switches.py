@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rempart.surveillance.models import Switch
 
@@ -66,3 +67,53 @@ def switch_off(*, target: str, reason: str, by=None, by_system: bool = False, **
 def switch_on(switch: Switch, *, by=None) -> None:
     Switch.objects.filter(pk=switch.pk, on_at__isnull=True).update(on_at=timezone.now(), on_by=by)
     forget()
+
+
+def token_label(token) -> str:
+    """A token named without its secret: its visible prefix and its name."""
+    return f"rmp_{token.prefix}_… ({token.name})"
+
+
+def target_label(switch: Switch) -> str:
+    """What a switch cuts, in words (French unless the console is in English)."""
+    if switch.target == Switch.Target.ACCOUNT and switch.user:
+        return _("compte %(email)s") % {"email": switch.user.email}
+    if switch.target == Switch.Target.TOKEN and switch.token:
+        return _("jeton %(token)s") % {"token": token_label(switch.token)}
+    if switch.target == Switch.Target.ORGANISATION and switch.organisation:
+        return _("organisation « %(name)s »") % {"name": switch.organisation.name}
+    if switch.target == Switch.Target.INSURER and switch.insurer:
+        return _("cartes de %(name)s (AMC %(amc)s)") % {
+            "name": switch.insurer.name,
+            "amc": switch.insurer.amc_number,
+        }
+    if switch.target == Switch.Target.CHANNEL:
+        return _("tout le monde")
+    return switch.get_target_display()
+
+
+def event_owner(switch: Switch) -> dict:
+    """Whose security events record a switch.off / switch.on: the account's, or the organisation concerned."""
+    from rempart.accounts.models import Organisation
+
+    if switch.user_id:
+        return {"user": switch.user}
+    if switch.token_id:
+        return {"organisation": switch.token.organisation}
+    if switch.organisation_id:
+        return {"organisation": switch.organisation}
+    if switch.insurer_id:
+        organisation = Organisation.objects.filter(insurer_id=switch.insurer_id).first()
+        return {"organisation": organisation} if organisation else {}
+    return {}
+
+
+def event_details(switch: Switch) -> dict:
+    return {
+        "switch": switch.pk,
+        "target": switch.target,
+        "what": target_label(switch),
+        "channel": switch.channel or "all",
+        "domain": switch.domain or "all",
+        "reason": switch.reason,
+    }

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
 from rempart.accounts.events import record_event
-from rempart.accounts.models import ApiToken, KnownDevice, Organisation, Role, User
+from rempart.accounts.models import ApiToken, KnownDevice, Role, User
 from rempart.accounts.sessions import end_sessions
 from rempart.accounts.stepup import step_up_required
 from rempart.incidents import workflow
@@ -171,27 +171,6 @@ def alert_rows(alerts) -> list[dict]:
         }
         for alert in alerts
     ]
-
-
-def token_label(token: ApiToken) -> str:
-    return f"rmp_{token.prefix}_… ({token.name})"
-
-
-def switch_target(switch: Switch) -> str:
-    if switch.target == Switch.Target.ACCOUNT and switch.user:
-        return _("compte %(email)s") % {"email": switch.user.email}
-    if switch.target == Switch.Target.TOKEN and switch.token:
-        return _("jeton %(token)s") % {"token": token_label(switch.token)}
-    if switch.target == Switch.Target.ORGANISATION and switch.organisation:
-        return _("organisation « %(name)s »") % {"name": switch.organisation.name}
-    if switch.target == Switch.Target.INSURER and switch.insurer:
-        return _("cartes de %(name)s (AMC %(amc)s)") % {
-            "name": switch.insurer.name,
-            "amc": switch.insurer.amc_number,
-        }
-    if switch.target == Switch.Target.CHANNEL:
-        return _("tout le monde")
-    return switch.get_target_display()
 
 
 def _open_incidents(alerts) -> list[Incident]:
@@ -441,7 +420,7 @@ def token_page(request, pk: int):
     context.update(
         actor=token,
         kind="token",
-        token_label=token_label(token),
+        token_label=switches.token_label(token),
         organisation=token.organisation,
         addresses=_addresses(checks, context["state"], [token.last_used_ip]),
         switch_query=urlencode({"target": Switch.Target.TOKEN, "token": f"rmp_{token.prefix}"}),
@@ -519,10 +498,10 @@ def token_suspend(request, pk: int):
     )  # fmt: skip
     _note_measure(
         Alert.objects.filter(token=token),
-        f"jeton {token_label(token)} suspendu depuis la console de surveillance",
+        f"jeton {switches.token_label(token)} suspendu depuis la console de surveillance",
         request.user,
     )
-    messages.success(request, _("Jeton %(token)s suspendu.") % {"token": token_label(token)})
+    messages.success(request, _("Jeton %(token)s suspendu.") % {"token": switches.token_label(token)})
     return redirect(page)
 
 
@@ -544,44 +523,19 @@ def token_restore(request, pk: int):
     )  # fmt: skip
     if automatic is not None:
         _note_measure(
-            [automatic], f"jeton {token_label(token)} rétabli par {request.user.email}", request.user
+            [automatic], f"jeton {switches.token_label(token)} rétabli par {request.user.email}", request.user
         )
         messages.success(
             request,
             _("Suspension automatique levée : jeton %(token)s rétabli (second facteur confirmé).")
-            % {"token": token_label(token)},
+            % {"token": switches.token_label(token)},
         )
     else:
-        messages.success(request, _("Jeton %(token)s rétabli.") % {"token": token_label(token)})
+        messages.success(request, _("Jeton %(token)s rétabli.") % {"token": switches.token_label(token)})
     return redirect(page)
 
 
 # --- kill switches -----------------------------------------------------------------------------------
-
-
-def _switch_event_fields(switch: Switch) -> dict:
-    """Whom a switch.off / switch.on event belongs to: the account's or the organisation's security events."""
-    if switch.user_id:
-        return {"user": switch.user}
-    if switch.token_id:
-        return {"organisation": switch.token.organisation}
-    if switch.organisation_id:
-        return {"organisation": switch.organisation}
-    if switch.insurer_id:
-        organisation = Organisation.objects.filter(insurer_id=switch.insurer_id).first()
-        return {"organisation": organisation} if organisation else {}
-    return {}
-
-
-def _switch_details(switch: Switch) -> dict:
-    return {
-        "switch": switch.pk,
-        "target": switch.target,
-        "what": switch_target(switch),
-        "channel": switch.channel or "all",
-        "domain": switch.domain or "all",
-        "reason": switch.reason,
-    }
 
 
 @security_staff
@@ -597,13 +551,13 @@ def switches_panel(request):
             pk=switch.pk
         )
         record_event(
-            "switch.off", request=request, **_switch_event_fields(switch), **_switch_details(switch),
+            "switch.off", request=request, **switches.event_owner(switch), **switches.event_details(switch),
             by=request.user.email,
         )  # fmt: skip
         messages.success(
             request,
             _("Coupure activée : %(what)s — %(scope)s. Effective partout en quelques secondes.")
-            % {"what": switch_target(switch), "scope": _switch_scope(switch)},
+            % {"what": switches.target_label(switch), "scope": _switch_scope(switch)},
         )
         return redirect("surveillance:switches")
     related = ("user", "token__organisation", "organisation", "insurer", "off_by", "on_by")
@@ -612,7 +566,7 @@ def switches_panel(request):
         Switch.objects.filter(on_at__isnull=False).select_related(*related).order_by("-on_at")[:20]
     )
     for switch in active + history:
-        switch.what = switch_target(switch)
+        switch.what = switches.target_label(switch)
         switch.scope = _switch_scope(switch)
     context = {
         "form": form,
@@ -652,10 +606,10 @@ def _switch_on(request, switch: Switch):
         pk=switch.pk
     )
     record_event(
-        "switch.on", request=request, **_switch_event_fields(switch), **_switch_details(switch),
+        "switch.on", request=request, **switches.event_owner(switch), **switches.event_details(switch),
         by=request.user.email, by_system=switch.by_system,
     )  # fmt: skip
-    messages.success(request, _("Coupure levée : %(what)s.") % {"what": switch_target(switch)})
+    messages.success(request, _("Coupure levée : %(what)s.") % {"what": switches.target_label(switch)})
     return redirect("surveillance:switches")
 
 

@@ -52,44 +52,8 @@ def describe(switch: Switch) -> str:
     return f"{what} · {channel} · {domain}"
 
 
-def _event_fields(switch: Switch) -> dict:
-    """Whose security events record the change: the account's, or the organisation concerned (as the console)."""
-    if switch.user_id:
-        return {"user": switch.user}
-    if switch.token_id:
-        return {"organisation": switch.token.organisation}
-    if switch.organisation_id:
-        return {"organisation": switch.organisation}
-    if switch.insurer_id:
-        organisation = Organisation.objects.filter(insurer_id=switch.insurer_id).first()
-        return {"organisation": organisation} if organisation else {}
-    return {}
-
-
-def _what(switch: Switch) -> str:
-    """The target in French, for the security events an organisation reads."""
-    if switch.target == Switch.Target.ACCOUNT and switch.user:
-        return f"compte {switch.user.email}"
-    if switch.target == Switch.Target.TOKEN and switch.token:
-        return f"jeton rmp_{switch.token.prefix}… ({switch.token.name})"
-    if switch.target == Switch.Target.ORGANISATION and switch.organisation:
-        return f"organisation « {switch.organisation.name} »"
-    if switch.target == Switch.Target.INSURER and switch.insurer:
-        return f"cartes de {switch.insurer.name} (AMC {switch.insurer.amc_number})"
-    return "tout le monde"
-
-
 def _event_details(switch: Switch, by: User | None) -> dict:
-    return {
-        "switch": switch.pk,
-        "target": switch.target,
-        "what": _what(switch),
-        "channel": switch.channel or "all",
-        "domain": switch.domain or "all",
-        "reason": switch.reason,
-        "by": by.email if by else "ligne de commande",
-        "via": "cli",
-    }
+    return {**switches.event_details(switch), "by": by.email if by else "ligne de commande", "via": "cli"}
 
 
 class Command(BaseCommand):
@@ -159,7 +123,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"Already off: #{existing.first().pk} {describe(existing.first())}")
                     continue
                 switch = switches.switch_off(reason=reason, by=by, channel=channel, domain=domain, **fields)
-                record_event("switch.off", **_event_fields(switch), **_event_details(switch, by))
+                record_event("switch.off", **switches.event_owner(switch), **_event_details(switch, by))
                 created.append(switch)
         for switch in created:
             self.stdout.write(self.style.SUCCESS(f"Switch #{switch.pk} off: {describe(switch)}"))
@@ -257,7 +221,10 @@ class Command(BaseCommand):
             switch = found[pk]
             switches.switch_on(switch, by=by)
             record_event(
-                "switch.on", **_event_fields(switch), **_event_details(switch, by), by_system=switch.by_system
+                "switch.on",
+                **switches.event_owner(switch),
+                **_event_details(switch, by),
+                by_system=switch.by_system,
             )
             note = " (it had been switched off by the system)" if switch.by_system else ""
             self.stdout.write(self.style.SUCCESS(f"Switch #{switch.pk} back on: {describe(switch)}{note}"))
