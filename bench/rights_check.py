@@ -671,7 +671,7 @@ PROFILE_PARTS = (
         "authenticate_token (rempart/accounts/tokens.py",
     ),
     ("card data validation (read_card_data)", "read_card_data (rempart/rights/cards.py"),
-    ("gate: lookup (_find: insurer, contract, family)", "_find (rempart/ledger/gate.py"),
+    ("gate: lookup (find: insurer, contract, family)", "find (rempart/gate/core.py"),
     ("gate: guarantee and decision", "guarantee_for (rempart/registry/models.py"),
     ("gate: ledger append (chain.append)", "append (rempart/ledger/chain.py"),
     ("gate: transaction commit", "__exit__ (django/db/transaction.py"),

@@ -10,6 +10,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
 from rempart.authorizations.api import router as pec_router
+from rempart.gate import RefusedDomain
 from rempart.rights.api import router as rights_router
 from rempart.surveillance.engine import CheckRefused
 
@@ -73,3 +74,18 @@ def refused(request: HttpRequest, exc: CheckRefused):
     if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(RefusedDomain)
+def refused_domain(request: HttpRequest, exc: RefusedDomain):
+    """A care domain the organisation does not practise: refused before any lookup, and recorded."""
+    return api.create_response(
+        request,
+        {
+            "detail": f"votre organisation n'est pas enregistrée pour le domaine {exc.domain} : rien n'a été consulté",
+            "code": "domain_not_allowed",
+            "field": "domain",
+            "reference": exc.reference,
+        },
+        status=403,
+    )

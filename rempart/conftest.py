@@ -78,12 +78,14 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def fresh_process_caches():
     """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
+    from rempart.gate import core as gate_core
     from rempart.surveillance import canaries, responses, switches
     from rempart.surveillance.engine import baselines
 
     switches.forget()
     canaries.forget()
     baselines.forget()
+    gate_core.forget()
     responses._recent_alerts.clear()
     yield
     switches.forget()

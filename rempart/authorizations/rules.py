@@ -570,7 +570,7 @@ def _periods_fr(versions: Iterable[CatalogueEntry]) -> str:
 @dataclass(frozen=True)
 class _Checked:
     entries: tuple[CatalogueEntry, ...]
-    ages: AgeRange
+    ages: AgeRange | None  # None when checked without the beneficiary's facts
     complexities: Mapping[str, Complexity]
 
 
@@ -579,9 +579,18 @@ def _is_count(value: object) -> bool:
 
 
 def check_request(
-    request: PecRequest, facts: BeneficiaryFacts, catalogue: Catalogue, rules: RuleSet, today: dt.date
+    request: PecRequest,
+    facts: BeneficiaryFacts | None,
+    catalogue: Catalogue,
+    rules: RuleSet,
+    today: dt.date,
 ) -> _Checked:
-    """Every input check; raises :class:`PecInputError` (with all problems) or returns what decide needs."""
+    """Every input check; raises :class:`PecInputError` (with all problems) or returns what decide needs.
+
+    With ``facts=None`` only the checks that do not depend on the beneficiary run (every one but the
+    age-dependent ones): the service runs them *before* identifying the patient, so that a bad quote gets
+    the same answer whether the card matched or not.
+    """
     errors: list[PecInputError] = []
 
     def error(line: int | None, name: str, message: str) -> None:
@@ -605,14 +614,14 @@ def check_request(
             "delivery_date",
             f"Date de livraison trop lointaine : au plus {rules.delivery_max_days_ahead} jours après aujourd'hui.",
         )
-    ages = age_range(facts.birth_date, delivery)
+    ages = age_range(facts.birth_date, delivery) if facts is not None else None
 
     prescription = request.prescription
     if prescription.date > today:
         error(None, "prescription.date", "La date de prescription est dans le futur.")
     elif prescription.date > delivery:
         error(None, "prescription.date", "La prescription est postérieure à la date de livraison.")
-    else:
+    elif facts is not None:
         months = band_months(
             rules.prescription_max_age[domain], age_range(facts.birth_date, prescription.date), max
         )
@@ -709,7 +718,7 @@ def check_request(
                 f"Prix supérieur au prix limite de vente de la classe {entry.lpp_class} "
                 f"({eur(entry.price_limit_cents)}).",
             )
-        if not entry.fits_age(ages.youngest, ages.oldest):
+        if ages is not None and not entry.fits_age(ages.youngest, ages.oldest):
             error(
                 number,
                 "lpp_code",

@@ -1,8 +1,10 @@
 """Asking for a prise en charge: identify through the gate, decide with the pure engine, store, answer.
 
 No HTTP here: the API endpoint and the portal form call :func:`request_pec`. A request with bad input
-stores nothing and writes no ledger row (the engine raises before anything is written); an identical
-request with the same idempotency key returns the PEC already decided.
+stores nothing; bad input that the request alone shows is refused before the card is looked up (no
+ledger row, the same answer for every card), and bad input that only the beneficiary's facts reveal is
+refused after its ledger row (outcome ``rejected``). An identical request with the same idempotency key
+returns the PEC already decided.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from rempart import gate
 from rempart.authorizations import rules
 from rempart.authorizations.catalogue import default_catalogue
 from rempart.authorizations.models import Pec
 from rempart.authorizations.optics import Correction
-from rempart.ledger import gate
 from rempart.ledger.models import Disclosure
 from rempart.lib.identifiers import LunarDate
 from rempart.registry.models import NO_TIERS_PAYANT_CODES
@@ -135,6 +137,12 @@ def request_pec(
         raise rules.PecInputError(
             None, "domain", "une prise en charge se demande en optique (OPTI) ou en audiologie (AUDI)"
         )
+    gate.refuse_foreign_domain(actor, gate.PURPOSE_PEC, request.domain)  # 403, recorded, before anything else
+    today = timezone.localdate()
+    # Everything that does not need the beneficiary is checked before the card is looked up: a bad quote
+    # gets the same 400 whether the card matched or not. What only the beneficiary's facts reveal (a code
+    # reserved to another age) is raised inside the gate, which records it (outcome "rejected").
+    rules.check_request(request, None, default_catalogue(), rules.default_rules(), today)
     fingerprint = _fingerprint(card, request)
     key = idempotency_key.strip()[:80]
     if key:
@@ -143,7 +151,6 @@ def request_pec(
             if previous.request_fingerprint != fingerprint:
                 raise PecConflict("cette clé d'idempotence a déjà servi pour une autre demande")
             return PecOutcome(previous, previous.ledger_reference, replayed=True)
-    today = timezone.localdate()
 
     def decide(facts: gate.PecFacts) -> _Decided:
         decision = rules.decide(

@@ -23,10 +23,10 @@ from rempart.authorizations.forms import LINES, PecForm
 from rempart.authorizations.models import Pec
 from rempart.authorizations.optics import Correction, CorrectionError
 from rempart.authorizations.service import PEC_DOMAINS, PecConflict, cancel_pec, request_pec
-from rempart.ledger.gate import Actor
+from rempart.gate import Actor, RefusedDomain
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import french_to_iso
-from rempart.rights.views import redirect_for_refusal
+from rempart.rights.views import redirect_for_refusal, refused_domain_message
 from rempart.surveillance.engine import CheckRefused
 
 
@@ -109,6 +109,9 @@ def ask(request):
                 status = 400
             except PecConflict as exc:
                 errors, status = [{"line": None, "field": "", "message": str(exc)}], 409
+            except RefusedDomain as exc:
+                form.add_error("domain", refused_domain_message(exc.domain))
+                status = 403
             except CheckRefused as exc:
                 if (response := redirect_for_refusal(request, exc)) is not None:
                     return response

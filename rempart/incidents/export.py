@@ -1,6 +1,6 @@
 """Files of a scope for people to open: one CSV per insurer (keyed by adherent number and rank) and a summary.
 
-Streams from the gate (rempart.ledger.gate), so memory stays bounded whatever the number of people.
+Streams from rempart.incidents.exposure (which records the read), so memory stays bounded whatever the number of people.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ For each insurer (controller) of a scope, Rempart (processor) produces:
 4. a template of the letter to the people concerned (art. 34), PDF with «mail-merge» fields;
 5. the mail-merge data for that letter (CSV).
 
-The people's keys come only from the recording gate (``gate.exposure_keys``), which records the read.
+The people's keys come only from ``rempart.incidents.exposure.exposure_keys``, which records the read.
 The CSVs are streamed to files (bounded memory at any size); the PDFs carry numbers, never one page
 per person. Every document is stored with its SHA-256; running again adds new documents.
 
@@ -46,10 +46,10 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from rempart.incidents import workflow
+from rempart.incidents import exposure, workflow
 from rempart.incidents.documents import store_document
 from rempart.incidents.models import Document, Incident, Scope
-from rempart.ledger import gate
+from rempart.ledger.actor import Actor
 from rempart.lib.progress import progress_bar
 from rempart.registry.models import CareDomain, Insurer
 
@@ -280,7 +280,7 @@ def _csv_writer(handle):
 
 
 def write_lists(
-    actor: gate.Actor, scope: Scope, insurer: Insurer, affected: Path, merge: Path, bar
+    actor: Actor, scope: Scope, insurer: Insurer, affected: Path, merge: Path, bar
 ) -> Listed:
     """Write the affected list and the letter merge data of one insurer (UTF-8 with BOM, « ; »)."""
     listed = Listed()
@@ -294,7 +294,7 @@ def write_lists(
         affected_rows, merge_rows = _csv_writer(affected_file), _csv_writer(merge_file)
         affected_rows.writerow(AFFECTED_COLUMNS)
         merge_rows.writerow(MERGE_COLUMNS)
-        people = gate.exposure_keys(actor, scope.pk, insurer_id=insurer.pk, label=label)
+        people = exposure.exposure_keys(actor, scope.pk, insurer_id=insurer.pk, label=label)
         for person, adherent, member in people:
             fields = frozenset(person.fields)
             short, plain = field_labels(fields)
@@ -925,7 +925,7 @@ def _name(incident: Incident, scope: Scope, insurer: Insurer, what: str, stamp: 
 
 
 def generate_notices(
-    incident: Incident, scope: Scope, *, by=None, actor: gate.Actor, show_progress: bool = False
+    incident: Incident, scope: Scope, *, by=None, actor: Actor, show_progress: bool = False
 ) -> list[Document]:
     """Write and store the five documents of every insurer of the scope; return them (all or none stored).
 
@@ -935,7 +935,7 @@ def generate_notices(
 
 
 def _generate_notices(
-    incident: Incident, scope: Scope, *, by=None, actor: gate.Actor, show_progress: bool = False
+    incident: Incident, scope: Scope, *, by=None, actor: Actor, show_progress: bool = False
 ) -> list[Document]:
     if scope.incident_id != incident.pk:
         raise NoticeError("ce périmètre appartient à un autre incident")

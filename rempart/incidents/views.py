@@ -13,12 +13,12 @@ from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles
 from rempart.accounts.models import Organisation, Role
-from rempart.incidents import workflow
+from rempart.incidents import exposure, workflow
 from rempart.incidents.export import describe
 from rempart.incidents.forms import IncidentForm, ScopeForm, StatusForm, TextForm
 from rempart.incidents.models import Document, Incident
 from rempart.incidents.scope import summarise
-from rempart.ledger import gate
+from rempart.ledger.actor import Actor
 from rempart.registry.models import Insurer
 
 INCIDENT_ROLES = {Role.SECURITY}
@@ -96,7 +96,7 @@ def scope_preview(request, pk: int):
     label = form.cleaned_data["label"] or "; ".join(describe(criteria.to_json()))[:200]
     if "freeze" in request.POST:
         scope = workflow.attach_scope(
-            incident, criteria, label=label, by=request.user, actor=gate.Actor.console(request)
+            incident, criteria, label=label, by=request.user, actor=Actor.console(request)
         )
         if scope.ledger_ok:
             messages.success(
@@ -108,8 +108,8 @@ def scope_preview(request, pk: int):
             )
         return redirect("incidents:detail", pk=incident.pk)
     summary = summarise(criteria)
-    gate.record_scope_run(
-        gate.Actor.console(request), label=f"{incident.number}/aperçu", people=summary.people, listed=False
+    exposure.record_scope_run(
+        Actor.console(request), label=f"{incident.number}/aperçu", people=summary.people, listed=False
     )
     names = _insurer_names(summary.per_insurer)
     rows = sorted(
@@ -130,8 +130,8 @@ def scope_rerun(request, pk: int, scope_pk: int):
     incident = get_object_or_404(Incident, pk=pk)
     scope = get_object_or_404(incident.scopes, pk=scope_pk)
     difference = workflow.rerun(scope)
-    gate.record_scope_run(
-        gate.Actor.console(request),
+    exposure.record_scope_run(
+        Actor.console(request),
         label=f"{incident.number}/{scope.pk}/relance",
         people=difference.people_now,
         listed=False,
@@ -197,7 +197,7 @@ def generate(request, pk: int, scope_pk: int):
         messages.warning(request, _("Les notifications de ce périmètre viennent d'être générées."))
         return redirect("incidents:detail", pk=incident.pk)
     try:
-        documents = generate_notices(incident, scope, by=request.user, actor=gate.Actor.console(request))
+        documents = generate_notices(incident, scope, by=request.user, actor=Actor.console(request))
     except NoticeError as exc:
         messages.error(request, str(exc))
     else:
@@ -208,13 +208,13 @@ def generate(request, pk: int, scope_pk: int):
 LISTS = {Document.Kind.AFFECTED_LIST, Document.Kind.LETTER_MERGE}
 
 
-def _send(request, document: Document, actor: gate.Actor):
+def _send(request, document: Document, actor: Actor):
     """Download a document; a list of people is a disclosure of their keys, so it is recorded in the ledger."""
     if document.kind in LISTS:
         people = (document.scope.per_insurer.get(str(document.insurer_id), {}) if document.scope else {}).get(
             "people", 0
         )
-        gate.record_scope_run(
+        exposure.record_scope_run(
             actor, label=f"{document.incident.number}/document {document.pk}", people=people, listed=True
         )
     try:
@@ -230,7 +230,7 @@ def _send(request, document: Document, actor: gate.Actor):
 def download(request, pk: int, document_pk: int):
     _require_security(request)
     document = get_object_or_404(Document, pk=document_pk, incident_id=pk)
-    return _send(request, document, gate.Actor.console(request))
+    return _send(request, document, Actor.console(request))
 
 
 # --- The insurer's side: its own notices, and nothing of other insurers (404).
@@ -258,4 +258,4 @@ def insurer_notices(request):
 def insurer_download(request, document_pk: int):
     insurer = _insurer_of(request)
     document = get_object_or_404(Document, pk=document_pk, insurer=insurer)
-    return _send(request, document, gate.Actor.portal(request))
+    return _send(request, document, Actor.portal(request))

@@ -14,9 +14,11 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from rempart.incidents import exposure
 from rempart.incidents.models import Incident, Scope, ScopeEntry, TimelineEntry
 from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, ledger_rows, summarise
-from rempart.ledger import chain, gate
+from rempart.ledger import chain
+from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
 
 # Allowed moves; closing is possible from any state (e.g. a false alarm), reopening only from closed.
@@ -139,7 +141,7 @@ def _frozen_rows(scope: Scope):
 
 
 def attach_scope(
-    incident: Incident, criteria: ScopeCriteria, *, label: str, by=None, actor: gate.Actor | None = None
+    incident: Incident, criteria: ScopeCriteria, *, label: str, by=None, actor: Actor | None = None
 ) -> Scope:
     """Verify the ledger over the window, then freeze the scope's entries and totals into the incident."""
     check = check_ledger(criteria)
@@ -179,7 +181,7 @@ def attach_scope(
             by,
         )
     if actor is not None:
-        gate.record_scope_run(actor, label=f"{incident.number}/{scope.pk}", people=scope.people, listed=False)
+        exposure.record_scope_run(actor, label=f"{incident.number}/{scope.pk}", people=scope.people, listed=False)
     return scope
 
 

@@ -11,7 +11,7 @@ from ninja import Field, Router, Schema
 
 from rempart.accounts.api_auth import TokenAuth
 from rempart.api_errors import BadInput
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, check_rights
 from rempart.rights.cards import CardDataError, read_card_data
 
 router = Router(tags=["droits"])

@@ -1,6 +1,6 @@
 """Benchmark only: the rights check's lookup with nothing around it (bench/rights_check.py).
 
-``POST /bench/bare-lookup`` runs the gate's own lookup (``rempart.ledger.gate._find``: insurer →
+``POST /bench/bare-lookup`` runs the gate's own lookup (``rempart.gate.core.find``: insurer →
 contract → family → guarantee in one statement, then the blind-index compare) and answers ``{"outcome": "match" | "no_match"}``: no
 token, no validation of the presented data, no coverage decision, no ledger row. Comparing its
 throughput with ``POST /api/v1/rights/check`` in the same run gives the cost of the security.
@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from rempart.ledger.gate import _find
+from rempart.gate.core import find as _find
 from rempart.lib.identifiers import LunarDate
 from rempart.rights.cards import CardData
 from rempart.urls import urlpatterns as normal_urlpatterns

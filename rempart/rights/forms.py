@@ -53,3 +53,12 @@ class RightsCheckForm(forms.Form):
         help_text=_("Aujourd'hui si vide."),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "data-mask": "date", "placeholder": _("JJ/MM/AAAA")}),
     )  # fmt: skip
+
+    def __init__(self, *args, domains: list[str] | None = None, **kwargs) -> None:
+        """``domains``: the organisation's care domains, the only ones offered. Any domain is still accepted
+        from a posted form, so that the gate refuses (and records) a forged one rather than the form."""
+        super().__init__(*args, **kwargs)
+        if domains:
+            self.fields["domain"].widget.choices = [
+                (v, label) for v, label in CareDomain.choices if v in domains
+            ]

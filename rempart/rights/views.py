@@ -14,7 +14,7 @@ from rempart.accounts import roles
 from rempart.accounts.models import ApiToken, Organisation, User
 from rempart.accounts.sessions import log_out_if_suspended
 from rempart.accounts.stepup import step_up_redirect
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, RefusedDomain, check_rights
 from rempart.ledger.models import Disclosure
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import RightsCheckForm, french_to_iso
@@ -31,7 +31,8 @@ def _professional_organisation(request) -> Organisation:
 @login_required
 def check(request):
     organisation = _professional_organisation(request)
-    form = RightsCheckForm(request.POST or None, initial={"domain": _default_domain(organisation)})
+    domains = _domains(organisation)
+    form = RightsCheckForm(request.POST or None, initial={"domain": domains[0]}, domains=domains)
     answer, status, refusal = None, 200, None
     if request.method == "POST":
         if form.is_valid():
@@ -54,6 +55,9 @@ def check(request):
             else:
                 try:
                     answer = check_rights(Actor.portal(request), card)
+                except RefusedDomain as exc:
+                    form.add_error("domain", refused_domain_message(exc.domain))
+                    status = 403
                 except CheckRefused as exc:
                     if (response := redirect_for_refusal(request, exc)) is not None:
                         return response
@@ -62,7 +66,9 @@ def check(request):
                     # The check may have suspended this account (a canary, a threshold): its sessions were ended.
                     # The answer is still shown as for anyone, on a fresh anonymous session.
                     log_out_if_suspended(request)
-                    form = RightsCheckForm(initial={"domain": card.domain})  # blank for the next patient
+                    form = RightsCheckForm(
+                        initial={"domain": card.domain}, domains=domains
+                    )  # blank for the next patient
         else:
             status = 400
     context = {"form": form, "answer": answer, "refusal": refusal}
@@ -80,9 +86,17 @@ def redirect_for_refusal(request, exc: CheckRefused):
     return None
 
 
-def _default_domain(organisation: Organisation) -> str:
+def _domains(organisation: Organisation) -> list[str]:
+    """The shop's care domains (the only ones the gate answers for it)."""
     domains = organisation.professional.domains if organisation.professional else []
-    return domains[0] if domains else "PHAR"
+    return list(domains) or ["PHAR"]
+
+
+def refused_domain_message(domain: str) -> str:
+    return _(
+        "Votre organisation n'est pas enregistrée pour le domaine %(domain)s : "
+        "la vérification n'a pas été faite (demande enregistrée)."
+    ) % {"domain": domain}
 
 
 @login_required

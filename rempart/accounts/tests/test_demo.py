@@ -6,7 +6,7 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, check_rights
 from rempart.rights.cards import read_card_data
 from rempart.rights.forms import french_to_iso
 

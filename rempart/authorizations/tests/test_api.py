@@ -130,8 +130,13 @@ def test_no_match_is_uniform_and_needs_the_scope(client, cast, population, token
 def test_only_an_organisation_of_the_domain_may_ask(client, cast, population, token):
     body = _body(_adult(population), domain="AUDI")
     body["prescription"].pop("right"), body["prescription"].pop("left")
+    before = Disclosure.objects.count()
     response = _post(client, token, body)
     assert response.status_code == 403 and "AUDI" in response.json()["detail"]
+    assert response.json()["code"] == "domain_not_allowed"
+    row = Disclosure.objects.get(reference=response.json()["reference"])
+    assert Disclosure.objects.count() == before + 1
+    assert (row.purpose, row.outcome, row.beneficiary_id, row.domain) == ("pec", "refused", None, "AUDI")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.utils import timezone
 
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, check_rights
 from rempart.registry import rights_format as fmt
 from rempart.registry import synthetic
 from rempart.registry.models import Insurer
@@ -74,7 +74,7 @@ def population(cast, tmp_path) -> Population:
     return population
 
 
-def card_of(row: list[str], domain: str = "PHAR"):
+def card_of(row: list[str], domain: str = "OPTI"):
     nir = row[COL["nir"]] or row[COL["ouvrant_droit_nir"]]
     rank = row[COL["birth_rank"]] if not row[COL["nir"]] else None
     return read_card_data(
@@ -98,7 +98,7 @@ def actor_for(user, ip="203.0.113.7", channel="portal") -> Actor:
     )
 
 
-def check(actor: Actor, row: list[str], domain: str = "PHAR"):
+def check(actor: Actor, row: list[str], domain: str = "OPTI"):
     return check_rights(actor, card_of(row, domain))
 
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from pypdf import PdfReader
 
+from rempart.gate import Actor
 from rempart.incidents import workflow
 from rempart.incidents.documents import file_sha256, store_document
 from rempart.incidents.models import Document
@@ -25,7 +26,6 @@ from rempart.incidents.notices import (
     pdf_text,
 )
 from rempart.incidents.scope import ScopeCriteria
-from rempart.ledger.gate import Actor
 from rempart.ledger.models import Disclosure
 
 from .conftest import COL, actor_for, check, since

@@ -7,9 +7,9 @@ from django.db import connection
 from django.utils import timezone
 
 from rempart.incidents import workflow
+from rempart.incidents.exposure import exposure_keys
 from rempart.incidents.models import Incident, ScopeEntry
 from rempart.incidents.scope import ScopeCriteria, ScopeError, summarise
-from rempart.ledger.gate import exposure_keys
 
 from .conftest import COL, actor_for, check, since
 
@@ -87,7 +87,7 @@ def test_an_incident_freezes_its_scope_and_shows_later_differences(cast, abuse):
 
 
 def test_exposure_keys_are_per_person_and_the_read_is_recorded(cast, abuse):
-    from rempart.ledger.gate import Actor
+    from rempart.gate import Actor
     from rempart.ledger.models import Disclosure
 
     incident = workflow.open_incident(title="x", detected_at=timezone.now(), by=cast.analyst)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, RefusedDomain, check_rights
 from rempart.ledger.models import Disclosure
 from rempart.rights.cards import CardDataError, read_card_data
 
@@ -14,8 +14,29 @@ from .conftest import TODAY, nir
 def ask(cast, **overrides):
     data = {"amc_number": overrides.pop("amc", None), **overrides}
     card = read_card_data(today=TODAY, **data)
-    actor = Actor(channel="portal", organisation_id=cast.optician.pk, user_id=cast.staff.pk, ip="192.0.2.10")
+    # Each organisation asks in its own care domains: the optician in optics, the neighbouring pharmacy in PHAR.
+    organisation, user = (cast.other_shop, cast.outsider) if card.domain == "PHAR" else (cast.optician, cast.staff)
+    actor = Actor(channel="portal", organisation_id=organisation.pk, user_id=user.pk, ip="192.0.2.10")
     return check_rights(actor, card)
+
+
+def test_an_organisation_asks_only_in_its_own_care_domains(cast, family):
+    """An optician's account asking for pharmacy terms is refused before any lookup, and the refusal is recorded."""
+    card = read_card_data(today=TODAY, **parent(family, domain="PHAR"))
+    actor = Actor(channel="api", organisation_id=cast.optician.pk, token_id=7, ip="192.0.2.10")
+    before = Disclosure.objects.count()
+    with pytest.raises(RefusedDomain) as refused:
+        check_rights(actor, card)
+    row = Disclosure.objects.get(reference=refused.value.reference)
+    assert Disclosure.objects.count() == before + 1
+    assert (row.outcome, row.beneficiary_id, row.insurer_id, row.domain) == ("refused", None, None, "PHAR")
+    assert row.fields == ["domain_refused:PHAR"] and row.organisation_id == cast.optician.pk
+    # The same refusal whatever the card: nothing was compared.
+    stranger = read_card_data(today=TODAY, **parent(family, domain="PHAR", adherent_number="NOPE-1"))
+    with pytest.raises(RefusedDomain):
+        check_rights(actor, stranger)
+    # Its own domain is answered.
+    assert check_rights(actor, read_card_data(today=TODAY, **parent(family))).outcome == "covered"
 
 
 def parent(family, **extra):

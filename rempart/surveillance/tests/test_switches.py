@@ -425,7 +425,7 @@ def test_the_command_refuses_organisations_that_do_not_check_rights_and_switches
 
 def test_switches_hold_even_with_surveillance_turned_off(settings, cast, population):
     """REMPART_SURVEILLANCE_ENABLED=0 turns off the signals and the ladder, never the operator's switches."""
-    from rempart.ledger.gate import Actor, check_rights
+    from rempart.gate import Actor, check_rights
     from rempart.surveillance import switches
     from rempart.surveillance.engine import CheckRefused
     from rempart.surveillance.models import Switch

@@ -8,7 +8,7 @@ from django.utils import timezone
 from rempart.incidents import workflow
 from rempart.incidents.cli_criteria import add_criteria_arguments, criteria_from_options, moment
 from rempart.incidents.models import Incident
-from rempart.ledger import gate
+from rempart.ledger.actor import Actor
 
 
 class Command(BaseCommand):
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         if action == "attach":
             criteria = criteria_from_options(options)
             scope = workflow.attach_scope(
-                target, criteria, label=options["label"] or "command line", actor=gate.Actor.command_line()
+                target, criteria, label=options["label"] or "command line", actor=Actor.command_line()
             )
             verdict = "ledger verified" if scope.ledger_ok else "LEDGER ALTERED: " + scope.ledger_report
             self.stdout.write(
@@ -86,7 +86,7 @@ class Command(BaseCommand):
                 raise CommandError("no such frozen scope in this incident")
             from rempart.incidents.notices import generate_notices
 
-            documents = generate_notices(target, scope, actor=gate.Actor.command_line(), show_progress=True)
+            documents = generate_notices(target, scope, actor=Actor.command_line(), show_progress=True)
             for document in documents:
                 self.stdout.write(f"{document.sha256}  {document.size:>12,}  {document.filename}")
             return

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from rempart.incidents import exposure
 from rempart.incidents.cli_criteria import add_criteria_arguments, criteria_from_options
 from rempart.incidents.export import describe, write_per_insurer, write_summary
 from rempart.incidents.scope import summarise
-from rempart.ledger import gate
+from rempart.ledger.actor import Actor
 from rempart.lib.progress import progress_bar
 
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         criteria = criteria_from_options(options)
         description = describe(criteria.to_json())
-        actor = gate.Actor.command_line()
+        actor = Actor.command_line()
         summary = summarise(criteria)
         self.stdout.write("Criteria: " + " · ".join(description))
         self.stdout.write(
@@ -37,12 +38,12 @@ class Command(BaseCommand):
         )
         out = options["out"]
         if out is None:
-            gate.record_scope_run(actor, label="cli", people=summary.people, listed=False)
+            exposure.record_scope_run(actor, label="cli", people=summary.people, listed=False)
             return
         out.mkdir(parents=True, exist_ok=True)
         with progress_bar(total=summary.people, desc="people", unit="people") as bar:
             files = write_per_insurer(
-                gate.live_exposure_keys(actor, criteria, label="cli"), out, progress=bar
+                exposure.live_exposure_keys(actor, criteria, label="cli"), out, progress=bar
             )
         path = write_summary(out, criteria, summary, files, description)
         self.stdout.write(f"Wrote {len(files)} CSV file(s) and {path} in {out}")

@@ -1,0 +1,27 @@
+"""The recording gate: the one place that reads beneficiaries' personal data, and records every answer.
+
+It stands above the registry (what it reads), the ledger (where it records) and surveillance (which
+counts and may refuse); nothing below it imports it (rempart/gate/tests/test_layers.py). One module per
+purpose over one shared identify-and-record core (:mod:`rempart.gate.core`):
+
+- :mod:`rempart.gate.rights_check` — confirm tiers payant for a card, a domain and a date;
+- :mod:`rempart.gate.pec` — identify for a prise-en-charge decision.
+"""
+
+from rempart.gate.core import Found, RefusedDomain, refuse_foreign_domain
+from rempart.gate.pec import PURPOSE_PEC, PecFacts, decide_pec
+from rempart.gate.rights_check import PURPOSE_RIGHTS_CHECK, RightsAnswer, check_rights
+from rempart.ledger.actor import Actor
+
+__all__ = [
+    "PURPOSE_PEC",
+    "PURPOSE_RIGHTS_CHECK",
+    "Actor",
+    "Found",
+    "PecFacts",
+    "RefusedDomain",
+    "RightsAnswer",
+    "check_rights",
+    "decide_pec",
+    "refuse_foreign_domain",
+]

@@ -1,0 +1,1 @@
+from rempart.incidents.tests.conftest import population  # noqa: F401 - fixture

@@ -1,0 +1,318 @@
+"""No oracle at any entry point: a matching and a non-matching card get identical answers, or the match is recorded.
+
+A hijacked account must not be able to learn whether a card matches from an answer that has no ledger
+row: a bad quote that answered 400 on a match and ``no_match`` on a miss, unrecorded, did exactly that.
+For every entry point of the gate and every kind of request (good, and bad in each way we know), the
+same request is sent with a card that matches and with one that differs only by its NIR (which no page
+echoes). Either the two answers are identical once references, times and CSRF tokens are blanked out,
+or the matching request wrote its ledger row naming the beneficiary.
+
+Adding an entry point: list its module in ``ENTRY_MODULES`` (test_every_caller_of_the_gate_is_listed
+fails otherwise) and its channels and bad requests below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from rempart.accounts import tokens
+from rempart.incidents.tests.conftest import COL
+from rempart.ledger.models import Disclosure
+from rempart.testing import login
+
+from .test_layers import import_graph
+
+# Every module outside the gate that calls it, and the entry points (below) that cover it.
+ENTRY_MODULES = {
+    "rempart.rights.api": ["api:rights"],
+    "rempart.rights.views": ["portal:rights"],
+    "rempart.rights.bare_lookup": [],  # benchmark only: answers nothing of the card (docs/benchmarks.md)
+    "rempart.authorizations.service": ["api:pec", "portal:pec"],
+    "rempart.authorizations.api": ["api:pec"],
+    "rempart.authorizations.views": ["portal:pec"],
+    "rempart.api": [],  # renders the gate's refusals
+}
+
+
+@pytest.fixture(autouse=True)
+def no_surveillance(settings):
+    """Surveillance would step the script up part-way; its own tests cover it. Switches still apply."""
+    settings.REMPART_SURVEILLANCE_ENABLED = False
+
+
+def _adult(population) -> list[str]:
+    today = timezone.localdate()
+    for row in population.people[population.insurers[0].pk]:
+        born = dt.date.fromisoformat(row[COL["birth_date"]].replace("-00", "-01"))
+        if row[COL["nir"]] and (today - born).days > 30 * 365 and row[COL["contract_status"]] == "active":
+            return row
+    raise AssertionError("no adult in the population")
+
+
+def _stranger_nir(population, row: list[str]) -> str:
+    """A valid NIR of somebody in another insurer: the card then differs from the match by its NIR only."""
+    for other in population.people[population.insurers[1].pk]:
+        if other[COL["nir"]] and other[COL["nir"]] != row[COL["nir"]]:
+            return other[COL["nir"]]
+    raise AssertionError("no other NIR")
+
+
+_BLANKS = [
+    re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"'),
+    re.compile(r"\b[A-Z]{2}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}\b"),  # ledger references
+    re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.+\-Z]+"),  # times in JSON
+]
+
+
+def _signature(response) -> tuple[int, str]:
+    body = response.content.decode()
+    if response.get("Content-Type", "").startswith("application/json"):
+        data = json.loads(body)
+        for volatile in ("reference", "checked_at"):
+            data.pop(volatile, None) if isinstance(data, dict) else None
+        body = json.dumps(data, sort_keys=True)
+    for pattern in _BLANKS:
+        body = pattern.sub("…", body)
+    return response.status_code, body
+
+
+# --- The entry points: each sends one request for a row, with the NIR given.
+
+
+def _api_rights(ctx, row, nir, variant):
+    body = {
+        "amc_number": row[COL["amc_number"]],
+        "adherent_number": row[COL["adherent_number"]],
+        "nir": nir,
+        "birth_date": row[COL["birth_date"]],
+        "domain": "OPTI",
+        **variant,
+    }
+    return ctx.client.post(
+        "/api/v1/rights/check",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ctx.token}",
+    )
+
+
+def _portal_rights(ctx, row, nir, variant):
+    born = row[COL["birth_date"]]
+    data = {
+        "amc_number": row[COL["amc_number"]],
+        "adherent_number": row[COL["adherent_number"]],
+        "nir": nir,
+        "birth_date": f"{born[8:10]}/{born[5:7]}/{born[0:4]}",
+        "birth_rank": "",
+        "domain": "OPTI",
+        "care_date": "",
+        **variant,
+    }
+    return ctx.shop.post("/comptoir/droits/", data)
+
+
+def _pec_body(row, nir):
+    today = timezone.localdate()
+    return {
+        "amc_number": row[COL["amc_number"]],
+        "adherent_number": row[COL["adherent_number"]],
+        "nir": nir,
+        "birth_date": row[COL["birth_date"]],
+        "domain": "OPTI",
+        "delivery_date": (today + dt.timedelta(days=7)).isoformat(),
+        "prescription": {
+            "date": (today - dt.timedelta(days=20)).isoformat(),
+            "prescriber_id": "10001234567",
+            "right": {"sphere": "-1.25"},
+            "left": {"sphere": "-1.00"},
+        },
+        "lines": [
+            {"lpp_code": "2290100", "class": "A", "quantity": 1, "unit_price_eur": "30.00"},
+            {"lpp_code": "2290200", "class": "A", "side": "right", "quantity": 1, "unit_price_eur": "32.50"},
+            {"lpp_code": "2290200", "class": "A", "side": "left", "quantity": 1, "unit_price_eur": "32.50"},
+        ],
+    }
+
+
+def _api_pec(ctx, row, nir, variant: Callable[[dict], None]):
+    body = _pec_body(row, nir)
+    variant(body)
+    return ctx.client.post(
+        "/api/v1/pec",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ctx.pec_token}",
+    )
+
+
+def _fr(day: dt.date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def _portal_pec(ctx, row, nir, variant: dict):
+    today = timezone.localdate()
+    born = row[COL["birth_date"]]
+    data = {
+        "amc_number": row[COL["amc_number"]], "adherent_number": row[COL["adherent_number"]], "nir": nir,
+        "birth_date": f"{born[8:10]}/{born[5:7]}/{born[0:4]}", "birth_rank": "1", "domain": "OPTI",
+        "delivery_date": _fr(today + dt.timedelta(days=5)), "prescription_date": _fr(today - dt.timedelta(days=10)),
+        "prescriber_id": "10001234567", "right_sphere": "-1,25", "left_sphere": "-1,00",
+        "line1_code": "2290100", "line1_class": "A", "line1_side": "", "line1_quantity": "1", "line1_price": "30,00",
+        "line2_code": "2290200", "line2_class": "A", "line2_side": "right", "line2_quantity": "1", "line2_price": "32,50",
+        "line3_code": "2290200", "line3_class": "A", "line3_side": "left", "line3_quantity": "1", "line3_price": "32,50",
+        **variant,
+    }  # fmt: skip
+    return ctx.shop.post("/comptoir/prise-en-charge/", data)
+
+
+def _set_line(index: int, **values):
+    def change(body: dict) -> None:
+        body["lines"][index].update(values)
+
+    return change
+
+
+def _set(path: str, value):
+    def change(body: dict) -> None:
+        target = body
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+
+    return change
+
+
+def _unchanged(body: dict) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Case:
+    entry: str
+    name: str
+    send: Callable
+    variant: object
+
+
+CASES = [
+    Case("api:rights", "good", _api_rights, {}),
+    Case("api:rights", "foreign domain", _api_rights, {"domain": "PHAR"}),
+    Case("api:rights", "future care date", _api_rights, {"care_date": "2999-01-01"}),
+    Case("api:rights", "unknown domain", _api_rights, {"domain": "XXXX"}),
+    Case("api:rights", "bad birth rank", _api_rights, {"birth_rank": 12}),
+    Case("portal:rights", "good", _portal_rights, {}),
+    Case("portal:rights", "foreign domain", _portal_rights, {"domain": "PHAR"}),
+    Case("portal:rights", "impossible date", _portal_rights, {"care_date": "31/02/2026"}),
+    Case("api:pec", "good", _api_pec, _unchanged),
+    Case("api:pec", "unknown LPP code", _api_pec, _set_line(0, lpp_code="9999999")),
+    Case("api:pec", "class mismatch", _api_pec, _set_line(0, **{"class": "B"})),
+    Case("api:pec", "price above the limit", _api_pec, _set_line(1, unit_price_eur="900.00")),
+    Case("api:pec", "lens without side", _api_pec, _set_line(1, side=None)),
+    Case("api:pec", "delivery in the past", _api_pec, _set("delivery_date", "2020-01-01")),
+    Case("api:pec", "bad prescriber", _api_pec, _set("prescription.prescriber_id", "12")),
+    Case("api:pec", "a child's frame for an adult", _api_pec, _set_line(0, lpp_code="2290101")),
+    Case("api:pec", "foreign domain", _api_pec, _set("domain", "AUDI")),
+    Case("portal:pec", "good", _portal_pec, {}),
+    Case("portal:pec", "unknown LPP code", _portal_pec, {"line1_code": "9999999"}),
+    Case("portal:pec", "class mismatch", _portal_pec, {"line1_class": "B"}),
+    Case("portal:pec", "a child's frame for an adult", _portal_pec, {"line1_code": "2290101"}),
+]
+
+
+@dataclass
+class Context:
+    client: object
+    shop: object
+    token: str
+    pec_token: str
+
+
+@pytest.fixture
+def ctx(client, client_class, cast):
+    shop = client_class(REMOTE_ADDR="192.0.2.44")
+    login(shop, cast.staff, cast.secrets[cast.staff.email])
+    shop.get("/comptoir/droits/")  # shows (and so drops) the login's flash message
+    return Context(
+        client=client,
+        shop=shop,
+        token=tokens.create_token(cast.optician, "LGO", ["rights:check"], cast.owner)[1],
+        pec_token=tokens.create_token(cast.optician, "LGO PEC", ["pec:write"], cast.owner)[1],
+    )
+
+
+def _person_id(row) -> int:
+    from rempart.registry.models import Beneficiary
+
+    matches = [
+        b.pk
+        for b in Beneficiary.objects.filter(
+            contract__adherent_number=row[COL["adherent_number"]],
+            contract__insurer__amc_number=row[COL["amc_number"]],
+        )
+        if b.birth_year == int(row[COL["birth_date"]][:4])
+    ]
+    assert matches, "the row is not in the registry"
+    return matches[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.entry}:{c.name}")
+def test_a_matching_card_gets_the_same_answer_or_a_recorded_one(case, ctx, population):
+    row = _adult(population)
+    stranger = _stranger_nir(population, row)
+
+    before = Disclosure.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    matched = case.send(ctx, row, row[COL["nir"]], case.variant)
+    matched_rows = list(Disclosure.objects.filter(id__gt=before))
+    missed = case.send(ctx, row, stranger, case.variant)
+
+    assert matched.status_code < 500 and missed.status_code < 500
+    if _signature(matched) == _signature(missed):
+        return
+    person = _person_id(row)
+    assert any(r.beneficiary_id == person for r in matched_rows), (
+        f"{case.entry} '{case.name}': the answers differ ({matched.status_code} vs {missed.status_code}) "
+        "and the matching request left no ledger row naming the person"
+    )
+
+
+def test_a_rejected_quote_after_identification_is_recorded_as_such(ctx, population):
+    """What only the beneficiary's age reveals is refused after the ledger row, with outcome "rejected"."""
+    row = _adult(population)
+    before = Disclosure.objects.count()
+    response = _api_pec(ctx, row, row[COL["nir"]], _set_line(0, lpp_code="2290101"))
+    assert response.status_code == 400 and response.json()["field"] == "lpp_code"
+    row_written = Disclosure.objects.order_by("-id").first()
+    assert Disclosure.objects.count() == before + 1
+    assert (row_written.purpose, row_written.outcome) == ("pec", "rejected")
+    assert row_written.fields == ["identity_confirmed", "coverage:OPTI"]
+
+
+def test_bad_quotes_are_refused_before_the_lookup(ctx, population):
+    """A quote bad in itself gets its 400 without any ledger row: nothing of the card was read."""
+    row = _adult(population)
+    before = Disclosure.objects.count()
+    for change in (_set_line(0, lpp_code="9999999"), _set_line(0, **{"class": "B"})):
+        for nir in (row[COL["nir"]], _stranger_nir(population, row)):
+            assert _api_pec(ctx, row, nir, change).status_code == 400
+    assert Disclosure.objects.count() == before
+
+
+def test_every_caller_of_the_gate_is_listed():
+    callers = {
+        module
+        for module, targets in import_graph().items()
+        if not module.startswith("rempart.gate")
+        and module != "rempart.conftest"  # resets the gate's per-process cache between tests
+        and any(t == "rempart.gate" or t.startswith("rempart.gate.") for t in targets)
+    }
+    assert callers == set(ENTRY_MODULES), "a new caller of the gate needs its no-oracle cases here"
+    covered = {c.entry for c in CASES}
+    assert {e for entries in ENTRY_MODULES.values() for e in entries} <= covered

@@ -1,0 +1,24 @@
+"""The one function that writes a ledger row for a reader: the gate and the incident console both use it."""
+
+from __future__ import annotations
+
+from rempart.ledger import chain
+from rempart.ledger.actor import Actor
+from rempart.ledger.models import Disclosure
+
+
+def record(actor: Actor, purpose: str, **values) -> Disclosure:
+    """Append the ledger row of one answer: who asked, through which channel, from where, and what was disclosed.
+
+    Call it inside the transaction that produces the answer: if the row cannot be written, no answer leaves.
+    """
+    return chain.append(
+        channel=actor.channel,
+        purpose=purpose,
+        organisation_id=actor.organisation_id,
+        user_id=actor.user_id,
+        token_id=actor.token_id,
+        session_ref=actor.session_ref,
+        ip_address=actor.ip,
+        **values,
+    )
