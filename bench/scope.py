@@ -657,6 +657,7 @@ def verify_speed(args) -> None:
                 user = None if api else rng.randrange(1, USERS + 1)
                 token = rng.randrange(1, TOKENS + 1) if api else None
                 row = SimpleNamespace(
+                    id=n + 1, hash_version=chain.CURRENT_HASH_VERSION,
                     created_at=start + step * n, chain=chain_no, seq=seq + 1, reference=chain.new_reference(),
                     channel="api" if api else "portal", purpose="rights_check",
                     organisation_id=rng.randrange(1, ORGS + 1), user_id=user, token_id=token,
@@ -679,6 +680,8 @@ def verify_speed(args) -> None:
                 "ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, last_hash = EXCLUDED.last_hash",
                 [chain_no, seq, digest],
             )
+        # The ids were given explicitly (chain.append hashes them): move the sequence past them.
+        cursor.execute("SELECT setval('ledger_disclosure_id_seq', %s)", [args.rows])
         cursor.execute("VACUUM ANALYZE ledger_disclosure")
     load = time.monotonic() - started
     print(f"  {args.rows:,} chained rows written in {load:.0f} s", flush=True)

@@ -10,7 +10,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
 from rempart.authorizations.api import router as pec_router
+from rempart.claims.api import router as claims_router
 from rempart.gate import RefusedDomain
+from rempart.ledger.api import router as ledger_router
 from rempart.rights.api import router as rights_router
 from rempart.surveillance.engine import CheckRefused
 
@@ -27,6 +29,8 @@ api = NinjaAPI(
 api.add_router("/", accounts_router)
 api.add_router("/", rights_router)
 api.add_router("/", pec_router)
+api.add_router("/", claims_router)
+api.add_router("/", ledger_router)
 
 
 @api.exception_handler(ValidationError)

@@ -76,17 +76,25 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _own_ledger_anchor_dir(settings, tmp_path):
+    """Each test's signed ledger anchors in its own directory: anchors of another database would not match."""
+    settings.REMPART_LEDGER_ANCHOR_DIR = str(tmp_path / "ledger-anchors")
+
+
+@pytest.fixture(autouse=True)
 def fresh_process_caches():
     """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
     from rempart.gate import core as gate_core
-    from rempart.surveillance import canaries, responses, switches
+    from rempart.surveillance import canaries, clientele, responses, switches
     from rempart.surveillance.engine import baselines
 
     switches.forget()
     canaries.forget()
+    clientele.forget()
     baselines.forget()
     gate_core.forget()
     responses._recent_alerts.clear()
     yield
     switches.forget()
     canaries.forget()
+    clientele.forget()

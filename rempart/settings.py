@@ -25,6 +25,8 @@ _secrets = load_secrets(VAR_DIR, production=PRODUCTION)
 SECRET_KEY = _secrets["REMPART_SECRET_KEY"]
 REMPART_DATA_KEYS = _secrets["REMPART_DATA_KEYS"]
 REMPART_BLIND_INDEX_KEY = _secrets["REMPART_BLIND_INDEX_KEY"]
+# Ed25519 private key (base64 of 32 bytes) that signs the ledger's published anchors (rempart.ledger.anchors).
+REMPART_LEDGER_SIGNING_KEY = _secrets["REMPART_LEDGER_SIGNING_KEY"]
 REMPART_DATA_KEY_ID = os.environ.get("REMPART_DATA_KEY_ID")
 
 DEBUG = env_bool("REMPART_DEBUG", False)
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
     "rempart.incidents",
     "rempart.surveillance",
     "rempart.authorizations",
+    "rempart.claims",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +70,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "rempart.accounts.middleware.SessionLifetimeMiddleware",
+    "rempart.accounts.middleware.SessionBindingMiddleware",
     "rempart.accounts.middleware.RequireSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -233,12 +237,22 @@ REMPART_SURVEILLANCE = {}  # overrides of rempart.surveillance.policy.DEFAULTS, 
 
 # Incident documents (notices, lists of affected people): a private directory, served only through views.
 REMPART_INCIDENT_DIR = os.environ.get("REMPART_INCIDENT_DIR", str(VAR_DIR / "incidents"))
+# Signed anchors of the ledger's chains: one JSON file each, never overwritten. Put it outside the database's
+# reach (another mount, write-once storage): it is what proves that no ledger row was cut off.
+REMPART_LEDGER_ANCHOR_DIR = os.environ.get("REMPART_LEDGER_ANCHOR_DIR", str(VAR_DIR / "ledger-anchors"))
 EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
 REMPART_FULL_IMPORT_MAX_END_SHARE = float(os.environ.get("REMPART_FULL_IMPORT_MAX_END_SHARE", "0.10"))
 REMPART_RIGHTS_MAX_PAST_DAYS = int(os.environ.get("REMPART_RIGHTS_MAX_PAST_DAYS", "30"))
+# A running import's heartbeat (PostgreSQL), and how old the last one may be before a run of another host
+# is shown as interrupted (rempart/registry/import_runs.py).
+REMPART_IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("REMPART_IMPORT_HEARTBEAT_SECONDS", "30"))
+REMPART_IMPORT_STALE_SECONDS = int(os.environ.get("REMPART_IMPORT_STALE_SECONDS", "600"))
 REMPART_API_MAX_BODY_BYTES = int(os.environ.get("REMPART_API_MAX_BODY_BYTES", "16384"))
+REMPART_API_MAX_CLAIM_BYTES = int(os.environ.get("REMPART_API_MAX_CLAIM_BYTES", "65536"))  # one invoice
+REMPART_API_MAX_LOT_BYTES = int(os.environ.get("REMPART_API_MAX_LOT_BYTES", str(200 * 1024 * 1024)))  # a lot
+REMPART_CLAIMS_LOT_MAX_INVOICES = int(os.environ.get("REMPART_CLAIMS_LOT_MAX_INVOICES", "100000"))
 REMPART_MAX_UPLOAD_MB = int(
     os.environ.get("REMPART_MAX_UPLOAD_MB", "200")
 )  # bigger files: rempart import-rights

@@ -40,6 +40,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("rempart.registry.urls")),
+    path("", include("rempart.ledger.urls")),
     path("", include("rempart.rights.urls")),
     path("", include("rempart.incidents.urls")),
     path("", include("rempart.authorizations.urls")),

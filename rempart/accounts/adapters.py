@@ -55,6 +55,13 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_login_redirect_url(self, request) -> str:
         return "/"
 
+    def get_reauthentication_methods(self, user) -> list[dict]:
+        """Only what satisfies Rempart's step-up: the passkey if the person has one, else a code; allauth's
+        other pages (password, emailed code) then redirect to it instead of offering a weaker proof."""
+        from rempart.accounts.stepup import step_up_methods
+
+        return step_up_methods(user)
+
 
 class MFAAdapter(DefaultMFAAdapter):
     """TOTP secrets and pending recovery codes are encrypted with the platform's AES-GCM keys."""

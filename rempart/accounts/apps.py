@@ -7,7 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Comptes"
 
     def ready(self) -> None:
-        from rempart.accounts import mfa_hardening, signals  # noqa: F401 - registers receivers
+        from rempart.accounts import mfa_hardening, sessions, signals  # noqa: F401 - registers receivers
         from rempart.lib import redact
 
         redact.install()

@@ -16,6 +16,7 @@ TAGS = {
     "logout": _("Déconnexion"),
     "logout.everywhere": _("Déconnexion de toutes les sessions"),
     "session.expired": _("Session expirée"),
+    "session.context_changed": _("Session utilisée depuis une autre adresse ou un autre appareil"),
     "mfa.added": _("Second facteur ajouté"),
     "mfa.removed": _("Second facteur supprimé"),
     "mfa.failed": _("Code de second facteur refusé"),

@@ -3,7 +3,7 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.utils.translation import gettext_lazy as _
 
 from rempart.accounts.models import ROLES_BY_KIND, Organisation, Role
-from rempart.accounts.scopes import SCOPES
+from rempart.accounts.scopes import SCOPES, scopes_for
 
 
 class AcceptInvitationForm(forms.Form):
@@ -44,6 +44,11 @@ class TokenForm(forms.Form):
         label=_("Autorisations"), choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple
     )
     lifetime_days = forms.IntegerField(label=_("Validité (jours)"), min_value=1, max_value=730, initial=365)
+
+    def __init__(self, *args, kind: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if kind is not None:  # only the scopes this kind of organisation may hold
+            self.fields["scopes"].choices = list(scopes_for(kind).items())
 
 
 class NoEchoTextInput(forms.TextInput):

@@ -12,11 +12,13 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from rempart.accounts import throttle
 from rempart.accounts.events import record_event
 
 TOO_MANY = "Trop de codes erronés. Réessayez dans {seconds} secondes."
+PASSKEY_REQUIRED = _("Votre compte a une clé d'accès : confirmez avec elle, un code ne suffit pas ici.")
 
 
 def mfa_key(user) -> str:
@@ -59,4 +61,15 @@ class AuthenticateForm(ThrottledCodeMixin, allauth_forms.AuthenticateForm):
 
 
 class ReauthenticateForm(ThrottledCodeMixin, allauth_forms.ReauthenticateForm):
-    pass
+    def clean_code(self) -> str:
+        # A person with a passkey steps up with it: a code can be phished and relayed, a passkey cannot.
+        # Refused before the code is looked at, so a relayed code is not even spent.
+        from allauth.core import context
+
+        from rempart.accounts.stepup import has_passkey
+
+        if has_passkey(self.user):
+            record_event("mfa.failed", request=context.request, user=self.user, factor="totp", step_up=True,
+                         reason="passkey_required")  # fmt: skip
+            raise forms.ValidationError(PASSKEY_REQUIRED)
+        return super().clean_code()

@@ -1,4 +1,4 @@
-"""Cross-cutting rules for every request: session lifetime, mandatory second factor, security headers."""
+"""Cross-cutting rules for every request: session lifetime and binding, mandatory second factor, headers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
+from rempart.accounts import sessions
 from rempart.accounts.events import record_event
 from rempart.accounts.signals import DEVICE_COOKIE
+from rempart.accounts.stepup import STEP_UP_URL_NAMES, step_up_redirect
 
 # Pages a person without a second factor may still reach: enrolling one, and leaving.
 ENROLMENT_URL_NAMES = {
@@ -80,6 +82,57 @@ class SessionLifetimeMiddleware:
         return response
 
 
+class SessionBindingMiddleware:
+    """A session goes on only from the address and device it logged in from, or from where it proved the
+    second factor again: a cookie replayed from elsewhere reaches nothing but the second-factor prompt."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not _exempt_path(request.path):
+            sessions.bind_after_response(request)
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or _exempt_path(request.path):
+            return None
+        if sessions.check_binding(request):
+            return None
+        match = request.resolver_match
+        if match is not None and match.url_name in STEP_UP_URL_NAMES:
+            return None
+        sessions.report_foreign_context(request)
+        if sessions.log_out_if_suspended(request):  # pushing on from elsewhere got the account suspended
+            return redirect("account_login")
+        if (
+            not Authenticator.objects.filter(user=user)
+            .exclude(type=Authenticator.Type.RECOVERY_CODES)
+            .exists()
+        ):
+            logout(
+                request
+            )  # nothing to prove the factor with (an invitation's enrolment session): start again
+            messages.error(request, _("Cette session a changé d'adresse ou d'appareil. Reconnectez-vous."))
+            return redirect("account_login")
+        messages.warning(
+            request,
+            _(
+                "Cette session est utilisée depuis une autre adresse ou un autre appareil que celui de la "
+                "connexion : confirmez votre second facteur pour continuer."
+            ),
+        )
+        return step_up_redirect(request)
+
+
+def _exempt_path(path: str) -> bool:
+    """Static files, and the API (bearer tokens only, never the session)."""
+    return path.startswith(settings.STATIC_URL) or path.startswith("/api/")
+
+
 class RequireSecondFactorMiddleware:
     """A person without a second factor can do nothing but enrol one — and only right after their invitation."""
 
@@ -139,16 +192,23 @@ class ApiBodyLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
-            if length > settings.REMPART_API_MAX_BODY_BYTES:
+            is_lot = request.path == "/api/v1/claims/lots"  # a file of invoices (JSON Lines), read as a stream
+            if is_lot:
+                limit = settings.REMPART_API_MAX_LOT_BYTES
+            elif request.path == "/api/v1/claims":  # up to 99 invoice lines
+                limit = settings.REMPART_API_MAX_CLAIM_BYTES
+            else:
+                limit = settings.REMPART_API_MAX_BODY_BYTES
+            if length > limit:
                 return JsonResponse(
-                    {
-                        "detail": f"corps de requête trop volumineux (au plus {settings.REMPART_API_MAX_BODY_BYTES} octets)"
-                    },
+                    {"detail": f"corps de requête trop volumineux (au plus {limit} octets)", "code": "too_large"},
                     status=413,
                 )
             content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-            if request.method in ("POST", "PUT", "PATCH") and content_type != "application/json":
+            expected = ("application/x-ndjson", "application/jsonl") if is_lot else ("application/json",)
+            if request.method in ("POST", "PUT", "PATCH") and content_type not in expected:
                 return JsonResponse(
-                    {"detail": "Content-Type: application/json attendu", "field": None}, status=415
+                    {"detail": f"Content-Type: {expected[0]} attendu", "field": None, "code": "unsupported_media_type"},
+                    status=415,
                 )
         return self.get_response(request)

@@ -63,11 +63,11 @@ def apply_role(membership: Membership, role: str) -> None:
 
 
 def can_manage_tokens(user: User) -> bool:
-    """Only a professional organisation's owner creates tokens for its software."""
+    """Only the owner of a professional organisation (or of an insurer, for the ledger's anchors) creates tokens."""
     membership = user.membership
     return (
         membership is not None
-        and membership.organisation.kind == Organisation.Kind.PROFESSIONAL
+        and membership.organisation.kind in (Organisation.Kind.PROFESSIONAL, Organisation.Kind.INSURER)
         and membership.role == Role.OWNER
     )
 

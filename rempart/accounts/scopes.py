@@ -5,4 +5,17 @@ from django.utils.translation import gettext_lazy as _
 SCOPES = {
     "rights:check": _("Vérifier les droits d'un patient (carte de tiers payant + carte Vitale)"),
     "pec:write": _("Demander des prises en charge optique et audioprothèse (devis)"),
+    "claims:write": _("Envoyer des factures (une à une ou par lots) et relire leur jugement"),
+    "ledger:read": _("Télécharger les ancres signées du registre des divulgations"),
 }
+
+# Which organisations' tokens may carry each scope: a professional's software checks rights, an insurer's keeps
+# the ledger's anchors; neither can be given the other's.
+SCOPES_BY_KIND = {
+    "professional": ("rights:check", "pec:write", "claims:write"),
+    "insurer": ("ledger:read",),
+}
+
+
+def scopes_for(kind: str) -> dict:
+    return {name: label for name, label in SCOPES.items() if name in SCOPES_BY_KIND.get(kind, ())}

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from rempart.accounts.models import ApiToken, Organisation, User
-from rempart.accounts.scopes import SCOPES
+from rempart.accounts.scopes import scopes_for
 from rempart.lib import hot_sql
 
 TOKEN_TAG = "rmp"
@@ -51,7 +51,7 @@ def create_token(
         raise TokenError(
             f"la durée de validité doit être comprise entre 1 et {settings.REMPART_TOKEN_MAX_DAYS} jours"
         )
-    unknown = set(scopes) - set(SCOPES)
+    unknown = set(scopes) - set(scopes_for(organisation.kind))
     if not scopes or unknown:
         raise TokenError("choisissez au moins une autorisation parmi celles proposées")
     if not name.strip():

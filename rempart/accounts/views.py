@@ -214,7 +214,7 @@ def token_list(request):
     organisation = _token_organisation(request)
     context = {
         "tokens": ApiToken.objects.filter(organisation=organisation),
-        "form": TokenForm(),
+        "form": TokenForm(kind=organisation.kind),
         "now": timezone.now(),
         "new_token": request.session.pop("rempart_new_token", None),
     }
@@ -226,7 +226,7 @@ def token_list(request):
 @step_up_required
 def token_create(request):
     organisation = _token_organisation(request)
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, kind=organisation.kind)
     if not form.is_valid():
         messages.error(request, _("Jeton non créé : vérifiez le nom, les autorisations et la durée."))
         return redirect("accounts:tokens")

@@ -5,15 +5,20 @@ counts and may refuse); nothing below it imports it (rempart/gate/tests/test_lay
 purpose over one shared identify-and-record core (:mod:`rempart.gate.core`):
 
 - :mod:`rempart.gate.rights_check` — confirm tiers payant for a card, a domain and a date;
-- :mod:`rempart.gate.pec` — identify for a prise-en-charge decision.
+- :mod:`rempart.gate.pec` — identify for a prise-en-charge decision;
+- :mod:`rempart.gate.claim` — identify for an invoice's adjudication.
 """
 
+from rempart.gate.claim import PURPOSE_CLAIM, ClaimFacts, decide_claim
 from rempart.gate.core import Found, RefusedDomain, refuse_foreign_domain
 from rempart.gate.pec import PURPOSE_PEC, PecFacts, decide_pec
 from rempart.gate.rights_check import PURPOSE_RIGHTS_CHECK, RightsAnswer, check_rights
 from rempart.ledger.actor import Actor
 
 __all__ = [
+    "PURPOSE_CLAIM",
+    "ClaimFacts",
+    "decide_claim",
     "PURPOSE_PEC",
     "PURPOSE_RIGHTS_CHECK",
     "Actor",

@@ -5,7 +5,6 @@ Streams from rempart.incidents.exposure (which records the read), so memory stay
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
@@ -16,6 +15,7 @@ from django.utils.translation import gettext
 
 from rempart.accounts.models import ApiToken, Organisation, User
 from rempart.incidents.scope import PersonExposure, ScopeCriteria, ScopeSummary
+from rempart.lib import csv_safe
 from rempart.registry.models import Insurer
 
 FIELD_LABELS = {
@@ -124,7 +124,7 @@ def write_per_insurer(
                 current = person.insurer_id
                 path = out_dir / f"personnes-{amc.get(current, current)}.csv"
                 handle = path.open("w", encoding="utf-8-sig", newline="")
-                writer = csv.writer(handle, delimiter=";")
+                writer = csv_safe.writer(handle)
                 writer.writerow(HEADER)
                 written[current] = (path, 0)
             actors = sorted(names.label(*actor) for actor in person.actors)

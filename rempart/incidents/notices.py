@@ -18,7 +18,6 @@ head stays locked until the enclosing transaction ends.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import tempfile
@@ -50,6 +49,7 @@ from rempart.incidents import exposure, workflow
 from rempart.incidents.documents import store_document
 from rempart.incidents.models import Document, Incident, Scope
 from rempart.ledger.actor import Actor
+from rempart.lib import csv_safe
 from rempart.lib.progress import progress_bar
 from rempart.registry.models import CareDomain, Insurer
 
@@ -265,23 +265,16 @@ class Listed:
         return counts
 
 
-def _cell(text: str) -> str:
-    """Keep a spreadsheet from reading a value as a formula."""
-    return "'" + text if text and text[0] in "=+-@\t\r" else text
-
-
 def _csv_time(local: dt.datetime) -> str:
     """'2026-11-25 14:03:12': local time (settings.TIME_ZONE, as the notice says), which spreadsheets read."""
     return local.isoformat(" ", "seconds")[:19]
 
 
 def _csv_writer(handle):
-    return csv.writer(handle, delimiter=";", lineterminator="\r\n")
+    return csv_safe.writer(handle, lineterminator="\r\n")  # cells neutralised (no spreadsheet formulas)
 
 
-def write_lists(
-    actor: Actor, scope: Scope, insurer: Insurer, affected: Path, merge: Path, bar
-) -> Listed:
+def write_lists(actor: Actor, scope: Scope, insurer: Insurer, affected: Path, merge: Path, bar) -> Listed:
     """Write the affected list and the letter merge data of one insurer (UTF-8 with BOM, « ; »)."""
     listed = Listed()
     label = f"{scope.incident.number}/{scope.pk}/notices"
@@ -299,7 +292,6 @@ def write_lists(
             fields = frozenset(person.fields)
             short, plain = field_labels(fields)
             first, last = person.first_at.astimezone(zone), person.last_at.astimezone(zone)
-            adherent = _cell(str(adherent))
             affected_rows.writerow(
                 [adherent, member, short, person.disclosures, _csv_time(first), _csv_time(last)]
             )

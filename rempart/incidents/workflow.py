@@ -7,6 +7,7 @@ commands call these functions.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,9 +18,11 @@ from django.utils import timezone
 from rempart.incidents import exposure
 from rempart.incidents.models import Incident, Scope, ScopeEntry, TimelineEntry
 from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, ledger_rows, summarise
-from rempart.ledger import chain
+from rempart.ledger import anchors, chain, verification
 from rempart.ledger.actor import Actor
-from rempart.ledger.models import Disclosure
+from rempart.ledger.models import Disclosure, VerificationRun
+
+logger = logging.getLogger(__name__)
 
 # Allowed moves; closing is possible from any state (e.g. a false alarm), reopening only from closed.
 TRANSITIONS = {
@@ -104,13 +107,18 @@ class LedgerCheck:
 
 
 def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
-    """Before a scope is frozen: the chains from their last verified checkpoint (all of them, first time),
-    and every row the scope reads re-hashed on its own."""
+    """Before a scope is frozen: the chains from their last verified checkpoint (all of them, first time), the
+    newest anchor, every row the scope reads re-hashed on its own, and any earlier failure not yet cleared by a
+    complete verification (rempart.ledger.verification: a failed run moves no checkpoint)."""
     started = time.monotonic()
-    result = chain.verify(from_checkpoints=True, save_checkpoints=True)
-    problems = result.broken + chain.check_rows(ledger_rows(criteria))
-    if problems:
-        report = "\n".join(dict.fromkeys(problems))
+    outcome = verification.run(
+        VerificationRun.Kind.FREEZE,
+        from_checkpoints=True,
+        extra=lambda: chain.check_rows(ledger_rows(criteria)),
+    )
+    result = outcome.report
+    if not outcome.ok:
+        report = "\n".join(outcome.all_problems)
     elif result.checkpoint_at:
         report = (
             f"{result.rows} ligne(s) nouvelles vérifiées depuis la vérification complète du "
@@ -118,7 +126,22 @@ def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
         )
     else:
         report = f"{result.rows} ligne(s) vérifiée(s) dans {result.chains} chaînes : intègre"
-    return LedgerCheck(not problems, result.rows, time.monotonic() - started, report)
+    return LedgerCheck(outcome.ok, result.rows, time.monotonic() - started, report)
+
+
+def _anchor(check: LedgerCheck) -> str:
+    """Sign the chains' heads once the ledger is found intact, before the scope is frozen from it, so that insurers
+    can later prove no row behind the scope was cut off; never over an altered ledger. Returns the timeline's words."""
+    if not check.ok:
+        return ""
+    try:
+        anchor, _path = anchors.sign_heads("scope_freeze")
+    except anchors.AnchorRefused as exc:
+        return " ; ancre non signée : " + "; ".join(exc.problems[:3])
+    except OSError as exc:
+        logger.error("ledger anchor not written at a freeze: %s", exc)
+        return " ; ancre non signée : répertoire des ancres inaccessible"
+    return f" ; ancre n° {anchor.number} signée"
 
 
 def _frozen_rows(scope: Scope):
@@ -145,6 +168,7 @@ def attach_scope(
 ) -> Scope:
     """Verify the ledger over the window, then freeze the scope's entries and totals into the incident."""
     check = check_ledger(criteria)
+    anchored = _anchor(check)
     with transaction.atomic():
         scope = Scope.objects.create(
             incident=incident,
@@ -172,7 +196,7 @@ def attach_scope(
         scope.matched_rows = scope.disclosures + scope.misses
         scope.digest = digest_entries(_frozen_rows(scope))
         scope.save()
-        verdict = "registre intègre" if check.ok else "REGISTRE ALTÉRÉ : " + check.report
+        verdict = "registre intègre" + anchored if check.ok else "REGISTRE ALTÉRÉ : " + check.report
         log(
             incident,
             "scope",
@@ -181,7 +205,9 @@ def attach_scope(
             by,
         )
     if actor is not None:
-        exposure.record_scope_run(actor, label=f"{incident.number}/{scope.pk}", people=scope.people, listed=False)
+        exposure.record_scope_run(
+            actor, label=f"{incident.number}/{scope.pk}", people=scope.people, listed=False
+        )
     return scope
 
 

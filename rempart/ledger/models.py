@@ -34,6 +34,11 @@ class Disclosure(models.Model):
         NOT_COVERED = "not_covered", _("Non couvert")
         NO_MATCH = "no_match", _("Aucune correspondance")
         LISTED = "listed", _("Liste d'exposition")
+        # The card matched but the request was refused as invalid (a quote with a code the beneficiary's age
+        # excludes, …): the identity was confirmed, so the answer is recorded like any other.
+        REJECTED = "rejected", _("Identifié, demande rejetée")
+        # Refused before any lookup (a care domain outside the organisation's): nothing was read.
+        REFUSED = "refused", _("Refusé sans consultation")
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField()
@@ -56,6 +61,9 @@ class Disclosure(models.Model):
     care_date = models.DateField(null=True)
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     fields = models.JSONField(default=list)
+    # Which fields the row's hash covers (rempart.ledger.chain.HASH_VERSIONS): 1 = rows written before the id was
+    # hashed (the database default, so they keep verifying), 2 = every field, the id and this version included.
+    hash_version = models.PositiveSmallIntegerField(db_default=1)
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -96,12 +104,66 @@ class ChainHead(models.Model):
 
 
 class ChainCheckpoint(models.Model):
-    """The last row of a chain that a complete verification found intact: later verifications start there."""
+    """The last row of a chain that a verification found intact, every check of its run passed: later
+    verifications start there. ``mac`` (HMAC with the ledger key) stops a database writer from moving it."""
 
     chain = models.PositiveSmallIntegerField(primary_key=True)
     seq = models.BigIntegerField()
     row_hash = models.BinaryField(max_length=32)
     verified_at = models.DateTimeField()
+    mac = models.BinaryField(max_length=32, default=b"")
 
     def __str__(self) -> str:
         return f"chain {self.chain} verified to {self.seq}"
+
+
+class VerificationRun(models.Model):
+    """One verification of the ledger and its verdict, kept so that a failure outlives the run that found it.
+
+    A failed run moves no checkpoint; until a later *complete* run passes (every chain from its first row, and
+    the anchors), the ledger counts as altered: an incident freeze says « REGISTRE ALTÉRÉ » (rempart.ledger.standing).
+    """
+
+    class Kind(models.TextChoices):
+        FULL = "full", _("Complète")
+        SINCE = "since", _("Depuis une date")
+        INCREMENTAL = "incremental", _("Depuis les points de contrôle")
+        FREEZE = "freeze", _("Gel d'un périmètre")
+        ANCHOR = "anchor", _("Signature d'une ancre")
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    complete = models.BooleanField(default=False)  # every chain from genesis, and the local anchors
+    # Also against anchors given from outside (the insurers' copies, an old heads file).
+    published = models.BooleanField(default=False)
+    ok = models.BooleanField()
+    rows = models.BigIntegerField(default=0)
+    problems = models.TextField(blank=True)
+    checkpoints_saved = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["ok", "finished_at"], name="verification_ok_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.finished_at:%Y-%m-%d %H:%M} {'OK' if self.ok else 'FAILED'}"
+
+
+class LedgerAnchor(models.Model):
+    """A signed statement of every chain's head (rempart.ledger.anchors), as published to the insurers.
+
+    The copy that proves anything is the one outside the database (the anchor directory, the insurers'
+    downloads); this one serves the insurer portal and the API, and is cross-checked with the directory.
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    anchored_at = models.DateTimeField()
+    trigger = models.CharField(max_length=16)
+    key_id = models.CharField(max_length=64)
+    document = models.TextField()  # the signed JSON, exactly as written to the directory
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"anchor {self.number} {self.anchored_at:%Y-%m-%d %H:%M}"

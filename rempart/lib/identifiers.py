@@ -98,6 +98,32 @@ def finess_check_digit(first_eight: str) -> str:
     return luhn.calc_check_digit(_finess_digits(first_eight))
 
 
+_RPPS = re.compile(r"[0-9]{11}")  # ASCII digits only
+
+
+def validate_rpps(value: str) -> str:
+    """RPPS: 11 digits, the last a Luhn key over all 11 (python-stdnum has no RPPS module; see docs/decisions.md).
+
+    The 12-digit IdNPS form that Pro Santé Connect returns (``8`` + RPPS) is read as the RPPS it carries.
+    Spaces are ignored; the 11 digits are returned.
+    """
+    compact = value.replace(" ", "") if isinstance(value, str) else ""
+    if len(compact) == 12 and compact.startswith("8"):
+        compact = compact[1:]
+    if len(compact) != 11:
+        raise InvalidIdentifier("RPPS: wrong length (11 digits expected)")
+    if not _RPPS.fullmatch(compact):
+        raise InvalidIdentifier("RPPS: wrong format (digits only)")
+    if not luhn.is_valid(compact):
+        raise InvalidIdentifier("RPPS: wrong check key")
+    return compact
+
+
+def rpps_check_digit(first_ten: str) -> str:
+    """The Luhn key of a 10-digit RPPS body (for synthetic data)."""
+    return luhn.calc_check_digit(first_ten)
+
+
 def validate_iban(value: str) -> str:
     try:
         return str(IBAN(value)).replace(" ", "")

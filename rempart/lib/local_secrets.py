@@ -11,7 +11,12 @@ import secrets
 import sys
 from pathlib import Path
 
-SECRET_NAMES = ("REMPART_SECRET_KEY", "REMPART_DATA_KEYS", "REMPART_BLIND_INDEX_KEY")
+SECRET_NAMES = (
+    "REMPART_SECRET_KEY",
+    "REMPART_DATA_KEYS",
+    "REMPART_BLIND_INDEX_KEY",
+    "REMPART_LEDGER_SIGNING_KEY",
+)
 
 
 def _new_key() -> str:
@@ -23,6 +28,7 @@ def _generate() -> dict[str, str]:
         "REMPART_SECRET_KEY": secrets.token_urlsafe(50),
         "REMPART_DATA_KEYS": f"1:{_new_key()}",
         "REMPART_BLIND_INDEX_KEY": _new_key(),
+        "REMPART_LEDGER_SIGNING_KEY": _new_key(),  # an Ed25519 private key is any 32 random bytes
     }
 
 
@@ -55,4 +61,12 @@ def load_secrets(var_dir: Path, production: bool) -> dict[str, str]:
             handle.writelines(f"{name}={value}\n" for name, value in generated.items())
         print(f"Rempart: generated local demo secrets in {path} (demo only).", file=sys.stderr)
     stored = _read(path)
+    added = {
+        name: value for name, value in _generate().items() if name not in stored and name not in from_env
+    }
+    if added:  # a demo from before a secret existed: add just that one, keep the others (the data need them)
+        with path.open("a") as handle:
+            handle.writelines(f"{name}={value}\n" for name, value in added.items())
+        print(f"Rempart: added {', '.join(added)} to {path} (demo only).", file=sys.stderr)
+        stored.update(added)
     return {name: from_env.get(name) or stored[name] for name in SECRET_NAMES}

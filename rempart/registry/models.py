@@ -249,21 +249,43 @@ class ImportRun(models.Model):
         DRY_RUN = "dry_run", _("Simulation")
         REFUSED = "refused", _("Refusé")
         FAILED = "failed", _("Échec")
+        # Never stored by the import itself: what a ``running`` run whose process is gone is shown as.
+        INTERRUPTED = "interrupted", _("Interrompu")
 
     insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, null=True, related_name="imports")
     kind = models.CharField(max_length=10, default="rights")
     mode = models.CharField(max_length=5, default="delta")
     file_name = models.CharField(max_length=255)
     file_sha256 = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True)
     counts = models.JSONField(default=dict)
     message = models.TextField(blank=True)
     report_dir = models.CharField(max_length=500, blank=True)
+    # Which process runs it, to tell a run in progress from one whose process died (rempart.registry.import_runs).
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True)
+    process_token = models.CharField(max_length=80, blank=True)  # boot id + the process's start time
+    heartbeat_at = models.DateTimeField(null=True)
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
         return f"{self.kind} import {self.pk} ({self.status})"
+
+    def current_status(self, now: dt.datetime | None = None) -> str:
+        """The status to show: ``running`` only while its process lives; a dead one is ``interrupted``.
+
+        A run whose merge committed is never ``running``: its ``succeeded`` is written inside the merge's
+        own transaction, so a process killed after the commit leaves a run that says so.
+        """
+        if self.status != self.Status.RUNNING:
+            return self.status
+        from rempart.registry.import_runs import still_running
+
+        return self.status if still_running(self, now) else self.Status.INTERRUPTED
+
+    def get_current_status_display(self) -> str:
+        return str(self.Status(self.current_status()).label)

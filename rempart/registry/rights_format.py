@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rempart.lib.crypto import FieldCipher
 from rempart.lib.identifiers import InvalidIdentifier, LunarDate, validate_nir
+from rempart.lib.names import normalise_name
 
 MAGIC = "#rempart-rights"
 VERSION = "1"
@@ -90,7 +91,7 @@ class RightsRow:
 _CACHE_LIMIT = 50_000
 _DATES: dict[str, dt.date] = {}
 _BIRTHS: dict[str, tuple[int, int | None, int | None, str]] = {}
-_NAMES: set[str] = set()
+_NAMES: dict[str, str] = {}  # as written → normalised
 
 
 def _date(column: str, text: str, required: bool) -> dt.date | None:
@@ -137,18 +138,21 @@ def _nir(column: str, text: str) -> str | None:
 
 
 def _name(column: str, text: str) -> str:
-    if text in _NAMES:
-        return text
-    if not text:
+    """The normalised name (rempart.lib.names): what is checked, stored and fingerprinted."""
+    known = _NAMES.get(text)
+    if known is not None:
+        return known
+    name = normalise_name(text)
+    if not name:
         raise RowError(column, "missing")
-    if len(text) > 60:
+    if len(name) > 60:
         raise RowError(column, "longer than 60 characters")
-    if not _NAME.match(text):
+    if not _NAME.match(name):
         raise RowError(column, "letters, spaces, apostrophes, hyphens and dots only")
     if len(_NAMES) >= _CACHE_LIMIT:
         _NAMES.clear()
-    _NAMES.add(text)
-    return text
+    _NAMES[text] = name
+    return name
 
 
 def _small_int(column: str, text: str, low: int, high: int, default: int | None = None) -> int:
@@ -197,8 +201,8 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
     quality = QUALITIES.get(quality_text.upper())
     if quality is None:
         raise RowError("quality", "ASSURE, CONJOINT, ENFANT or AUTRE expected")
-    _name("last_name", last_name)
-    _name("first_name", first_name)
+    last_name = _name("last_name", last_name)
+    first_name = _name("first_name", first_name)
     sex = sex.upper()
     if sex not in SEXES:
         raise RowError("sex", "M or F expected")

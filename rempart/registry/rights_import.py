@@ -30,8 +30,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from rempart.lib import csv_safe
 from rempart.lib.crypto import field_cipher
 from rempart.lib.progress import CountingReader, progress_bar
+from rempart.registry import import_runs
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun, Insurer
 from rempart.registry.rights_staging import (
@@ -253,7 +255,7 @@ class ErrorReport:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._handle, delimiter=";")
+            self._writer = csv_safe.writer(self._handle)
             self._writer.writerow(["line", "column", "reason"])
 
     def add(self, line: int, column: str, reason: str) -> None:
@@ -290,7 +292,9 @@ def import_rights(
         raise ValueError("mode must be 'full' or 'delta'")
     today = today or timezone.localdate()
     name = source.name if isinstance(source, Path) else getattr(source, "name", "<stream>")
-    run = ImportRun.objects.create(insurer=insurer, kind="rights", mode=mode, file_name=str(name)[:255])
+    run = ImportRun.objects.create(
+        insurer=insurer, kind="rights", mode=mode, file_name=str(name)[:255], **import_runs.process_fields()
+    )
     report_dir = (
         report_dir or Path(settings.VAR_DIR) / "imports" / f"{run.pk:06d}-rights-{insurer.amc_number}"
     )
@@ -311,10 +315,12 @@ def import_rights(
 
             reader = RightsFileReader(_Hashing(handle, digest), insurer.amc_number, on_bytes)
             try:
-                with transaction.atomic():
+                with import_runs.Heartbeat(run.pk) as heartbeat, transaction.atomic():
                     _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers)
                     if dry_run:
                         raise _DryRunDone
+                    heartbeat.stop()
+                    _mark_done_in_transaction(run, summary, digest, report_dir, started)
             except _DryRunDone:
                 pass
         status = ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.SUCCEEDED
@@ -331,12 +337,29 @@ def import_rights(
         run.counts = {k: v for k, v in asdict(summary).items() if k not in ("warnings", "dry_run")}
         run.finished_at = timezone.now()
         run.report_dir = str(report_dir)
-        run.save()
+        run.save(update_fields=["status", "message", "file_sha256", "counts", "finished_at", "report_dir"])
         (report_dir / "summary.txt").write_text(
             f"Rights import #{run.pk} — {insurer} — {mode} — {status}\n{message}\n{summary.as_text()}\n",
             encoding="utf-8",
         )
     return run, summary
+
+
+def _mark_done_in_transaction(
+    run: ImportRun, summary: ImportSummary, digest, report_dir: Path, started: float
+) -> None:
+    """The run's outcome, written in the merge's own transaction: a committed merge carries its "done"
+    mark, even if the process is killed before it writes the rest (docs/registry.md, section 5)."""
+    counts = {k: v for k, v in asdict(summary).items() if k not in ("warnings", "dry_run")}
+    counts["seconds"] = time.monotonic() - started
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        counts=counts,
+        file_sha256=digest.hexdigest(),
+        report_dir=str(report_dir),
+        message="\n".join(summary.warnings),
+    )
 
 
 class _Hashing:

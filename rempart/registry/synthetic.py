@@ -204,16 +204,17 @@ def products_file_text(amc_number: str) -> str:
 # ---------------------------------------------------------------------------------------------- people
 
 
-def make_nir(rng: random.Random, sex: str, year: int, month: int | None) -> str:
+def make_nir(rng: random.Random, sex: str, year: int, month: int | None, place: str | None = None) -> str:
+    """A valid NIR for a sex and birth; ``place``: the 5 characters of department and commune to use
+    (canaries borrow them from the insurer's own people), else a random department."""
     if month is None:  # born abroad, month unknown: department 99 and a month code for "unknown"
         body = (
             f"{'1' if sex == 'M' else '2'}{year % 100:02d}20"
             f"99{rng.randint(100, 450):03d}{rng.randint(1, 999):03d}"
         )
     else:
-        dept = rng.choice(DEPARTMENTS)
-        body = f"{'1' if sex == 'M' else '2'}{year % 100:02d}{month:02d}{dept}{rng.randint(1, 990):03d}"
-        body += f"{rng.randint(1, 999):03d}"
+        place = place or f"{rng.choice(DEPARTMENTS)}{rng.randint(1, 990):03d}"
+        body = f"{'1' if sex == 'M' else '2'}{year % 100:02d}{month:02d}{place}{rng.randint(1, 999):03d}"
     return body + nir_check_key(body)
 
 

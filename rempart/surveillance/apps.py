@@ -5,3 +5,6 @@ class SurveillanceConfig(AppConfig):
     name = "rempart.surveillance"
     label = "surveillance"
     verbose_name = "Surveillance"
+
+    def ready(self) -> None:
+        from rempart.surveillance import bindings  # noqa: F401 - registers the receiver of refused sessions

@@ -1,12 +1,19 @@
 """Counters shared by every server process: in the database (embedded default) or in Redis.
 
-Two kinds, both updated and read in one call per check (one or two round trips):
-- *sliding counts* (checks per minute, per hour, misses per hour): a window is cut into buckets
-  (e.g. an hour into twelve 5-minute buckets); a hit increments the current bucket and the window's
-  value is the sum of its buckets;
-- *distinct counts* (beneficiaries confirmed per hour, per day): the members of the current fixed window
-  (the clock hour, the UTC day).
-Increments are atomic (SQL upsert, Redis INCR/SADD), so several processes count correctly together.
+Every counter is a *sliding* window cut into buckets, whatever it counts; no window restarts at a clock
+hour or at midnight, so a script gains nothing by pacing itself around a boundary. A window of
+``seconds`` with buckets of ``bucket`` seconds sums ``seconds / bucket + 1`` buckets: every hit of the last
+``seconds`` is always counted (hence "at most N in any ``seconds``, whatever the alignment"), and a hit is
+forgotten between ``seconds`` and ``seconds + bucket`` after it happened.
+
+Two kinds, both updated and read in one call per check (one Redis script call, or one short transaction):
+- *counts* (checks per minute, per hour, misses, refused attempts…): a hit adds to the current bucket;
+- *distinct counts* (beneficiaries confirmed, new identities): the store remembers when each member was
+  last seen; a sight is *fresh* for a window when the member was not seen in the window's ``seconds``
+  before it, and a fresh sight adds one to that window's buckets. The value is the number of members
+  first seen (after a pause of at least the window) within the window: N + 1 different people confirmed
+  within any ``seconds`` always make it exceed N.
+Increments are atomic (SQL upsert, Redis INCRBY in a server-side script), so processes count together.
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ from django.db import connection, transaction
 @dataclass(frozen=True)
 class Window:
     name: str
-    seconds: int
-    bucket: int  # seconds per bucket (sliding) or the fixed window length (distinct)
+    seconds: int  # the span judged: every hit of the last ``seconds`` is counted
+    bucket: int  # bucket length: a hit is forgotten between ``seconds`` and ``seconds + bucket`` later
+
+    def span(self, now: int) -> range:
+        """The buckets summed at ``now``: the current one and the ``seconds / bucket`` before it."""
+        current = now // self.bucket
+        return range(current - self.seconds // self.bucket, current + 1)
 
 
 MINUTE = Window("minute", 60, 10)
 HOUR = Window("hour", 3600, 300)
-DAY = Window("day", 86400, 86400)
-FIXED_HOUR = Window("hour", 3600, 3600)
+DAY = Window("day", 86400, 3600)
+WEEK = Window("week", 7 * 86400, 86400)
+LONGEST = WEEK  # last sights are kept this long (plus a day); no distinct window may be longer
 
 
 @dataclass(frozen=True)
@@ -47,12 +60,20 @@ class Count:
 @dataclass(frozen=True)
 class Distinct:
     key: str
-    window: Window
     member: str | None  # None: read only
+    windows: tuple[Window, ...]
 
-    @property
-    def name(self) -> str:
-        return f"{self.key}|distinct|{self.window.name}"
+    def __post_init__(self) -> None:
+        if any(w.seconds > LONGEST.seconds for w in self.windows):
+            raise ValueError("distinct windows are at most a week long (last sights are kept that long)")
+
+    def name(self, window: Window) -> str:
+        """The window's value: members seen fresh within it."""
+        return f"{self.key}|distinct|{window.name}"
+
+    def fresh_name(self, window: Window) -> str:
+        """1 if this sight was fresh for the window (it raised the value), else 0."""
+        return f"{self.key}|distinct|{window.name}|fresh"
 
 
 class Store(Protocol):
@@ -65,9 +86,8 @@ class Store(Protocol):
     def clear(self) -> None: ...
 
 
-def _buckets(window: Window, now: float) -> tuple[int, range]:
-    current = int(now) // window.bucket
-    return current, range(current - window.seconds // window.bucket + 1, current + 1)
+def _distinct_key(distinct: Distinct) -> str:
+    return f"{distinct.key}|d"
 
 
 # Placeholders only are formatted into these (``%s`` groups); every value is a parameter.
@@ -76,15 +96,15 @@ _UPSERT_COUNTS = (
     "ON CONFLICT (key, size, bucket) DO UPDATE SET count = surveillance_counter.count + excluded.count"
 )
 _READ_COUNTS = "SELECT key, size, bucket, count FROM surveillance_counter WHERE {conditions}"
-_ADD_MEMBERS = (
-    "INSERT INTO surveillance_distinctmember (key, bucket, member) VALUES {values} "
-    "ON CONFLICT (key, bucket, member) DO NOTHING"
+_READ_SEEN = "SELECT key, member, seen FROM surveillance_seenmember WHERE {conditions}"
+_UPSERT_SEEN = (
+    "INSERT INTO surveillance_seenmember (key, member, seen) VALUES {values} "
+    "ON CONFLICT (key, member) DO UPDATE SET seen = excluded.seen"
 )
-_READ_MEMBERS = "SELECT key, count(*) FROM surveillance_distinctmember WHERE {conditions} GROUP BY key"
 
 
 class DatabaseStore:
-    """Counters as rows (surveillance_counter, surveillance_distinctmember); old buckets purged now and then."""
+    """Counters as rows (surveillance_counter, surveillance_seenmember); old rows purged now and then."""
 
     PURGE_EVERY = 500
 
@@ -94,64 +114,67 @@ class DatabaseStore:
     def update(
         self, counts: list[Count], distincts: list[Distinct], now: float | None = None
     ) -> dict[str, int]:
-        now = time.time() if now is None else now
+        now = int(time.time() if now is None else now)
         result: dict[str, int] = {}
+        counts = list(counts)
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # Counts are not records: losing the last instant's increments in a crash is harmless, and not
                 # waiting for the disk on every check is what keeps counting cheap.
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            sights = [d for d in distincts if d.member is not None]
+            previous: dict[tuple[str, str], int] = {}
+            if sights:
+                conditions = " OR ".join(["(key = %s AND member = %s)"] * len(sights))
+                params = [v for d in sights for v in (d.key, d.member)]
+                cursor.execute(_READ_SEEN.format(conditions=conditions), params)
+                previous = {(k, m): s for k, m, s in cursor.fetchall()}
+                values = ", ".join(["(%s, %s, %s)"] * len(sights))
+                cursor.execute(
+                    _UPSERT_SEEN.format(values=values), [v for d in sights for v in (d.key, d.member, now)]
+                )
+            for distinct in distincts:
+                last = previous.get((distinct.key, distinct.member or ""))
+                for window in distinct.windows:
+                    fresh = distinct.member is not None and (last is None or last <= now - window.seconds)
+                    result[distinct.fresh_name(window)] = int(fresh)
+                    counts.append(Count(_distinct_key(distinct), window, add=int(fresh)))
             increments = []
             for count in counts:
                 if count.add:
-                    current, _all = _buckets(count.window, now)
-                    increments += [count.key, count.window.bucket, current, count.add]
+                    increments += [count.key, count.window.bucket, now // count.window.bucket, count.add]
             if increments:
                 values = ", ".join(["(%s, %s, %s, %s)"] * (len(increments) // 4))
                 cursor.execute(_UPSERT_COUNTS.format(values=values), increments)
             if counts:
                 conditions, params = [], []
                 for count in counts:
-                    _current, span = _buckets(count.window, now)
                     conditions.append("(key = %s AND size = %s AND bucket >= %s)")
-                    params += [count.key, count.window.bucket, span.start]
+                    params += [count.key, count.window.bucket, count.window.span(now).start]
                 cursor.execute(_READ_COUNTS.format(conditions=" OR ".join(conditions)), params)
                 rows = cursor.fetchall()
                 for count in counts:
-                    _current, span = _buckets(count.window, now)
+                    span = count.window.span(now)
                     result[count.name] = sum(
-                        c
-                        for k, s, b, c in rows
-                        if k == count.key and s == count.window.bucket and b >= span.start
+                        c for k, s, b, c in rows if k == count.key and s == count.window.bucket and b in span
                     )
-            members = [
-                (d.name, int(now) // d.window.bucket, d.member) for d in distincts if d.member is not None
-            ]
-            if members:
-                values = ", ".join(["(%s, %s, %s)"] * len(members))
-                cursor.execute(_ADD_MEMBERS.format(values=values), [v for member in members for v in member])
-            if distincts:
-                params = [v for d in distincts for v in (d.name, int(now) // d.window.bucket)]
-                conditions = " OR ".join(["(key = %s AND bucket = %s)"] * len(distincts))
-                cursor.execute(_READ_MEMBERS.format(conditions=conditions), params)
-                found = dict(cursor.fetchall())
-                for distinct in distincts:
-                    result[distinct.name] = found.get(distinct.name, 0)
+        for distinct in distincts:
+            for window in distinct.windows:
+                result[distinct.name(window)] = result.pop(f"{_distinct_key(distinct)}|{window.name}")
         self._writes += 1
         if self._writes % self.PURGE_EVERY == 0:
             self.purge(now)
         return result
 
     def purge(self, now: float | None = None) -> None:
-        """Drop buckets older than two days (nothing reads further back)."""
-        horizon = int((time.time() if now is None else now) - 2 * 86400)
+        """Drop buckets and last sights older than anything a window reads."""
+        now = int(time.time() if now is None else now)
+        horizon = now - LONGEST.seconds - 86400
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM surveillance_counter WHERE bucket * size < %s", [horizon])
-            for window in (DAY, FIXED_HOUR):
-                cursor.execute(
-                    "DELETE FROM surveillance_distinctmember WHERE key LIKE %s AND bucket < %s",
-                    [f"%|distinct|{window.name}", horizon // window.bucket],
-                )
+            cursor.execute("DELETE FROM surveillance_counter WHERE (bucket + 1) * size < %s", [horizon])
+            cursor.execute("DELETE FROM surveillance_seenmember WHERE seen < %s", [horizon])
+            # Members of the former fixed windows (clock hour, UTC day), before sliding windows.
+            cursor.execute("DELETE FROM surveillance_distinctmember WHERE key LIKE %s", ["%|distinct|%"])
 
     def recent(self, key: str, value: str | None, keep: int = 12) -> list[str]:
         """The last ``keep`` values pushed under ``key`` (a small per-actor history, for patterns)."""
@@ -176,45 +199,69 @@ class DatabaseStore:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM surveillance_counter")
             cursor.execute("DELETE FROM surveillance_distinctmember")
+            cursor.execute("DELETE FROM surveillance_seenmember")
 
 
 _REDIS_UPDATE = """
 -- All the counters of one check in one call, with three arguments (packing them is most of the client's cost):
 -- ARGV[1] = now (seconds); ARGV[2] = the counts, ';'-separated 'prefix,bucket size,window,increment';
--- ARGV[3] = the distinct counts, ';'-separated 'prefix,window,member' (empty member: only read).
--- Returns the values in that order. Prefixes contain neither ',' nor ';'.
+-- ARGV[3] = the distinct counts, ';'-separated 'prefix,member,size:window/size:window…' (empty member: only
+-- read). Returns the counts' values, then for each distinct count and each of its windows its value and
+-- whether this sight was fresh (1/0). Prefixes contain neither ',' nor ';'.
 local now = tonumber(ARGV[1])
 local out = {}
-for prefix, size, window, add in string.gmatch(ARGV[2], '([^,;]+),(%d+),(%d+),(%d+)') do
-  size, window, add = tonumber(size), tonumber(window), tonumber(add)
+-- A sliding count: one hash per counter, a field per bucket; the value sums the current bucket and the
+-- window / size before it (older fields are dropped as they are met; the key expires when no bucket is left).
+local function count(base, size, window, add)
   local current = math.floor(now / size)
-  local base = prefix .. ':' .. size .. ':'
-  if add > 0 then
-    redis.call('INCRBY', base .. current, add)
-    redis.call('EXPIRE', base .. current, window + size)
+  local first = current - window / size
+  if add > 0 and redis.call('HINCRBY', base, current, add) == add then
+    redis.call('EXPIRE', base, window + 2 * size)  -- a new bucket: the key outlives it by the window
   end
-  local sum = 0
-  for bucket = current - window / size + 1, current do
-    local value = redis.call('GET', base .. bucket)
-    if value then sum = sum + tonumber(value) end
+  local flat = redis.call('HGETALL', base)
+  local sum, stale = 0, {}
+  for i = 1, #flat, 2 do
+    local bucket = tonumber(flat[i])
+    if bucket < first then
+      stale[#stale + 1] = flat[i]
+    elseif bucket <= current then
+      sum = sum + tonumber(flat[i + 1])
+    end
   end
-  out[#out + 1] = sum
+  if #stale > 0 then redis.call('HDEL', base, unpack(stale)) end
+  return sum
 end
-for prefix, window, member in string.gmatch(ARGV[3], '([^,;]+),(%d+),([^;]*)') do
-  window = tonumber(window)
-  local key = prefix .. ':' .. window .. ':' .. math.floor(now / window)
+for prefix, size, window, add in string.gmatch(ARGV[2], '([^,;]+),(%d+),(%d+),(%d+)') do
+  out[#out + 1] = count(prefix .. ':' .. size .. ':' .. window, tonumber(size), tonumber(window), tonumber(add))
+end
+for prefix, member, windows in string.gmatch(ARGV[3], '([^,;]+),([^,;]*),([%d:/]+)') do
+  local seen = prefix .. ':seen'
+  local last = false
   if member ~= '' then
-    redis.call('SADD', key, member)
-    redis.call('EXPIRE', key, window + 60)
+    last = redis.call('ZSCORE', seen, member)
+    redis.call('ZADD', seen, now, member)
   end
-  out[#out + 1] = redis.call('SCARD', key)
+  local keep = 0
+  for size, window in string.gmatch(windows, '(%d+):(%d+)') do
+    size, window = tonumber(size), tonumber(window)
+    if window > keep then keep = window end
+    local fresh = 0
+    if member ~= '' and (not last or tonumber(last) <= now - window) then fresh = 1 end
+    out[#out + 1] = count(prefix .. ':' .. size .. ':' .. window, size, window, fresh)
+    out[#out + 1] = fresh
+  end
+  if member ~= '' then
+    redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - keep)
+    redis.call('EXPIRE', seen, keep + 60)
+  end
 end
 return out
 """
 
 
 class RedisStore:
-    """The same counters as Redis keys with expiry; one server-side script call per check.
+    """The same counters in Redis: a hash per counter (a field per bucket, the key expiring once its last
+    bucket is out of the window), last sights in a sorted set per distinct count; one script call per check.
 
     (Keys are built inside the script, so this store expects a single Redis server, not a cluster.)
     """
@@ -234,11 +281,19 @@ class RedisStore:
         counted = ";".join(
             f"{self.PREFIX}c:{c.key},{c.window.bucket},{c.window.seconds},{c.add}" for c in counts
         )
-        members = ";".join(f"{self.PREFIX}d:{d.key},{d.window.bucket},{d.member or ''}" for d in distincts)
-        args = [now, counted, members]
-        values = self._update(keys=[], args=args)
-        names = [item.name for item in (*counts, *distincts)]
-        return {name: int(value) for name, value in zip(names, values, strict=True)}
+        members = ";".join(
+            f"{self.PREFIX}d:{d.key},{d.member or ''},"
+            + "/".join(f"{w.bucket}:{w.seconds}" for w in d.windows)
+            for d in distincts
+        )
+        values = [int(v) for v in self._update(keys=[], args=[now, counted, members])]
+        result = {c.name: v for c, v in zip(counts, values, strict=False)}
+        rest = iter(values[len(counts) :])
+        for distinct in distincts:
+            for window in distinct.windows:
+                result[distinct.name(window)] = next(rest)
+                result[distinct.fresh_name(window)] = next(rest)
+        return result
 
     def recent(self, key: str, value: str | None, keep: int = 12) -> list[str]:
         list_key = f"{self.PREFIX}r:{key}"

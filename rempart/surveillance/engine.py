@@ -19,8 +19,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from rempart.surveillance import canaries, policy, switches
-from rempart.surveillance.counters import DAY, FIXED_HOUR, HOUR, MINUTE, Count, Distinct, get_store
+from rempart.surveillance import canaries, clientele, policy, switches
+from rempart.surveillance.actors import actor_key
+from rempart.surveillance.counters import DAY, HOUR, MINUTE, WEEK, Count, Distinct, get_store
 from rempart.surveillance.models import ActorState
 from rempart.surveillance.policy import ALERT, STEP_UP, SUSPEND, Finding
 
@@ -44,10 +45,6 @@ def clock() -> float:
 
 def enabled() -> bool:
     return settings.REMPART_SURVEILLANCE_ENABLED
-
-
-def actor_key(actor) -> str:
-    return f"t:{actor.token_id}" if actor.token_id else f"u:{actor.user_id}"
 
 
 # --- before the check ---------------------------------------------------------------------------------
@@ -87,9 +84,12 @@ def before_check(actor, card) -> ActorState | None:
                 _("Activité inhabituelle : confirmez votre second facteur pour continuer les vérifications."),
                 403,
             )
-        # Proved again: the person holds the second factor. Let the minute's count drain before judging again.
-        ActorState.objects.filter(pk=state.pk).update(step_up_since=None, grace_until=now + GRACE)
-        state.step_up_since, state.grace_until = None, now + GRACE
+        # This session proved the factor again, from here (rempart.accounts.stepup): it goes on. The hold stays
+        # for the account's other sessions (a stolen one among them) until each proves it too. The first
+        # release lets the minute's count drain before judging again.
+        if state.grace_until is None or state.grace_until <= state.step_up_since:
+            ActorState.objects.filter(pk=state.pk).update(grace_until=now + GRACE)
+            state.grace_until = now + GRACE
     return state
 
 
@@ -151,6 +151,12 @@ def _blocked_attempt(actor, why: str) -> None:
         )
 
 
+def count_refused_attempt(actor, why: str) -> None:
+    """A refusal made before the gate (a session used from a context it is not bound to) counts the same."""
+    if enabled():
+        _blocked_attempt(actor, why)
+
+
 # --- after the check ----------------------------------------------------------------------------------
 
 
@@ -159,6 +165,9 @@ class Observation:
     beneficiary_id: int | None
     outcome: str
     adherent_number: str
+    purpose: str = (
+        ""  # the gate's purpose (rights_check, pec, claim, …): a PEC after a check is a clientele's sign
+    )
 
 
 def after_check(actor, state: ActorState | None, observation: Observation) -> None:
@@ -179,23 +188,33 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     key = actor_key(actor)
     organisation, ip = f"o:{actor.organisation_id}", f"ip:{actor.ip}"
     miss = 1 if observation.outcome == "no_match" else 0
+    now = clock()
     # Only what this check can change is read: the miss counters move on a miss, the confirmed sets on a match.
     counts = [Count(key, MINUTE), Count(key, HOUR), Count(organisation, DAY)]
     if miss:
         counts += [Count(f"{key}:miss", HOUR), Count(f"{ip}:miss", HOUR)]
     member = str(observation.beneficiary_id) if observation.beneficiary_id is not None else None
     distincts = []
+    new_identity = False
     if member is not None:
-        distincts = [
-            Distinct(f"{key}:confirmed", FIXED_HOUR, member),
-            Distinct(f"{key}:confirmed", DAY, member),
-        ]
+        distincts = [Distinct(f"{key}:confirmed", member, (HOUR, DAY))]
+        if actor.organisation_id is not None:
+            sight = clientele.observe(actor.organisation_id, observation.beneficiary_id, now)
+            # Someone the organisation never confirmed is new exactly once (it is remembered at once): plain
+            # counts are the actor's distinct new identities.
+            new_identity = sight.new and not sight.learning
+        if new_identity:
+            counts += [Count(f"{key}:new", HOUR), Count(f"{key}:new", DAY), Count(f"{key}:new", WEEK)]
     store = get_store()
-    values = store.update(counts, distincts, now=clock())
+    values = store.update(counts, distincts, now=now)
     findings += policy.velocity(actor.channel, values[f"{key}|minute"], values[f"{key}|hour"])
     if member is not None:
         findings += policy.confirmations(
             values[f"{key}:confirmed|distinct|hour"], values[f"{key}:confirmed|distinct|day"]
+        )
+    if new_identity:
+        findings += policy.new_identities(
+            values[f"{key}:new|hour"], values[f"{key}:new|day"], values[f"{key}:new|week"]
         )
     if miss:
         findings += policy.misses(

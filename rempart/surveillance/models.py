@@ -37,11 +37,56 @@ class DistinctMember(models.Model):
         return f"{self.key} {self.bucket}"
 
 
+class SeenMember(models.Model):
+    """When a member (a beneficiary id) was last seen by a distinct counter: a sight is *fresh* for a window
+    when the previous one is older than the window (rempart.surveillance.counters)."""
+
+    key = models.CharField(max_length=120)
+    member = models.CharField(max_length=64)
+    seen = models.BigIntegerField()  # epoch seconds
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "member"], name="seen_member")]
+        indexes = [models.Index(fields=["seen"], name="seen_member_time")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.seen}"
+
+
+class Clientele(models.Model):
+    """An organisation's memory of the people it confirmed (rempart.surveillance.clientele): when it was
+    seeded from the ledger, and since when the organisation has a history (young ones are still learning)."""
+
+    organisation_id = models.BigIntegerField(unique=True)  # no foreign key: one indexed probe per check
+    seeded_at = models.DateTimeField(default=timezone.now)
+    history_since = models.BigIntegerField()  # epoch seconds of its oldest remembered confirmation
+
+    def __str__(self) -> str:
+        return f"clientele of {self.organisation_id}"
+
+
+class ClienteleMember(models.Model):
+    """One person an organisation confirmed within the memory's span, as a keyed hash of the beneficiary id
+    (the table alone does not say who is whose patient)."""
+
+    organisation_id = models.BigIntegerField()
+    tag = models.BinaryField(max_length=8)  # HMAC(key, organisation id, beneficiary id), first 8 bytes
+    seen_day = models.IntegerField()  # epoch days of the last confirmation
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organisation_id", "tag"], name="clientele_member")]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.seen_day}"
+
+
 class ActorState(models.Model):
     """Where an actor (account ``u:<id>`` or token ``t:<id>``) stands on the response ladder."""
 
     actor = models.CharField(max_length=40, unique=True)
-    step_up_since = models.DateTimeField(null=True, blank=True)  # portal: a fresh second factor after this
+    # Portal: every session of the account must prove the second factor again after this; each session that
+    # did goes on (the hold is never lifted for the account as a whole: a stolen session stays held).
+    step_up_since = models.DateTimeField(null=True, blank=True)
     throttled_until = models.DateTimeField(null=True, blank=True)  # API: 429 until then
     level2_count = models.PositiveIntegerField(default=0)  # how many times stepped up / throttled
     last_level2_at = models.DateTimeField(null=True, blank=True)
@@ -53,6 +98,12 @@ class ActorState(models.Model):
 
     def __str__(self) -> str:
         return self.actor
+
+    def holds_sessions(self, now) -> bool:
+        """Sessions opened before the hold may still be held; none lives longer than the absolute lifetime."""
+        if self.step_up_since is None:
+            return False
+        return (now - self.step_up_since).total_seconds() < settings.REMPART_SESSION_MAX_SECONDS
 
 
 class Alert(models.Model):

@@ -21,9 +21,20 @@ DEFAULTS = {
     "api_checks_per_minute": 10,
     "portal_checks_per_hour": 60,
     "api_checks_per_hour": 300,
-    # Distinct beneficiaries confirmed (identity matched) per account or token.
+    # Distinct beneficiaries confirmed (identity matched) per account or token, in any 60 minutes / 24 hours.
     "confirmed_per_hour_step_up": 30,
     "confirmed_per_day_suspend": 150,
+    # New identities: people the actor's organisation never confirmed in the last ``clientele_days``
+    # (rempart.surveillance.clientele). A counter confirms its patients again and again and meets a few new
+    # ones a day; a list is new people only. Step-ups on reaching the count (the person passes them), then
+    # suspension: whatever the pace, an actor is suspended by its 10th new identity in any 24 hours.
+    "new_identities_hour_step_up": 5,
+    "new_identities_day_step_up": 8,
+    "new_identities_day_suspend": 10,
+    "new_identities_week_step_up": 25,
+    "new_identities_week_suspend": 40,
+    "clientele_days": 730,  # how long an organisation remembers a person (opticians see theirs every 2 years)
+    "clientele_learning_days": 30,  # younger histories: everyone is new, the budget waits (the ceilings above hold)
     # Misses (no match): guessing or enumeration.
     "misses_per_hour_step_up": 10,
     "miss_ratio_step_up": 0.5,
@@ -34,7 +45,7 @@ DEFAULTS = {
     # A second step-up or throttle within this many seconds suspends.
     "repeat_level2_seconds": 3600,
     "throttle_seconds": 60,
-    # Organisation: checks per day above max(floor, factor × its 30-day high percentile) raise an alert.
+    # Organisation: checks in any 24 h above max(floor, factor × its 30-day high percentile) raise an alert.
     "organisation_daily_floor": 400,
     "organisation_daily_factor": 3.0,
     # Patterns: of the last 12 adherent numbers presented, this many close to another (±20) is enumeration.
@@ -75,10 +86,35 @@ def velocity(channel: str, per_minute: int, per_hour: int) -> list[Finding]:
 def confirmations(per_hour: int, per_day: int) -> list[Finding]:
     findings = []
     if per_day > threshold("confirmed_per_day_suspend"):
-        findings.append(Finding("confirmed_day", SUSPEND, {"distinct_confirmed_today": per_day}))
+        findings.append(Finding("confirmed_day", SUSPEND, {"distinct_confirmed_last_24h": per_day}))
     elif per_hour > threshold("confirmed_per_hour_step_up"):
-        findings.append(Finding("confirmed_hour", STEP_UP, {"distinct_confirmed_this_hour": per_hour}))
+        findings.append(Finding("confirmed_hour", STEP_UP, {"distinct_confirmed_last_hour": per_hour}))
     return findings
+
+
+def new_identities(per_hour: int, per_day: int, per_week: int) -> list[Finding]:
+    """Judge the actor's new identities, once this check added one (each count has just grown by one).
+
+    Suspension holds from the threshold on; a step-up is asked when a count *reaches* its threshold, so
+    the real person is asked once per level and not again at every later new patient.
+    """
+    evidence = {
+        "new_identities_last_hour": per_hour,
+        "new_identities_last_24h": per_day,
+        "new_identities_last_7_days": per_week,
+    }
+    if per_day >= threshold("new_identities_day_suspend"):
+        return [Finding("new_identities_day", SUSPEND, evidence)]
+    if per_week >= threshold("new_identities_week_suspend"):
+        return [Finding("new_identities_week", SUSPEND, evidence)]
+    for signal, value, name in (
+        ("new_identities_hour", per_hour, "new_identities_hour_step_up"),
+        ("new_identities_day", per_day, "new_identities_day_step_up"),
+        ("new_identities_week", per_week, "new_identities_week_step_up"),
+    ):
+        if value == threshold(name):
+            return [Finding(signal, STEP_UP, evidence)]
+    return []
 
 
 def misses(misses_hour: int, checks_hour: int, ip_misses_hour: int) -> list[Finding]:
@@ -123,16 +159,16 @@ def sequential(recent_adherents: list[str]) -> list[Finding]:
     return []
 
 
-def organisation_volume(checks_today: int, baseline: int | None) -> list[Finding]:
+def organisation_volume(checks_last_24h: int, baseline: int | None) -> list[Finding]:
     ceiling = max(
         threshold("organisation_daily_floor"), int((baseline or 0) * threshold("organisation_daily_factor"))
     )
-    if checks_today > ceiling:
+    if checks_last_24h > ceiling:
         return [
             Finding(
                 "organisation_volume",
                 ALERT,
-                {"checks_today": checks_today, "ceiling": ceiling, "baseline": baseline},
+                {"checks_last_24h": checks_last_24h, "ceiling": ceiling, "baseline": baseline},
             )
         ]
     return []

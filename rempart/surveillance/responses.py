@@ -30,6 +30,9 @@ SIGNAL_LABELS = {
     "velocity_hour": _("trop de vérifications par heure"),
     "confirmed_hour": _("trop de bénéficiaires confirmés dans l'heure"),
     "confirmed_day": _("trop de bénéficiaires confirmés dans la journée"),
+    "new_identities_hour": _("trop de personnes jamais vues par l'organisation en une heure"),
+    "new_identities_day": _("trop de personnes jamais vues par l'organisation en 24 heures"),
+    "new_identities_week": _("trop de personnes jamais vues par l'organisation en 7 jours"),
     "misses": _("trop de vérifications sans correspondance"),
     "address_misses": _("trop d'échecs depuis une même adresse"),
     "sequential_identifiers": _("numéros d'adhérent qui se suivent (énumération)"),
@@ -42,6 +45,7 @@ SIGNAL_LABELS = {
     "two_addresses": _("compte actif depuis deux adresses à la fois"),
     "unusual_hour": _("activité hors des heures habituelles de l'organisation"),
     "suspended_actors": _("plusieurs comptes ou jetons suspendus dans l'organisation"),
+    "session_context_changed": _("session utilisée depuis une autre adresse ou un autre appareil"),
 }
 
 
@@ -60,6 +64,11 @@ def _actor_fields(actor) -> dict:
         "organisation_id": actor.organisation_id,
         "ip_address": actor.ip,
     }
+
+
+def alert(actor, level: int, findings: list[Finding], response: str) -> Alert | None:
+    """An Alert row for the console (alert-level ones at most once an hour per actor and signal)."""
+    return _alert(actor, level, findings, response)
 
 
 def _alert(actor, level: int, findings: list[Finding], response: str) -> Alert | None:
@@ -96,7 +105,7 @@ def apply(actor, level: int, findings: list[Finding], *, all_findings: list[Find
 
 
 def _step_up(actor, findings: list[Finding]) -> None:
-    from rempart.surveillance.engine import actor_key
+    from rempart.surveillance.actors import actor_key
 
     now = timezone.now()
     state, _created = ActorState.objects.get_or_create(actor=actor_key(actor))

@@ -145,6 +145,33 @@ def test_newcomer_enrols_a_passkey_then_logs_in_with_password_and_passkey(tab, c
     assert_clean_console(tab)
 
 
+def test_step_up_of_a_passkey_holder_takes_the_passkey_in_the_browser(tab, cast):
+    """Logged in with a code, a passkey holder steps up with the passkey: the prompt offers nothing else."""
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    key = tab.add_virtual_authenticator()
+    user = accept_invitation(tab, cast.optician, "stepup@shop.test", cast.owner)
+    tab.click_and_wait(tab.page.locator("#enrol-passkey"), "/accounts/2fa/webauthn/add/")
+    tab.click_and_wait(tab.page.locator("#mfa_webauthn_add"), "/accounts/2fa/recovery-codes/")
+    secret = pyotp.random_base32()
+    TOTP.activate(user, secret)
+    log_out(tab)
+    log_in_with_password(tab, user.email)
+    submit_code(tab, totp_code(secret))
+    assert tab.path() == HOME
+
+    tab.goto("/accounts/2fa/webauthn/add/")  # a sensitive page: the code of the login is no proof here
+    assert tab.path().startswith("/accounts/2fa/webauthn/reauthenticate/?next=")
+    assert tab.h1() == "Confirmer avec votre clé d'accès"
+    main = tab.page.locator("main")
+    assert main.locator("input[name=code], input[name=password]").count() == 0
+    assert main.locator("a[href*='reauthenticate']").count() == 0  # no other way offered
+    tab.click_and_wait(use_passkey(tab), "/accounts/2fa/webauthn/add/")
+    assert key.credentials()[0]["signCount"] == 2  # enrolment, then this step-up (the login used a code)
+    assert SecurityEvent.objects.get(user=user, tag="mfa.step_up").details["factor"] == "webauthn"
+    assert_clean_console(tab)
+
+
 def test_a_passkey_that_does_not_verify_its_user_neither_enrols_nor_logs_in(tab, cast):
     """User verification is required: Chromium refuses, and so does the server when the page is altered."""
     user = accept_invitation(tab, cast.optician, "uv@shop.test", cast.owner)

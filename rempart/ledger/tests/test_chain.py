@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from rempart.ledger import chain
+from rempart.ledger import chain, verification
 from rempart.ledger.models import ChainHead, Disclosure
 
 
@@ -143,7 +143,7 @@ def test_checkpoints_let_a_routine_verification_read_only_new_rows(db, capsys):
 
 def test_a_checkpointed_row_altered_later_is_caught_and_a_full_run_finds_older_changes(db):
     _append(20)
-    chain.verify(save_checkpoints=True)
+    verification.run("full")
     newest = Disclosure.objects.order_by("-id").first()
     _raw("UPDATE ledger_disclosure SET outcome = 'covered' WHERE id = %s", [newest.pk])
     report = chain.verify(from_checkpoints=True)

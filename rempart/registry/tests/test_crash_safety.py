@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -12,11 +13,12 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun
-from rempart.registry.tests.support import ADHERENT, FIRST, registry_state, run_import
+from rempart.registry.tests.support import ADHERENT, FIRST, beneficiary_by_key, registry_state, run_import
 
 BASE_ROWS = 2000
 # The big file: big enough that the import takes a few seconds before it writes the registry, so the kill
@@ -53,6 +55,26 @@ def write_big_file(path: Path, amc: str, rows: list[list[str]], copies: int) -> 
     lines.append(fmt.trailer_line(count))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return count
+
+
+def history() -> str:
+    out = io.StringIO()
+    call_command("import_history", stdout=out)
+    return out.getvalue()
+
+
+def history_line(run: ImportRun) -> str:
+    [line] = [line for line in history().splitlines() if line.split()[0] == str(run.pk)]
+    return line
+
+
+def child_env() -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": child_database_url(),
+        "REMPART_VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "rempart.settings",
+    }
 
 
 def registry_writer_pid() -> int | None:
@@ -110,12 +132,7 @@ def test_kill_9_mid_import_leaves_the_registry_unchanged(insurer, rows_for, righ
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         wal_baseline = wal_size(database)
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": child_database_url(),
-        "REMPART_VAR_DIR": str(settings.VAR_DIR),
-        "DJANGO_SETTINGS_MODULE": "rempart.settings",
-    }
+    env = child_env()
     command = [
         sys.executable,
         "-m",
@@ -154,13 +171,50 @@ def test_kill_9_mid_import_leaves_the_registry_unchanged(insurer, rows_for, righ
     if writer is not None:
         wait_for_backend_exit(writer)
 
-    # exactly as before, and the killed run never recorded an outcome
+    # exactly as before, and the killed run never recorded an outcome: the history shows it interrupted
     assert registry_state() == before
     [killed] = ImportRun.objects.exclude(pk__in=runs_before)
     assert killed.status == ImportRun.Status.RUNNING
     assert killed.file_name.endswith("big.csv")
+    assert killed.pid == child.pid
+    assert killed.current_status() == ImportRun.Status.INTERRUPTED
+    assert " interrupted " in history_line(killed)
 
     # nothing is left locked or half-done: the next import runs normally
     _run, summary = run_import(base, insurer, tmp_path)
     assert (summary.unchanged, summary.created, summary.updated) == (BASE_ROWS, 0, 0)
     assert registry_state() == before
+
+
+# The child imports, commits, and is killed (by itself, SIGKILL) when it goes to write its run's final record.
+KILLED_AFTER_COMMIT = """
+import os, signal, sys
+import django
+django.setup()
+from django.core.management import call_command
+from rempart.registry.models import ImportRun
+real_save = ImportRun.save
+def save(self, *args, **kwargs):
+    if kwargs.get("update_fields"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(self, *args, **kwargs)
+ImportRun.save = save
+call_command("import_rights", sys.argv[1], "--insurer", sys.argv[2], "--report-dir", sys.argv[3])
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_after_the_commit_leaves_a_run_that_says_done(insurer, rows_for, rights_file, tmp_path):
+    rows = rows_for(300)
+    path = rights_file(rows)
+    runs_before = set(ImportRun.objects.values_list("pk", flat=True))
+    command = [sys.executable, "-c", KILLED_AFTER_COMMIT, str(path), insurer.amc_number, str(tmp_path / "k")]
+    child = subprocess.run(command, env=child_env(), cwd=settings.BASE_DIR, capture_output=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode(errors="replace")[-2000:]
+
+    assert len(beneficiary_by_key(insurer)) == 300  # the merge went through
+    [run] = ImportRun.objects.exclude(pk__in=runs_before)
+    assert not (tmp_path / "k" / "summary.txt").exists()  # the process died before its last writes
+    assert run.status == ImportRun.Status.SUCCEEDED and run.current_status() == ImportRun.Status.SUCCEEDED
+    assert run.counts["created"] == 300 and run.finished_at is not None
+    assert " succeeded " in history_line(run)

@@ -189,9 +189,11 @@ def test_only_professionals_reach_the_counter(client, cast, who):
 def test_the_api_offers_no_search_listing_or_export(client, db):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     operations = {(path, method) for path, methods in paths.items() for method in methods}
-    # One patient at a time: a check, a prise en charge for one quote, and the token's own identity.
+    # One patient at a time: a check, a prise en charge for one quote, and the token's own identity; for insurers'
+    # tokens only, the ledger's signed anchors (chain heads: no personal data).
     assert operations == {
         ("/api/v1/whoami", "get"),
         ("/api/v1/rights/check", "post"),
         ("/api/v1/pec", "post"),
+        ("/api/v1/ledger/anchors", "get"),
     }

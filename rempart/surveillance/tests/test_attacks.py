@@ -25,9 +25,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from rempart.accounts import tokens
 from rempart.accounts.models import ApiToken, Invitation, Membership, SecurityEvent, User
+from rempart.gate import check_rights
 from rempart.incidents import workflow
 from rempart.incidents.models import Incident, ScopeEntry
-from rempart.ledger.gate import check_rights
 from rempart.ledger.models import Disclosure
 from rempart.lib.identifiers import nir_check_key
 from rempart.registry.models import ImportRun
@@ -129,6 +129,11 @@ class Browser:
 
     def steal_session_of(self, victim: Browser) -> None:
         self.jar.set_cookie(victim.cookie("sessionid"))
+
+    def take_over_browser_of(self, victim: Browser) -> None:
+        """Malware on the victim's own computer: every cookie, the same address and browser."""
+        for cookie in victim.jar:
+            self.jar.set_cookie(cookie)
 
     def check_at_counter(self, row: list[str], domain: str = "OPTI") -> Page:
         return self.post("/comptoir/droits/", form=_portal_form(row, domain))
@@ -253,7 +258,7 @@ def test_a_phished_password_without_the_second_factor_reaches_nothing(live_serve
 # --- 2. a stolen session cookie, scripting checks -------------------------------------------------------------
 
 
-def test_a_stolen_session_cookie_is_stepped_up_then_suspended_before_20_confirmations(
+def test_a_stolen_session_cookie_replayed_from_elsewhere_reads_nothing_and_is_suspended(
     live_server, cast, population, clock
 ):
     victim = Browser(live_server.url, VICTIM_ADDRESS)
@@ -262,7 +267,42 @@ def test_a_stolen_session_cookie_is_stepped_up_then_suspended_before_20_confirma
 
     attacker = Browser(live_server.url, ATTACKER_ADDRESS)
     attacker.steal_session_of(victim)
-    attacker.open_counter()  # the cookie works: the attacker is "logged in"
+    first = attacker.get("/comptoir/droits/")  # the session is bound to the shop's address and browser
+    assert first.status == 302 and first.location.startswith("/accounts/2fa/reauthenticate"), first.location
+    assert attacker.get(first.location).status == 200 and attacker.csrf  # only the prompt opens
+    signed_out_at = None
+    for attempt, row in enumerate(_valid_people(population)[:20], start=1):
+        page = attacker.check_at_counter(row)
+        clock.advance(1)
+        if page.status == 302 and page.location.startswith("/accounts/login/"):
+            signed_out_at = attempt
+            break
+        assert page.status == 302 and page.location.startswith("/accounts/2fa/reauthenticate"), page.location
+    assert signed_out_at == 6  # pushing on: more than 5 refused attempts in the hour
+    assert victim.get("/comptoir/droits/").location.startswith("/accounts/login/")  # every session ended
+
+    assert not _ledger_of(user_id=cast.staff.pk)  # the attacker read nothing
+    event = SecurityEvent.objects.get(user=cast.staff, tag="session.context_changed")
+    assert event.ip_address == ATTACKER_ADDRESS and event.details["address_changed"]
+    assert event.details["device_changed"]  # the device cookie was not stolen
+    moved = Alert.objects.get(user=cast.staff, signal="session_context_changed")
+    assert moved.level == 2 and moved.ip_address == ATTACKER_ADDRESS
+    alert, incident = _suspension(user=cast.staff)
+    assert alert.signal == "blocked_attempts" and alert.ip_address == ATTACKER_ADDRESS
+    assert incident.scopes.get().people == 0  # nobody was exposed: the incident says so
+    assert any(m.to == [cast.owner.email] and "suspendu" in m.body for m in mail.outbox)
+
+
+def test_a_session_scripted_from_the_victims_own_browser_is_stepped_up_then_suspended_before_20_confirmations(
+    live_server, cast, population, clock
+):
+    victim = Browser(live_server.url, VICTIM_ADDRESS)
+    victim.log_in(cast.staff, cast.secrets[cast.staff.email])
+    victim.open_counter()
+
+    attacker = Browser(live_server.url, VICTIM_ADDRESS)  # what binding cannot tell from the victim
+    attacker.take_over_browser_of(victim)
+    attacker.open_counter()
     seen: list[Answer] = []
     stepped_up_at = signed_out_at = None
     for attempt, row in enumerate(_valid_people(population)[:60], start=1):
@@ -286,17 +326,18 @@ def test_a_stolen_session_cookie_is_stepped_up_then_suspended_before_20_confirma
     assert staff.suspended_at is not None
     assert victim.get("/comptoir/droits/").location.startswith("/accounts/login/")  # every session ended
 
-    # The ledger: one row per answer the attacker read, from the attacker's address, nothing else.
+    # The ledger: one row per answer the attacker read, in that one session, nothing else.
     rows = _ledger_of(user_id=staff.pk)
     assert [r.reference for r in rows] == [a.reference for a in seen]
     assert [r.outcome for r in rows] == [a.outcome for a in seen]
-    assert {r.ip_address for r in rows} == {ATTACKER_ADDRESS} and {r.channel for r in rows} == {"portal"}
+    assert {r.ip_address for r in rows} == {VICTIM_ADDRESS} and {r.channel for r in rows} == {"portal"}
     assert len({r.session_ref for r in rows}) == 1 and rows[0].session_ref
     assert len({r.beneficiary_id for r in rows}) == len(confirmed)
+    assert not SecurityEvent.objects.filter(tag="session.context_changed").exists()
 
     # The incident: opened on suspension, its scope frozen with exactly those people.
     alert, incident = _suspension(user=staff)
-    assert alert.organisation_id == cast.optician.pk and alert.ip_address == ATTACKER_ADDRESS
+    assert alert.organisation_id == cast.optician.pk and alert.ip_address == VICTIM_ADDRESS
     step_up = Alert.objects.get(user=staff, level=2)  # the step-up, recorded with its evidence
     assert (
         step_up.signal == "velocity_minute" and step_up.evidence["velocity_minute"]["checks_last_minute"] > 6

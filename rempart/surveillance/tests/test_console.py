@@ -362,10 +362,10 @@ def test_plant_canaries_from_the_console_and_read_them_only_after_step_up(analys
     response = analyst.post("/operateur/surveillance/canaris/", {"insurer": insurer.pk, "count": 2})
     assert response.status_code == 302
     planted = list(Canary.objects.filter(insurer=insurer))
-    assert len(planted) == 2 and all(c.created_by == cast.analyst for c in planted)
+    assert len(planted) >= 2 and all(c.created_by == cast.analyst for c in planted)  # whole families
     cards = [canaries.sealed_card(c) for c in planted]
     panel = analyst.get("/operateur/surveillance/canaris/").content.decode()
-    assert "2 canari(s) planté(s)" in panel
+    assert f"{len(planted)} canari(s) planté(s)" in panel
     assert all(card["nir"] not in panel and card["adherent_number"] not in panel for card in cards)
 
     url = f"/operateur/surveillance/canaris/{insurer.pk}/cartes/"
@@ -379,7 +379,7 @@ def test_plant_canaries_from_the_console_and_read_them_only_after_step_up(analys
     assert all(card["nir"] in page and card["adherent_number"] in page for card in cards)
 
     too_many = analyst.post("/operateur/surveillance/canaris/", {"insurer": insurer.pk, "count": 6})
-    assert too_many.status_code == 200 and Canary.objects.filter(insurer=insurer).count() == 2
+    assert too_many.status_code == 200 and Canary.objects.filter(insurer=insurer).count() == len(planted)
 
 
 def test_a_canary_hit_shows_in_the_panel(analyst, cast, population):
@@ -397,10 +397,11 @@ def test_a_canary_hit_shows_in_the_panel(analyst, cast, population):
 def test_the_canaries_command_plants_and_lists_without_sealed_data(cast, population, capsys):
     insurer = population.insurers[0]
     call_command("canaries", "plant", "--insurer", insurer.amc_number, "--count", "2")
-    assert Canary.objects.filter(insurer=insurer).count() == 2
+    planted = Canary.objects.filter(insurer=insurer).count()
+    assert planted >= 2  # whole families
     call_command("canaries", "list")
     out = capsys.readouterr().out
-    assert "2 canaries planted" in out and insurer.amc_number in out and insurer.name in out
+    assert f"{planted} canaries planted" in out and insurer.amc_number in out and insurer.name in out
     for canary in Canary.objects.all():
         card = canaries.sealed_card(canary)
         assert card["nir"] not in out and card["adherent_number"] not in out

@@ -235,10 +235,10 @@ def test_canaries_planted_from_the_console_stop_a_leak_at_the_first_hit(tab, cas
     page.get_by_label("Nombre de canaris").fill("2")
     with page.expect_navigation():
         page.locator("#plant").click()
-    assert "2 canari(s) planté(s) pour Prévoyance Seconde" in message(tab)
     planted = list(Canary.objects.filter(insurer=insurer).order_by("pk"))
-    assert len(planted) == 2 and planted[0].created_by == cast.analyst
-    assert "2" in page.inner_text(f"#insurer-{insurer.pk}")
+    assert len(planted) >= 2 and planted[0].created_by == cast.analyst  # whole families: 2 at least
+    assert f"{len(planted)} canari(s) planté(s) pour Prévoyance Seconde" in message(tab)
+    assert str(len(planted)) in page.inner_text(f"#insurer-{insurer.pk}")
     cards = [canaries.sealed_card(c) for c in planted]
     assert all(card["nir"] not in page.content() for card in cards)  # sealed: not on the panel
     shot(page, "canaries", full_page=True)

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from rempart.accounts.models import User
 from rempart.incidents.models import Incident
-from rempart.ledger.gate import Actor, check_rights
+from rempart.gate import Actor, check_rights
 from rempart.surveillance import canaries
 from rempart.surveillance.engine import CheckRefused
 from rempart.surveillance.models import Alert

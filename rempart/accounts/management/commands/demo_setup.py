@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from rempart.accounts import demo
@@ -47,13 +47,21 @@ class Command(BaseCommand):
         )
 
     def _plant_canaries(self) -> int:
-        """Two canaries in each insurer's registry that has none (docs/surveillance.md)."""
-        from rempart.registry.models import Insurer
+        """Two canaries (at least: whole families) in the registry of every insurer with contracts that
+        has none alive, the largest and the demo's own included (docs/surveillance.md)."""
+        from rempart.registry.models import Contract, Insurer
         from rempart.surveillance import canaries
         from rempart.surveillance.models import Canary
 
         planted = 0
-        for insurer in Insurer.objects.exclude(pk__in=Canary.objects.values("insurer_id")):
-            if Beneficiary.objects.filter(contract__insurer=insurer).exists():
+        alive = Canary.objects.filter(retired_at__isnull=True).values("insurer_id")
+        for insurer in Insurer.objects.exclude(pk__in=alive).order_by("pk"):
+            if not Contract.objects.filter(insurer=insurer).exists():
+                continue
+            try:
                 planted += len(canaries.plant(insurer, 2))
+            except (ValueError, RuntimeError) as exc:
+                raise CommandError(
+                    f"canaries not planted for {insurer.name} (AMC {insurer.amc_number}): {exc}"
+                ) from exc
         return planted

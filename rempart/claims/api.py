@@ -1,0 +1,197 @@
+"""The claims API: one invoice (``POST /claims``), a lot (``POST /claims/lots``), and one's own claims (``GET``).
+
+An answer carries the adjudication of this invoice only (status, amounts, reason codes per line) and the
+ledger reference; nothing of the person. A miss is the same ``no_match`` as at the rights check.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+
+from rempart.accounts.api_auth import TokenAuth
+from rempart.api_errors import BadLines
+from rempart.claims import lots, rules
+from rempart.claims.reasons import label as reason_label
+from rempart.claims.intake import ClaimIn, InvoiceError, from_schema
+from rempart.claims.models import Claim, ClaimLot
+from rempart.claims.service import ClaimConflict, submit_claim
+from rempart.gate import Actor
+
+router = Router(tags=["factures"])
+
+
+class ReasonOut(Schema):
+    code: str = Field(..., examples=["pec_amount_exceeded"])
+    label: str
+
+
+class ClaimLineOut(Schema):
+    line: int
+    code: str
+    status: str = Field(..., description="accepted, reduced, rejected ou pending (en examen)")
+    claimed_cents: int
+    accepted_cents: int
+    reasons: list[ReasonOut]
+
+
+class ClaimOut(Schema):
+    outcome: str = Field(
+        ..., description="adjudicated : facture jugée ; no_match : aucun bénéficiaire ne correspond"
+    )
+    reference: str = Field(..., description="Référence du registre des divulgations")
+    invoice_number: str
+    status: str | None = Field(
+        None,
+        description="accepted, partially_accepted, rejected ou pending_review (en examen par l'opérateur)",
+    )
+    claimed_cents: int | None = None
+    accepted_cents: int | None = Field(None, description="Montant accepté, payé au prochain virement")
+    lines: list[ClaimLineOut] = []
+    review_reasons: list[ReasonOut] = []
+    replayed: bool = False
+
+
+class ErrorLineOut(Schema):
+    line: int | None = None
+    field: str
+    message: str
+
+
+class ClaimErrorOut(Schema):
+    detail: str
+    field: str | None = None
+    code: str | None = None
+    errors: list[ErrorLineOut] = []
+
+
+def to_schema(claim: Claim, *, reference: str, replayed: bool = False) -> ClaimOut:
+    language = "fr"
+    return ClaimOut(
+        outcome="adjudicated",
+        reference=reference,
+        invoice_number=claim.invoice_number,
+        status=claim.status,
+        claimed_cents=claim.claimed_cents,
+        accepted_cents=claim.accepted_cents,
+        lines=[
+            ClaimLineOut(
+                line=line.number,
+                code=line.code,
+                status=line.status,
+                claimed_cents=line.amc_claimed_cents,
+                accepted_cents=line.accepted_cents,
+                reasons=[
+                    ReasonOut(code=code, label=reason_label(code, language)) for code in line.reasons
+                ],
+            )
+            for line in claim.lines.order_by("number")
+        ],
+        review_reasons=[
+            ReasonOut(code=code, label=reason_label(code, language))
+            for code in claim.decision.get("review_reasons", [])
+        ],
+        replayed=replayed,
+    )
+
+
+_ERRORS = {400: ClaimErrorOut, 401: ClaimErrorOut, 403: ClaimErrorOut, 409: ClaimErrorOut, 429: ClaimErrorOut}
+
+
+@router.post(
+    "/claims",
+    auth=TokenAuth("claims:write"),
+    response={200: ClaimOut, **_ERRORS, 413: ClaimErrorOut, 503: ClaimErrorOut},
+    summary="Envoyer une facture (part complémentaire) et recevoir son jugement",
+    description=(
+        "Le patient est identifié comme à la vérification des droits. La facture est jugée aussitôt : acceptée, "
+        "acceptée en partie, rejetée (motifs par ligne) ou en examen. Le même corps avec le même numéro de facture "
+        "rejoue la même réponse ; un autre corps avec ce numéro est un conflit (409)."
+    ),
+)
+def create_claim(request: HttpRequest, payload: ClaimIn):
+    today = timezone.localdate()
+    try:
+        card, invoice = from_schema(payload, today=today)
+        outcome = submit_claim(Actor.api(request), card, invoice, channel=Claim.Channel.API, today=today)
+    except InvoiceError as exc:
+        raise BadLines(exc.field, str(exc), exc.errors) from None
+    except rules.ClaimInputError as exc:
+        raise BadLines(exc.field, str(exc), [e.as_dict() for e in exc.errors]) from None
+    except ClaimConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    if outcome.claim is None:
+        return ClaimOut(
+            outcome="no_match", reference=outcome.reference, invoice_number=invoice.invoice_number
+        )
+    return to_schema(outcome.claim, reference=outcome.reference, replayed=outcome.replayed)
+
+
+@router.get(
+    "/claims/{invoice_number}",
+    auth=TokenAuth("claims:write"),
+    response={200: ClaimOut, 401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
+    summary="Relire le jugement d'une de ses factures",
+)
+def read_claim(request: HttpRequest, invoice_number: str):
+    claim = Claim.objects.filter(
+        organisation_id=request.api_token.organisation_id, invoice_number=invoice_number
+    ).first()
+    if claim is None:
+        raise HttpError(404, "facture inconnue pour votre organisation")
+    return to_schema(claim, reference=claim.ledger_reference)
+
+
+class LotOut(Schema):
+    lot_number: str
+    status: str = Field(..., description="accepted (ARL positif) ; un lot refusé en entier répond 400")
+    invoices: int
+    counts: dict[str, int]
+    results_url: str = Field(..., description="Résultat par facture (RSP), CSV")
+    replayed: bool = False
+
+
+@router.post(
+    "/claims/lots",
+    auth=TokenAuth("claims:write"),
+    response={200: LotOut, **_ERRORS, 413: ClaimErrorOut, 415: ClaimErrorOut, 503: ClaimErrorOut},
+    summary="Envoyer un lot de factures (format rempart-claims-lot v1, JSON Lines)",
+    description=(
+        "Le corps est le fichier du lot (docs/formats/claims-lot-v1.md). Un lot faux en entier (en-tête, organisation, "
+        "nombre ou total, encodage, troncature) est refusé sans rien changer (400 avec un code). Sinon chaque facture a "
+        "son résultat ; renvoyer le même lot ne change rien."
+    ),
+)
+def create_lot(request: HttpRequest):
+    organisation = request.api_token.organisation
+    try:
+        lot, replayed = lots.receive_lot(Actor.api(request), organisation, request)
+    except lots.LotRejected as exc:
+        return 400, ClaimErrorOut(detail=exc.message, code=exc.code, field=None)
+    return LotOut(
+        lot_number=lot.lot_number,
+        status=lot.status,
+        invoices=lot.invoice_count,
+        counts=lot.counts,
+        results_url=f"/api/v1/claims/lots/{lot.lot_number}/results.csv",
+        replayed=replayed,
+    )
+
+
+@router.get(
+    "/claims/lots/{lot_number}/results.csv",
+    auth=TokenAuth("claims:write"),
+    response={401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
+    summary="Le résultat d'un lot, facture par facture (RSP), en CSV",
+)
+def lot_results(request: HttpRequest, lot_number: str):
+    lot = ClaimLot.objects.filter(
+        organisation_id=request.api_token.organisation_id,
+        lot_number=lot_number,
+        status=ClaimLot.Status.ACCEPTED,
+    ).first()
+    if lot is None:
+        raise HttpError(404, "lot inconnu pour votre organisation")
+    return lots.results_response(lot)
