@@ -7,10 +7,12 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from rempart import outage
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
 from rempart.authorizations.api import router as pec_router
 from rempart.claims.api import router as claims_router
+from rempart.claims.lots import LotRejected
 from rempart.gate import RefusedDomain
 from rempart.ledger.api import router as ledger_router
 from rempart.rights.api import router as rights_router
@@ -92,4 +94,19 @@ def refused_domain(request: HttpRequest, exc: RefusedDomain):
             "reference": exc.reference,
         },
         status=403,
+    )
+
+
+@api.exception_handler(outage.OperationalError)
+@api.exception_handler(outage.InterfaceError)
+def database_unavailable(request: HttpRequest, exc: Exception):
+    """The database is down (or the connection was lost): 503 with Retry-After, whatever the endpoint."""
+    return outage.api_response(request, exc)
+
+
+@api.exception_handler(LotRejected)
+def lot_rejected(request: HttpRequest, exc: LotRejected):
+    """A lot wrong as a whole (the negative ARL): nothing was changed; a stable code, and the line when known."""
+    return api.create_response(
+        request, {"detail": exc.message, "code": exc.code, "field": None, "line": exc.line}, status=400
     )

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "rempart.incidents",
     "rempart.surveillance",
     "rempart.authorizations",
+    "rempart.accounting",
     "rempart.claims",
 ]
 
@@ -184,6 +185,9 @@ REMPART_LOGIN_THROTTLE = {
     "address": {"free_failures": 10, "base_delay_seconds": 1, "max_delay_seconds": 600, "lock_after": 100,
                 "lock_seconds": 3600, "forget_after_seconds": 3600},
 }  # fmt: skip
+# "Someone knows your password" (rempart/accounts/password_notice.py): once per device (or address) per period,
+# and at most max_per_day emails per person.
+REMPART_PASSWORD_NOTICE = {"per_device_seconds": 3600, "max_per_day": 5}
 REMPART_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"

@@ -32,6 +32,9 @@ stepped_up_mfa = [
     ),
 ]
 
+# A database outage is a 503 (JSON for the API, a page for people), never a 500 with a traceback.
+handler500 = "rempart.outage.server_error"
+
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url="/static/rempart/favicon.svg", permanent=True)),
     *stepped_up_mfa,

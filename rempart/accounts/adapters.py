@@ -52,6 +52,13 @@ class AccountAdapter(DefaultAccountAdapter):
             )  # fmt: skip
         super().authentication_failed(request, **credentials)
 
+    def get_login_stages(self) -> list[str]:
+        """allauth's stages, its second-factor one replaced by ours: it records that the password was right
+        and tells the person when that comes from a new device or address (password_notice.py)."""
+        from rempart.accounts.password_notice import ALLAUTH_STAGE, STAGE
+
+        return [STAGE if path == ALLAUTH_STAGE else path for path in super().get_login_stages()]
+
     def get_login_redirect_url(self, request) -> str:
         return "/"
 

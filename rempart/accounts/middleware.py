@@ -8,6 +8,7 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.db import DatabaseError
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
@@ -175,7 +176,11 @@ class SecurityHeadersMiddleware:
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
         )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.user.is_authenticated if hasattr(request, "user") else False:
+        try:
+            authenticated = request.user.is_authenticated if hasattr(request, "user") else False
+        except DatabaseError:  # the database is down: the 503 (rempart/outage.py) says no-store itself
+            authenticated = False
+        if authenticated:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -13,11 +13,11 @@ from ninja.errors import HttpError
 
 from rempart.accounts.api_auth import TokenAuth
 from rempart.api_errors import BadLines
-from rempart.claims import lots, rules
-from rempart.claims.reasons import label as reason_label
+from rempart.claims import lots, postings, rules
 from rempart.claims.intake import ClaimIn, InvoiceError, from_schema
 from rempart.claims.models import Claim, ClaimLot
-from rempart.claims.service import ClaimConflict, submit_claim
+from rempart.claims.reasons import label as reason_label
+from rempart.claims.service import ClaimConflict, CreditRefused, credit_claim, submit_claim
 from rempart.gate import Actor
 
 router = Router(tags=["factures"])
@@ -64,6 +64,9 @@ class ClaimErrorOut(Schema):
     detail: str
     field: str | None = None
     code: str | None = None
+    line: int | None = Field(
+        None, description="Lot refusé : la ligne du fichier en cause, quand il y en a une"
+    )
     errors: list[ErrorLineOut] = []
 
 
@@ -83,9 +86,7 @@ def to_schema(claim: Claim, *, reference: str, replayed: bool = False) -> ClaimO
                 status=line.status,
                 claimed_cents=line.amc_claimed_cents,
                 accepted_cents=line.accepted_cents,
-                reasons=[
-                    ReasonOut(code=code, label=reason_label(code, language)) for code in line.reasons
-                ],
+                reasons=[ReasonOut(code=code, label=reason_label(code, language)) for code in line.reasons],
             )
             for line in claim.lines.order_by("number")
         ],
@@ -129,21 +130,6 @@ def create_claim(request: HttpRequest, payload: ClaimIn):
     return to_schema(outcome.claim, reference=outcome.reference, replayed=outcome.replayed)
 
 
-@router.get(
-    "/claims/{invoice_number}",
-    auth=TokenAuth("claims:write"),
-    response={200: ClaimOut, 401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
-    summary="Relire le jugement d'une de ses factures",
-)
-def read_claim(request: HttpRequest, invoice_number: str):
-    claim = Claim.objects.filter(
-        organisation_id=request.api_token.organisation_id, invoice_number=invoice_number
-    ).first()
-    if claim is None:
-        raise HttpError(404, "facture inconnue pour votre organisation")
-    return to_schema(claim, reference=claim.ledger_reference)
-
-
 class LotOut(Schema):
     lot_number: str
     status: str = Field(..., description="accepted (ARL positif) ; un lot refusé en entier répond 400")
@@ -166,10 +152,9 @@ class LotOut(Schema):
 )
 def create_lot(request: HttpRequest):
     organisation = request.api_token.organisation
-    try:
-        lot, replayed = lots.receive_lot(Actor.api(request), organisation, request)
-    except lots.LotRejected as exc:
-        return 400, ClaimErrorOut(detail=exc.message, code=exc.code, field=None)
+    lot, replayed = lots.receive_lot(
+        Actor.api(request), organisation, request
+    )  # LotRejected: 400 (rempart.api)
     return LotOut(
         lot_number=lot.lot_number,
         status=lot.status,
@@ -195,3 +180,72 @@ def lot_results(request: HttpRequest, lot_number: str):
     if lot is None:
         raise HttpError(404, "lot inconnu pour votre organisation")
     return lots.results_response(lot)
+
+
+class CreditNoteIn(Schema):
+    credit_note_number: str = Field(
+        ..., min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+    )
+    amount_cents: int = Field(..., gt=0, description="Montant rendu, en centimes (au plus ce qui reste dû)")
+    reason: str = Field(..., min_length=1, max_length=200)
+
+
+class CreditNoteOut(Schema):
+    credit_note_number: str
+    invoice_number: str
+    amount_cents: int
+    claim_worth_cents: int = Field(..., description="Ce que la facture rapporte encore après ses avoirs")
+
+
+@router.post(
+    "/claims/{invoice_number}/credit-notes",
+    auth=TokenAuth("claims:write"),
+    response={
+        200: CreditNoteOut,
+        400: ClaimErrorOut,
+        401: ClaimErrorOut,
+        403: ClaimErrorOut,
+        404: ClaimErrorOut,
+    },
+    summary="Émettre un avoir sur une de ses factures acceptées",
+    description="Rejouable : le même numéro d'avoir avec le même montant renvoie le même avoir.",
+)
+def create_credit_note(request: HttpRequest, invoice_number: str, payload: CreditNoteIn):
+    claim = Claim.objects.filter(
+        organisation_id=request.api_token.organisation_id, invoice_number=invoice_number
+    ).first()
+    if claim is None:
+        raise HttpError(404, "facture inconnue pour votre organisation")
+    try:
+        note = credit_claim(
+            Actor.api(request),
+            claim,
+            number=payload.credit_note_number,
+            amount_cents=payload.amount_cents,
+            reason=payload.reason,
+        )
+    except CreditRefused as exc:
+        raise HttpError(400, str(exc)) from None
+    claim.refresh_from_db()
+    return CreditNoteOut(
+        credit_note_number=note.number,
+        invoice_number=claim.invoice_number,
+        amount_cents=note.amount_cents,
+        claim_worth_cents=postings.worth(claim),
+    )
+
+
+# After the lot routes: /claims/lots must not be read as an invoice number.
+@router.get(
+    "/claims/{invoice_number}",
+    auth=TokenAuth("claims:write"),
+    response={200: ClaimOut, 401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
+    summary="Relire le jugement d'une de ses factures",
+)
+def read_claim(request: HttpRequest, invoice_number: str):
+    claim = Claim.objects.filter(
+        organisation_id=request.api_token.organisation_id, invoice_number=invoice_number
+    ).first()
+    if claim is None:
+        raise HttpError(404, "facture inconnue pour votre organisation")
+    return to_schema(claim, reference=claim.ledger_reference)

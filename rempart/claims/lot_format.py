@@ -78,7 +78,8 @@ _FINESS = re.compile(r"[0-9][0-9AB][0-9]{7}")
 _SIRET = re.compile(r"[0-9]{14}")
 _PEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,15}")
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .+/_-]{0,19}")
-_SOFTWARE = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
+# Printable: no control characters, no bidi overrides (a name shown to operators), no lone surrogates.
+_SOFTWARE = re.compile(r"[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]{1,80}")
 _KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")  # an unknown key is named only if it looks like one
 _LINE_PATH = re.compile(r"lines\[([0-9]+)\]")
 
@@ -544,7 +545,7 @@ class Lot:
             self._cut = True  # the last line has no "\n": a file cut short, unless it reads whole
             yield pending
 
-    def _text(self, raw: bytes) -> str:
+    def _decode(self, raw: bytes) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -559,7 +560,7 @@ class Lot:
             raise _refuse("encoding_bom", 1)
         if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
             raise _refuse("encoding_utf16", 1)
-        value, error = loads(self._text(raw))
+        value, error = loads(self._decode(raw))
         if error is not None:  # a header with a key twice is a header, wrong; anything else is no lot at all
             raise (
                 _bad_header(error, "bad_header") if error.code == "duplicate_key" else _refuse("not_a_lot", 1)
@@ -591,7 +592,7 @@ class Lot:
                 continue  # blank lines are allowed anywhere after the header, and counted in line numbers
             if trailer_line is not None:
                 raise _refuse("data_after_trailer", line)
-            value, error = loads(self._text(raw))
+            value, error = loads(self._decode(raw))
             if error is not None and self._cut:
                 raise _refuse("truncated", line)  # cut inside its last line (often the trailer itself)
             if type(value) is dict and TRAILER_KEY in value:

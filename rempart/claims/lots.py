@@ -158,7 +158,7 @@ def _adjudicate_all(actor, organisation, stream, header, sha256: str, *, progres
 def _one(actor, lot, line: int, item, today):
     """One invoice of the lot: (result kind, (error kind, errors) or None, invoice number, ledger reference)."""
     if isinstance(item, lot_format.LotLineError):
-        return "invalid", (LotInvoiceError.Kind.INVALID, [item.as_dict()]), item.invoice_number or "", ""
+        return "invalid", (LotInvoiceError.Kind.INVALID, item.as_dicts()), item.invoice_number or "", ""
     number = str(item.get("invoice_number", ""))[:40] if isinstance(item, dict) else ""
     try:
         card, invoice = from_dict(item, today=today)

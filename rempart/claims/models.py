@@ -37,6 +37,7 @@ class Claim(models.Model):
     lot = models.ForeignKey(
         "claims.ClaimLot", on_delete=models.PROTECT, null=True, blank=True, related_name="claims"
     )
+    lot_line = models.PositiveIntegerField(null=True, blank=True)  # its line in the lot's file
     insurer = models.ForeignKey("registry.Insurer", on_delete=models.PROTECT, related_name="+")
     beneficiary_id = models.BigIntegerField()  # internal id: identity stays in the registry
     domain = models.CharField(max_length=4)
@@ -116,7 +117,9 @@ class ClaimLine(models.Model):
             models.Index(
                 fields=["organisation_id_copy", "beneficiary_id", "code", "care_date"],
                 name="claim_line_duplicates",
-            )
+            ),
+            # What the insurer accepted for a beneficiary in a year (yearly ceilings), and insurers' detail files.
+            models.Index(fields=["beneficiary_id", "care_date"], name="claim_line_beneficiary_year"),
         ]
 
     def __str__(self) -> str:
@@ -139,9 +142,8 @@ class ClaimLot(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     invoice_count = models.PositiveIntegerField(default=0)
     total_claimed_cents = models.BigIntegerField(default=0)
-    counts = models.JSONField(
-        default=dict
-    )  # accepted, partially_accepted, rejected, pending_review, invalid, no_match
+    # accepted, partially_accepted, rejected, pending_review, invalid, no_match, duplicate, refused
+    counts = models.JSONField(default=dict)
     refusal_code = models.CharField(max_length=40, blank=True)  # a lot refused as a whole (negative ARL)
     refusal_line = models.PositiveIntegerField(null=True, blank=True)
 
@@ -181,3 +183,32 @@ class LotInvoiceError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot_id}:{self.line}"
+
+
+class CreditNote(models.Model):
+    """An *avoir*: the professional gives back all or part of what an accepted claim earned (returned goods,
+    an invoicing error). The claim's worth is its accepted amount less its credit notes; the difference is
+    posted to the money ledger as its own transaction."""
+
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(_("numéro d'avoir"), max_length=40)
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    amount_cents = models.BigIntegerField()
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    token = models.ForeignKey(
+        "accounts.ApiToken", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("avoir")
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "number"], name="credit_note_per_organisation"),
+            models.CheckConstraint(condition=models.Q(amount_cents__gt=0), name="credit_note_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number

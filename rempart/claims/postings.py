@@ -7,6 +7,8 @@ credit note) posts the difference as its own balanced transaction, never an edit
 
 from __future__ import annotations
 
+from django.db.models import Sum
+
 from rempart.accounting import service as accounting
 from rempart.claims.models import Claim
 
@@ -14,11 +16,17 @@ OWED = (Claim.Status.ACCEPTED, Claim.Status.PARTIAL)
 
 
 def worth(claim: Claim) -> int:
-    return claim.accepted_cents if claim.status in OWED else 0
+    """What the claim earns now: its accepted amount less its credit notes (nothing if not owed)."""
+    if claim.status not in OWED:
+        return 0
+    credited = claim.credit_notes.aggregate(total=Sum("amount_cents"))["total"] or 0
+    return max(0, claim.accepted_cents - credited)
 
 
-def post_adjudication(claim: Claim) -> None:
-    """Post the difference between what the claim is worth and what was posted for it (idempotent)."""
+def post_adjudication(claim: Claim, *, kind: str | None = None) -> None:
+    """Post the difference between what the claim is worth and what was posted for it (idempotent).
+
+    ``kind`` names the cause when the caller knows it (a credit note); otherwise it follows from the change."""
     receivable = accounting.insurer_receivable(claim.insurer_id)
     payable = accounting.professional_payable(claim.organisation_id)
     source = ("claim", str(claim.pk))
@@ -27,7 +35,9 @@ def post_adjudication(claim: Claim) -> None:
     if delta == 0:
         return
     version = accounting.source_transaction_count(source) + 1
-    if posted == 0:
+    if kind is not None:
+        pass
+    elif posted == 0:
         kind = accounting.Kind.CLAIM_ACCEPTED
     elif delta < 0:
         kind = accounting.Kind.CLAIM_REVERSED if worth(claim) == 0 else accounting.Kind.REVIEW_ADJUSTED

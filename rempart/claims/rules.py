@@ -278,8 +278,8 @@ class _Line:
             return
         self.accepted = min([self.claimed, *(cents for cents, _ in self.limits)])
         below = [reason for cents, reason in self.limits if cents == self.accepted < self.claimed]
-        if self.accepted == 0 and self.claimed > 0 and below == [Reason.REDUCED_TO_GUARANTEE]:
-            below = [Reason.NO_AMC_SHARE]
+        if self.accepted == 0 and below:  # rejected: one reason, the first limit that gave nothing
+            below = [Reason.NO_AMC_SHARE if below[0] == Reason.REDUCED_TO_GUARANTEE else below[0]]
         self.reasons = tuple(str(reason) for reason in dict.fromkeys(below))
 
     @property
@@ -542,7 +542,7 @@ def adjudicate(
         review_reasons.append(Reason.AMOUNT_ABOVE_THRESHOLD)
     order = list(Reason)
     review_codes = tuple(str(r) for r in sorted(review_reasons, key=order.index)) if accepted > 0 else ()
-    if all(line.status == REJECTED for line in lines):
+    if accepted == 0:  # every line that claims something is rejected: nothing to pay
         status = REJECTED
     elif review_codes:
         status = PENDING_REVIEW

@@ -20,16 +20,19 @@ import json
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from rempart import gate
+from rempart.accounts.events import record_event
+from rempart.accounts.models import User
 from rempart.authorizations.catalogue import default_catalogue
 from rempart.authorizations.models import Pec
 from rempart.claims import postings, rules
-from rempart.claims.models import Claim, ClaimLine, ClaimLot
+from rempart.claims.models import Claim, ClaimLine, ClaimLot, CreditNote
 from rempart.ledger.models import Disclosure
 from rempart.lib.crypto import field_cipher
-from rempart.registry.models import NO_TIERS_PAYANT_CODES, Professional
+from rempart.registry.models import Professional
 from rempart.rights.cards import CardData
 
 
@@ -96,26 +99,23 @@ class _Decided:
         self.ledger_outcome = Disclosure.Outcome.NOT_COVERED if rejected else Disclosure.Outcome.COVERED
 
 
-def _rights(facts: gate.ClaimFacts, care_date: dt.date) -> rules.RightsFacts:
-    contract, coverage = facts.contract, facts.coverage
-    rights_open = (
-        contract.status == "active"
-        and contract.start_date <= care_date
-        and (contract.end_date is None or care_date <= contract.end_date)
-        and coverage.start <= care_date
-        and (coverage.end is None or care_date <= coverage.end)
-    )
-    guarantee = facts.guarantee
-    terms = None
-    if guarantee is not None and guarantee["tp_code"] not in NO_TIERS_PAYANT_CODES:
-        terms = rules.GuaranteeTerms(
-            tp_code=guarantee["tp_code"],
-            rate_percent=guarantee["rate_percent"],
-            amount_cents=guarantee["amount_cents"],
-            ceilings=dict(guarantee["ceilings"] or {}),
-        )
-    return rules.RightsFacts(
-        rights_open=rights_open, guarantee=terms, product_responsible=facts.product_responsible
+def _rights(facts: gate.ClaimFacts, invoice: rules.Invoice) -> rules.RightsFacts:
+    """The rights at the care date, and what the insurer already accepted this calendar year (yearly ceilings)."""
+    year_start = invoice.care_date.replace(month=1, day=1)
+    accepted = ClaimLine.objects.filter(
+        beneficiary_id=facts.beneficiary_id,
+        claim__domain=invoice.domain,
+        care_date__gte=year_start,
+        care_date__lte=invoice.care_date,
+        status__in=(ClaimLine.Status.ACCEPTED, ClaimLine.Status.REDUCED),
+    ).aggregate(total=Sum("accepted_cents"))["total"]
+    return rules.rights_facts(
+        facts.contract,
+        facts.coverage,
+        facts.guarantee,
+        facts.product_responsible,
+        invoice.care_date,
+        year_accepted_cents=accepted or 0,
     )
 
 
@@ -138,21 +138,6 @@ def _pec(
     pec = Pec.objects.select_for_update().filter(number=number.strip().upper()).first()
     if pec is None:
         return None, None
-    quoted = pec.quote.get("lines", [])
-    lines = []
-    for index, line in enumerate(pec.decision.get("lines", [])):
-        if line.get("status") != "accepted":
-            continue
-        quantity = quoted[index].get("quantity", 1) if index < len(quoted) else 1
-        lines.append(
-            rules.PecLine(
-                lpp_code=line["lpp_code"],
-                lpp_class=line.get("class") or "",
-                side=line.get("side"),
-                quantity=quantity,
-                amc_cents=line["amc_cents"],
-            )
-        )
     facts = rules.PecFacts(
         number=pec.number,
         same_organisation=pec.organisation_id == organisation_id,
@@ -161,7 +146,8 @@ def _pec(
         valid_until=pec.valid_until,
         cancelled=pec.cancelled_at is not None,
         consumed=pec.consumed_at is not None,
-        lines=tuple(lines),
+        lines=rules.pec_lines(pec.quote, pec.decision),
+        domain=pec.domain,
     )
     return pec, facts
 
@@ -265,7 +251,7 @@ def submit_claim(
         pec, pec_facts = _pec(invoice.pec_number, actor.organisation_id, facts.beneficiary_id)
         decision = rules.adjudicate(
             invoice,
-            _rights(facts, invoice.care_date),
+            _rights(facts, invoice),
             _convention(actor.organisation_id),
             pec_facts,
             _prior_lines(actor.organisation_id, facts.beneficiary_id, invoice),
@@ -361,6 +347,16 @@ def review_claim(
         if status == Claim.Status.REJECTED and locked.pec_id:
             Pec.objects.filter(pk=locked.pec_id).update(consumed_at=None)  # the PEC can be invoiced again
         postings.post_adjudication(locked)
+        record_event(
+            "claim.reviewed",
+            user=reviewer,
+            invoice=locked.invoice_number,
+            claim=locked.pk,
+            professional_organisation=locked.organisation_id,
+            decision=decision,
+            accepted_cents=amount,
+            reason=reason,
+        )
     return locked
 
 
@@ -380,3 +376,46 @@ def _spread_review(claim: Claim, amount: int) -> None:
             else ClaimLine.Status.REJECTED
         )
         ClaimLine.objects.filter(pk=line.pk).update(accepted_cents=share, status=status)
+
+
+class CreditRefused(ValueError):
+    """A credit note that cannot be applied (claim not owed, amount above what is left, number reused)."""
+
+
+def credit_claim(
+    actor: gate.Actor, claim: Claim, *, number: str, amount_cents: int, reason: str
+) -> CreditNote:
+    """Record an *avoir* on one of the organisation's accepted claims and post it (idempotent by its number)."""
+    with transaction.atomic():
+        locked = Claim.objects.select_for_update().get(pk=claim.pk, organisation_id=actor.organisation_id)
+        previous = CreditNote.objects.filter(organisation_id=actor.organisation_id, number=number).first()
+        if previous is not None:
+            if (previous.claim_id, previous.amount_cents) != (locked.pk, amount_cents):
+                raise CreditRefused("ce numéro d'avoir a déjà servi pour un autre avoir")
+            return previous
+        if locked.status not in postings.OWED:
+            raise CreditRefused("seule une facture acceptée peut recevoir un avoir")
+        left = postings.worth(locked)
+        if not 0 < amount_cents <= left:
+            raise CreditRefused(f"montant de l'avoir attendu entre 1 et {left} centimes (ce qui reste dû)")
+        note = CreditNote.objects.create(
+            claim=locked,
+            number=number,
+            organisation_id=actor.organisation_id,
+            amount_cents=amount_cents,
+            reason=reason[:200],
+            user_id=actor.user_id,
+            token_id=actor.token_id,
+        )
+        postings.post_adjudication(locked, kind=postings.accounting.Kind.CLAIM_REVERSED)
+        record_event(
+            "claim.credited",
+            user=User.objects.filter(pk=actor.user_id).first() if actor.user_id else None,
+            organisation=locked.organisation,
+            invoice=locked.invoice_number,
+            credit_note=note.number,
+            amount_cents=amount_cents,
+            channel=actor.channel,
+            token=actor.session_ref if actor.token_id else "",
+        )
+    return note

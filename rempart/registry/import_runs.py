@@ -94,8 +94,9 @@ class Heartbeat:
     process lookup is exact, and a second writer would wait on the import's write lock.
     """
 
-    def __init__(self, run_pk: int) -> None:
-        self.run_pk = run_pk
+    def __init__(self, run) -> None:
+        self.run_pk = run.pk
+        self._runs = type(run).objects.filter(pk=run.pk, status=run.Status.RUNNING)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -110,14 +111,10 @@ class Heartbeat:
     def _beat(self) -> None:
         from django.db import connections
 
-        from rempart.registry.models import ImportRun
-
         try:
             while not self._stop.wait(settings.REMPART_IMPORT_HEARTBEAT_SECONDS):
                 try:
-                    ImportRun.objects.filter(pk=self.run_pk, status=ImportRun.Status.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
+                    self._runs.update(heartbeat_at=timezone.now())
                 except DatabaseError:
                     pass  # the next beat tries again; a missed one only makes the run look older
         finally:

@@ -315,7 +315,7 @@ def import_rights(
 
             reader = RightsFileReader(_Hashing(handle, digest), insurer.amc_number, on_bytes)
             try:
-                with import_runs.Heartbeat(run.pk) as heartbeat, transaction.atomic():
+                with import_runs.Heartbeat(run) as heartbeat, transaction.atomic():
                     _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers)
                     if dry_run:
                         raise _DryRunDone

@@ -189,6 +189,21 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     organisation, ip = f"o:{actor.organisation_id}", f"ip:{actor.ip}"
     miss = 1 if observation.outcome == "no_match" else 0
     now = clock()
+    if observation.purpose == "claim" and observation.outcome == "covered":
+        # An invoice accepted for payment is not the list-working an oracle shows: its money goes to the
+        # organisation's own bank account under its own name, for care it says it gave. A pharmacy invoices
+        # hundreds of people it never checked online (they read the cards), often in one lot. The person joins
+        # the organisation's clientele; canaries (above), switches and suspensions still apply; misses and
+        # rejected invoices count like checks (docs/surveillance.md, "Invoices").
+        # They are bounded by a budget of their own: new people invoiced by this actor in any 24 hours.
+        if actor.organisation_id is not None and observation.beneficiary_id is not None:
+            sight = clientele.observe(actor.organisation_id, observation.beneficiary_id, now)
+            if sight.new and not sight.learning:
+                values = get_store().update([Count(f"{key}:invoiced_new", DAY)], [], now=now)
+                findings += policy.invoiced_new_identities(values[f"{key}:invoiced_new|day"])
+        if findings:
+            respond(actor, findings)
+        return
     # Only what this check can change is read: the miss counters move on a miss, the confirmed sets on a match.
     counts = [Count(key, MINUTE), Count(key, HOUR), Count(organisation, DAY)]
     if miss:

@@ -33,6 +33,10 @@ DEFAULTS = {
     "new_identities_day_suspend": 10,
     "new_identities_week_step_up": 25,
     "new_identities_week_suspend": 40,
+    # Invoices accepted for payment (purpose "claim"): a pharmacy invoices people it never checked online,
+    # so they have their own, larger budget of new people per actor (docs/surveillance.md, "Invoices").
+    "invoiced_new_identities_day_alert": 150,
+    "invoiced_new_identities_day_suspend": 400,
     "clientele_days": 730,  # how long an organisation remembers a person (opticians see theirs every 2 years)
     "clientele_learning_days": 30,  # younger histories: everyone is new, the budget waits (the ceilings above hold)
     # Misses (no match): guessing or enumeration.
@@ -114,6 +118,16 @@ def new_identities(per_hour: int, per_day: int, per_week: int) -> list[Finding]:
     ):
         if value == threshold(name):
             return [Finding(signal, STEP_UP, evidence)]
+    return []
+
+
+def invoiced_new_identities(per_day: int) -> list[Finding]:
+    """New people confirmed by accepted invoices in the last 24 h: an alert at one ceiling, suspension at the next."""
+    evidence = {"invoiced_new_identities_last_24h": per_day}
+    if per_day >= threshold("invoiced_new_identities_day_suspend"):
+        return [Finding("invoiced_new_identities_day", SUSPEND, evidence)]
+    if per_day == threshold("invoiced_new_identities_day_alert"):
+        return [Finding("invoiced_new_identities_day", ALERT, evidence)]
     return []
 
 

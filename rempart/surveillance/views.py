@@ -61,6 +61,7 @@ EVIDENCE_LABELS = {
     "distinct_confirmed_last_24h": gettext_lazy("bénéficiaires distincts confirmés en 24 heures"),
     "new_identities_last_hour": gettext_lazy("personnes nouvelles pour l'organisation en 60 minutes"),
     "new_identities_last_24h": gettext_lazy("personnes nouvelles pour l'organisation en 24 heures"),
+    "invoiced_new_identities_last_24h": gettext_lazy("personnes nouvelles facturées en 24 heures"),
     "new_identities_last_7_days": gettext_lazy("personnes nouvelles pour l'organisation en 7 jours"),
     "checks_last_24h": gettext_lazy("vérifications en 24 heures"),
     "misses_last_hour": gettext_lazy("sans correspondance dans la dernière heure"),

@@ -2,7 +2,8 @@
 
 Each case is rendered to Markdown by :func:`render` and the test checks that docs/claims-cases.md holds
 that exact text: the page cannot drift from what is tested. Regenerate the sections after changing a
-case with ``.venv/bin/python -m rempart.claims.tests.test_cases > /tmp/cases.md`` and paste them in.
+case with ``DJANGO_SETTINGS_MODULE=rempart.settings .venv/bin/python -c "import django; django.setup();
+from rempart.claims.tests.test_cases import print_sections; print_sections()"`` and paste them in.
 Figures come from the shipped rules (data/claims-rules-v1.json) and LPP catalogue; PEC commitments are
 those of the PEC engine's worked cases (docs/pec-cases.md). Amounts are in cents.
 """
@@ -113,7 +114,9 @@ def audi(*lines: L, **kw) -> Invoice:
 
 
 def rights(guarantee=ESS, open_=True, year=0) -> RightsFacts:
-    return RightsFacts(rights_open=open_, guarantee=guarantee, product_responsible=True, year_accepted_cents=year)
+    return RightsFacts(
+        rights_open=open_, guarantee=guarantee, product_responsible=True, year_accepted_cents=year
+    )
 
 
 CONVENTION = ConventionFacts(in_force=True, domains=ALL_DOMAINS)
@@ -257,7 +260,11 @@ CASES = [
         ),
         rights(GuaranteeTerms("100", 100, 300)),
         "partially_accepted",
-        (("accepted", 350, ()), ("reduced", 200, ("reduced_to_guarantee",)), ("reduced", 100, ("reduced_to_guarantee",))),
+        (
+            ("accepted", 350, ()),
+            ("reduced", 200, ("reduced_to_guarantee",)),
+            ("reduced", 100, ("reduced_to_guarantee",)),
+        ),
     ),
     Case(
         "phar-duplicate",
@@ -757,7 +764,9 @@ def test_the_reason_table_in_the_docs_is_the_code_table():
     text = DOCS.read_text(encoding="utf-8")
     missing = [code for code in REASONS if reason_row(code) not in text]
     assert not missing, f"docs/claims-cases.md lacks or misstates {missing}"
-    documented = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `") and "` | " in line}
+    documented = {
+        line.split("`")[1] for line in text.splitlines() if line.startswith("| `") and "` | " in line
+    }
     unknown = {code for code in documented if code.islower() and "_" in code and code not in REASONS}
     assert not unknown
 
@@ -825,7 +834,8 @@ def render(case: Case) -> str:
             if on
         ]
         granted = "; ".join(
-            f"{x.lpp_code} {x.lpp_class}{' ' + x.side if x.side else ''} ×{x.quantity}: {eur(x.amc_cents)}" for x in p.lines
+            f"{x.lpp_code} {x.lpp_class}{' ' + x.side if x.side else ''} ×{x.quantity}: {eur(x.amc_cents)}"
+            for x in p.lines
         )
         until = f"valid until {p.valid_until:%d/%m/%Y}" if p.valid_until else "no validity"
         out.append(
@@ -835,7 +845,9 @@ def render(case: Case) -> str:
     elif inv.pec_number:
         out.append(f"- PEC {inv.pec_number}: not found.")
     if case.prior:
-        items = "; ".join(f"{x.code} on {x.care_date:%d/%m/%Y} for {eur(x.amc_claimed_cents)}" for x in case.prior)
+        items = "; ".join(
+            f"{x.code} on {x.care_date:%d/%m/%Y} for {eur(x.amc_claimed_cents)}" for x in case.prior
+        )
         out.append(f"- Already accepted: {items}.")
     out += [
         "",
@@ -867,7 +879,8 @@ def render_bad(case: BadCase) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":  # print the sections of docs/claims-cases.md
+def print_sections() -> None:
+    """Print the generated parts of docs/claims-cases.md: the reason table, the cases, the bad inputs."""
+    print("\n".join(reason_row(code) for code in REASONS), end="\n\n")
     print("\n".join(render(case) for case in CASES))
     print("\n".join(render_bad(case) for case in BAD_CASES))
-    print("\n".join(reason_row(code) for code in REASONS))

@@ -20,6 +20,7 @@ import pytest
 from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from rempart.claims import lot_format as lf
 from rempart.claims.lot_messages import FIELD_MESSAGES, REFUSALS
 from rempart.lib.identifiers import finess_check_digit
@@ -168,7 +169,10 @@ def test_blank_lines_crlf_and_a_missing_final_newline_are_accepted():
     head, first, second, trailer = data.split(b"\r\n")[:4]
     data = b"\r\n".join([head, b"", first, b"  \t", second, trailer, b"", b""]).rstrip(b"\r\n")
     reader, items = read(data)
-    assert [number for number, _item in items] == [3, 5]  # blank lines count in line numbers, not in the count
+    assert [number for number, _item in items] == [
+        3,
+        5,
+    ]  # blank lines count in line numbers, not in the count
     assert all(isinstance(item, dict) for _n, item in items) and reader.invoice_lines == 2
 
 
@@ -213,7 +217,9 @@ def test_invalid_utf8_is_refused_at_its_line_after_earlier_invoices_were_yielded
         lot(invoices(1)).decode().encode("utf-16"),  # UTF-16 with its BOM
         lot(invoices(1)).decode().encode("utf-16-le"),  # UTF-16 without BOM: NULs
         lot(invoices(1)).decode().encode("utf-32-le"),
-        lot([invoice(adherent_number="0000001234")]).replace(b"2026-000042", b"2026-\xc3\x28"),  # in the header
+        lot([invoice(adherent_number="0000001234")]).replace(
+            b"2026-000042", b"2026-\xc3\x28"
+        ),  # in the header
     ],
     ids=["bom", "utf16", "utf16le", "utf32", "header-not-utf8"],
 )
@@ -268,6 +274,8 @@ def test_other_versions_are_refused(version):
         ({"created_at": "2026-12-01T09:30:00"}, "created_at"),  # no offset
         ({"created_at": "2026-02-30T09:30:00Z"}, "created_at"),
         ({"software": "x" * 81}, "software"),
+        ({"software": "Exemple\u202e2.4"}, "software"),  # a bidi override would spoof the name shown
+        ({"software": "Exemple\n"}, "software"),
         ({"comment": "hello"}, "comment"),
     ],
 )
@@ -351,7 +359,9 @@ def test_a_malformed_trailer_is_refused(trailer, field):
 
 def test_fewer_invoices_than_announced_is_refused_at_the_trailer():
     header = {**HEADER, "invoice_count": 3, "total_amc_cents": 4200}
-    exc, yielded = refusal(assemble(header, invoice("F1"), invoice("F2"), trailer={"end_of_lot": "L-1", "invoice_count": 2}))
+    exc, yielded = refusal(
+        assemble(header, invoice("F1"), invoice("F2"), trailer={"end_of_lot": "L-1", "invoice_count": 2})
+    )
     assert exc.code == "count_mismatch" and len(yielded) == 2
     assert "3" in exc.message
 
@@ -500,7 +510,11 @@ def _encode_bad(item) -> bytes:
 def test_a_malformed_field_rejects_the_invoice_naming_the_field_never_the_value(path, value, code):
     item = _set(path, value)
     header = {**HEADER, "invoice_count": 2, "total_amc_cents": 4200}
-    total = item["total_amc_cents"] if type(item["total_amc_cents"]) is int and item["total_amc_cents"] >= 0 else 0
+    total = (
+        item["total_amc_cents"]
+        if type(item["total_amc_cents"]) is int and item["total_amc_cents"] >= 0
+        else 0
+    )
     header["total_amc_cents"] = 2100 + (total if total <= lf.MAX_TOTAL_CENTS else 0)
     _reader, items = read(assemble(header, _encode_bad(item), invoice("F-NEXT")))
     (number, rejected), (_n, good) = items
@@ -523,7 +537,10 @@ def test_well_formed_values_at_the_limits_are_accepted():
         prescriber_rpps=None,
         pec_number=None,
         domain="PHAR",
-        lines=[{**INVOICE["lines"][0], "quantity": 999, "unit_price_cents": 0, "code": "AMI 1.5", "side": "left"}] * 99,
+        lines=[
+            {**INVOICE["lines"][0], "quantity": 999, "unit_price_cents": 0, "code": "AMI 1.5", "side": "left"}
+        ]
+        * 99,
         total_amc_cents=lf.MAX_TOTAL_CENTS,
     )
     _reader, [(_n, parsed)] = read(lot([item]))
@@ -592,7 +609,13 @@ def test_duplicate_invoice_numbers_reject_the_later_ones_with_the_first_line():
     bad_first = invoice("F1", nir="x")  # a number taken by a rejected invoice is taken all the same
     items_in = [bad_first, invoice("F2"), invoice("F1"), invoice("F3"), invoice("F1")]
     _reader, items = read(lot(items_in))
-    assert [type(item).__name__ for _n, item in items] == ["LotLineError", "dict", "LotLineError", "dict", "LotLineError"]
+    assert [type(item).__name__ for _n, item in items] == [
+        "LotLineError",
+        "dict",
+        "LotLineError",
+        "dict",
+        "LotLineError",
+    ]
     for _n, rejected in (items[2], items[4]):
         assert errors_of(rejected) == [("invoice_number", "duplicate_invoice_number")]
         assert rejected.invoice_number == "F1" and rejected.errors[0].params == {"line": 2}
@@ -668,7 +691,9 @@ def test_an_endless_line_is_refused_after_reading_little(head):
 def test_endless_blank_lines_are_refused_at_the_byte_cap():
     stream = EndlessStream(line(HEADER), b"\n")
     with pytest.raises(lf.LotRefused) as caught:
-        reader = lf.read_lot(stream, sender_finess=FINESS, sender_siret=None, max_invoices=10, max_bytes=1 << 20)
+        reader = lf.read_lot(
+            stream, sender_finess=FINESS, sender_siret=None, max_invoices=10, max_bytes=1 << 20
+        )
         list(reader.invoices())
     assert caught.value.code == "too_large" and stream.served <= (1 << 20) + 64 * 1024
 
@@ -733,7 +758,11 @@ def test_reading_a_lot_takes_its_line_buffer_and_12_bytes_per_invoice():
 # ---------------------------------------------------------------------------------------------- fuzzing
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=False) | st.text(max_size=12),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
@@ -751,7 +780,10 @@ def _body_line(draw):
     if kind == "json":
         return json.dumps(draw(_json_values)).encode() + b"\n"
     if kind == "bytes":
-        return draw(st.binary(max_size=40).filter(lambda raw: b"\n" not in raw and b"end_of_lot" not in raw)) + b"\n"
+        return (
+            draw(st.binary(max_size=40).filter(lambda raw: b"\n" not in raw and b"end_of_lot" not in raw))
+            + b"\n"
+        )
     return draw(st.sampled_from([b"\n", b"  \n", b"\r\n", b"\t\n"]))
 
 
@@ -765,12 +797,18 @@ def _readable_total(raw: bytes) -> int | None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=st.lists(_body_line(), min_size=1, max_size=12), lie=st.sampled_from([None, "count", "total", "cut"]))
+@given(
+    body=st.lists(_body_line(), min_size=1, max_size=12), lie=st.sampled_from([None, "count", "total", "cut"])
+)
 def test_fuzzed_lots_never_crash_and_every_line_is_accounted_for(body, lie):
     expected = [number for number, raw in enumerate(body, start=2) if raw.strip(b" \t\r\n")]
     totals = [_readable_total(raw) for raw in body if raw.strip(b" \t\r\n")]
     count = len(expected) or 1
-    header = {**HEADER, "invoice_count": count + (lie == "count"), "total_amc_cents": sum(t or 0 for t in totals)}
+    header = {
+        **HEADER,
+        "invoice_count": count + (lie == "count"),
+        "total_amc_cents": sum(t or 0 for t in totals),
+    }
     if lie == "total":
         header["total_amc_cents"] += 1
     data = assemble(header, *body, trailer={"end_of_lot": "L-1", "invoice_count": header["invoice_count"]})
@@ -782,12 +820,19 @@ def test_fuzzed_lots_never_crash_and_every_line_is_accounted_for(body, lie):
         for number, item in reader.invoices():
             assert isinstance(item, dict | lf.LotLineError)
             if isinstance(item, lf.LotLineError):
-                assert item.errors and all(error.code in lf.FIELD_CODES and error.message for error in item.errors)
+                assert item.errors and all(
+                    error.code in lf.FIELD_CODES and error.message for error in item.errors
+                )
             yielded.append(number)
     except lf.LotRefused as exc:
         assert exc.message
         assert yielded == expected[: len(yielded)]  # in order, none skipped, before the refusal
-        allowed = {None: set(), "count": {"count_mismatch"}, "total": {"total_mismatch"}, "cut": {"truncated"}}[lie]
+        allowed = {
+            None: set(),
+            "count": {"count_mismatch"},
+            "total": {"total_mismatch"},
+            "cut": {"truncated"},
+        }[lie]
         if any(_not_utf8(raw) for raw in body):
             allowed.add("encoding")
         if not expected:

@@ -27,6 +27,7 @@ ALLOWED = {
     "registry/synthetic.py": "generates synthetic people (writes)",
     "registry/key_rotation.py": "re-encrypts NIRs under a new key (never discloses)",
     "surveillance/canaries.py": "plants synthetic canary people through the import (writes)",
+    "surveillance/lookalike.py": "learns the insurer's distributions to draw canaries like its people (never discloses)",
 }
 TOKENS = re.compile(r"__|[^A-Za-z0-9_]+")  # lookups like beneficiaries__nir_index split into their parts
 REACHES_BENEFICIARIES = re.compile(r"\b(Beneficiary|beneficiaries|registry_beneficiary)\b")

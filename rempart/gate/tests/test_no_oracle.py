@@ -38,6 +38,10 @@ ENTRY_MODULES = {
     "rempart.authorizations.api": ["api:pec"],
     "rempart.authorizations.views": ["portal:pec"],
     "rempart.api": [],  # renders the gate's refusals
+    "rempart.claims.service": ["api:claim", "api:lot"],
+    "rempart.claims.api": ["api:claim", "api:lot"],
+    "rempart.claims.lots": ["api:lot"],
+    "rempart.claims.management.commands.import_claims": ["api:lot"],  # the same lots module
 }
 
 
@@ -68,6 +72,7 @@ _BLANKS = [
     re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"'),
     re.compile(r"\b[A-Z]{2}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}\b"),  # ledger references
     re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.+\-Z]+"),  # times in JSON
+    re.compile(r"F-(?:ORACLE|LOT)-\d+|LOT-ORACLE-\d+"),  # invoice and lot numbers (new for each request)
 ]
 
 
@@ -194,6 +199,54 @@ def _unchanged(body: dict) -> None:
     return None
 
 
+def _claim_body(row, nir, change: Callable[[dict], None]) -> dict:
+    today = timezone.localdate()
+    body = {
+        "invoice_number": "F-ORACLE-1", "invoice_date": today.isoformat(), "care_date": today.isoformat(),
+        "amc_number": row[COL["amc_number"]], "adherent_number": row[COL["adherent_number"]], "nir": nir,
+        "birth_date": row[COL["birth_date"]], "birth_rank": None, "domain": "OPTI",
+        "prescriber_rpps": "10001234565", "pec_number": "PEC-ABCD-EFGH",
+        "lines": [{"code_system": "LPP", "code": "2290100", "lpp_class": "A", "side": None, "quantity": 1,
+                   "unit_price_cents": 3000, "base_cents": 1500, "amo_paid_cents": 900, "amc_claimed_cents": 2100}],
+        "total_price_cents": 3000, "total_amo_cents": 900, "total_amc_cents": 2100,
+    }  # fmt: skip
+    change(body)
+    return body
+
+
+def _api_claim(ctx, row, nir, variant: Callable[[dict], None]):
+    # A fresh invoice number each time: the same number with another body would be a 409 by design.
+    ctx.sent += 1
+    body = _claim_body(row, nir, variant)
+    body["invoice_number"] = f"F-ORACLE-{ctx.sent}"
+    return ctx.client.post(
+        "/api/v1/claims",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ctx.claims_token}",
+    )
+
+
+def _api_lot(ctx, row, nir, variant: Callable[[dict], None]):
+    from rempart.claims.lot_format import write_lot
+
+    ctx.sent += 1
+    body = _claim_body(row, nir, variant)
+    body["invoice_number"] = f"F-LOT-{ctx.sent}"
+    lot = write_lot([body], {"finess": ctx.finess, "lot_number": f"LOT-ORACLE-{ctx.sent}"})
+    response = ctx.client.post(
+        "/api/v1/claims/lots", data=lot, content_type="application/x-ndjson",
+        HTTP_AUTHORIZATION=f"Bearer {ctx.claims_token}",
+    )  # fmt: skip
+    if response.status_code == 200:  # what the sender reads: the lot's counts and its per-invoice results
+        results = ctx.client.get(
+            response.json()["results_url"], HTTP_AUTHORIZATION=f"Bearer {ctx.claims_token}"
+        )
+        text = re.sub(r"F-LOT-\d+|LOT-ORACLE-\d+", "…", results.content.decode())
+        response.content = json.dumps({"lot": response.json()["counts"], "results": text}).encode()
+    return response
+
+
 @dataclass(frozen=True)
 class Case:
     entry: str
@@ -224,6 +277,14 @@ CASES = [
     Case("portal:pec", "unknown LPP code", _portal_pec, {"line1_code": "9999999"}),
     Case("portal:pec", "class mismatch", _portal_pec, {"line1_class": "B"}),
     Case("portal:pec", "a child's frame for an adult", _portal_pec, {"line1_code": "2290101"}),
+    Case("api:claim", "unknown PEC", _api_claim, _unchanged),
+    Case("api:claim", "totals that do not add up", _api_claim, _set("total_amc_cents", 1)),
+    Case("api:claim", "bad RPPS", _api_claim, _set("prescriber_rpps", "12345678901")),
+    Case("api:claim", "future care date", _api_claim, _set("care_date", "2999-01-01")),
+    Case("api:claim", "foreign domain", _api_claim, _set("domain", "PHAR")),
+    Case("api:claim", "money as a float", _api_claim, _set("total_amc_cents", 21.0)),
+    Case("api:lot", "unknown PEC", _api_lot, _unchanged),
+    Case("api:lot", "totals that do not add up", _api_lot, _set("total_price_cents", 1)),
 ]
 
 
@@ -233,6 +294,9 @@ class Context:
     shop: object
     token: str
     pec_token: str
+    claims_token: str = ""
+    finess: str = ""
+    sent: int = 0
 
 
 @pytest.fixture
@@ -245,6 +309,8 @@ def ctx(client, client_class, cast):
         shop=shop,
         token=tokens.create_token(cast.optician, "LGO", ["rights:check"], cast.owner)[1],
         pec_token=tokens.create_token(cast.optician, "LGO PEC", ["pec:write"], cast.owner)[1],
+        claims_token=tokens.create_token(cast.optician, "LGO factures", ["claims:write"], cast.owner)[1],
+        finess=cast.optician.professional.finess,
     )
 
 

@@ -52,9 +52,11 @@ def abuse(cast, population):
     rows_a, rows_b = population.people[first.pk], population.people[second.pk]
     hijacked = actor_for(cast.staff, ip="198.51.100.23")
     honest = actor_for(cast.owner, ip="203.0.113.7")
+    cast.optician.professional.domains = ["OPTI", "PHAR"]  # an optician with a pharmacy corner: two domains
+    cast.optician.professional.save(update_fields=["domains"])
     for row in rows_a[:7]:
         assert check(hijacked, row).outcome != "no_match"
-    check(hijacked, rows_a[0], "OPTI")
+    check(hijacked, rows_a[0], "PHAR")
     for row in rows_b[:5]:
         assert check(hijacked, row).outcome != "no_match"
     for row in rows_b[5:8]:
@@ -140,7 +142,7 @@ def test_each_insurer_gets_its_five_documents_with_its_own_exact_numbers(cast, a
         assert "Équipe sécurité Rempart" in notice  # the default contact
         assert f"{timezone.localtime(incident.deadline):%d/%m/%Y à %H:%M}" in notice
         assert "intègre" in notice and "REGISTRE ALTÉRÉ" not in notice
-        assert "Ouverture des droits au tiers payant — Pharmacie" in notice
+        assert "Ouverture des droits au tiers payant — Optique" in notice
 
         draft = _flat(_pdf_text(_of(documents, insurer, Document.Kind.CNIL_DRAFT)))
         assert DRAFT_MARK in draft and insurer.name in draft and other.name not in draft
@@ -175,7 +177,7 @@ def test_the_lists_hold_exactly_the_people_of_each_insurer(cast, abuse):
         assert len(lines) == len(expected)
         assert {(line[0], line[1]) for line in lines} == expected
         assert sum(int(line[3]) for line in lines) == scope.per_insurer[str(insurer.pk)]["disclosures"]
-        assert all("identité confirmée" in line[2] and "Pharmacie" in line[2] for line in lines)
+        assert all("identité confirmée" in line[2] and "Optique" in line[2] for line in lines)
 
         header, *merge = _csv_rows(_of(documents, insurer, Document.Kind.LETTER_MERGE))
         assert tuple(header) == MERGE_COLUMNS
@@ -183,7 +185,7 @@ def test_the_lists_hold_exactly_the_people_of_each_insurer(cast, abuse):
         today = f"le {timezone.localdate():%d/%m/%Y}"
         assert all(line[3] == today and "complémentaire santé" in line[2] for line in merge)
 
-    # The person checked twice (pharmacy, then optics) has both domains and two disclosures.
+    # The person checked twice (optics, then pharmacy) has both domains and two disclosures.
     twice = abuse["rows_a"][0][COL["adherent_number"]]
     lines = _csv_rows(_of(documents, abuse["first"], Document.Kind.AFFECTED_LIST))[1:]
     (line,) = [line for line in lines if line[0] == twice]

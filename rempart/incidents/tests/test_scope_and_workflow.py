@@ -22,9 +22,11 @@ def abuse(cast, population):
     rows_a, rows_b = population.people[first.pk], population.people[second.pk]
     hijacked = actor_for(cast.staff, ip="198.51.100.23")
     honest = actor_for(cast.owner, ip="203.0.113.7")
+    cast.optician.professional.domains = ["OPTI", "PHAR"]  # an optician with a pharmacy corner: two domains
+    cast.optician.professional.save(update_fields=["domains"])
     for row in rows_a[:7]:
         assert check(hijacked, row).outcome != "no_match"
-    check(hijacked, rows_a[0], "OPTI")  # the same person twice, another domain
+    check(hijacked, rows_a[0], "PHAR")  # the same person twice, another domain
     for row in rows_b[:5]:
         assert check(hijacked, row).outcome != "no_match"
     for row in rows_b[5:8]:

@@ -173,7 +173,7 @@ def test_the_portal_history_shows_interrupted_runs(client, cast):
 def test_the_heartbeat_is_written_while_the_import_runs(insurer, settings):
     settings.REMPART_IMPORT_HEARTBEAT_SECONDS = 0.05
     run = running_run(insurer, **import_runs.process_fields())
-    with import_runs.Heartbeat(run.pk) as heartbeat:
+    with import_runs.Heartbeat(run) as heartbeat:
         if connection.vendor != "postgresql":
             assert heartbeat._thread is None  # SQLite: one host, the process lookup is exact
             return

@@ -190,10 +190,17 @@ def test_the_api_offers_no_search_listing_or_export(client, db):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     operations = {(path, method) for path, methods in paths.items() for method in methods}
     # One patient at a time: a check, a prise en charge for one quote, and the token's own identity; for insurers'
-    # tokens only, the ledger's signed anchors (chain heads: no personal data).
+    # tokens only, the ledger's signed anchors (chain heads: no personal data). Invoices: one, or a lot the
+    # practice software sends (each identified like a check), and the organisation's own claims read back by
+    # their invoice number or lot number — never a listing of people.
     assert operations == {
         ("/api/v1/whoami", "get"),
         ("/api/v1/rights/check", "post"),
         ("/api/v1/pec", "post"),
         ("/api/v1/ledger/anchors", "get"),
+        ("/api/v1/claims", "post"),
+        ("/api/v1/claims/{invoice_number}", "get"),
+        ("/api/v1/claims/lots", "post"),
+        ("/api/v1/claims/lots/{lot_number}/results.csv", "get"),
+        ("/api/v1/claims/{invoice_number}/credit-notes", "post"),
     }

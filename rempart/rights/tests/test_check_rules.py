@@ -22,7 +22,11 @@ def ask(cast, **overrides):
 
 def test_an_organisation_asks_only_in_its_own_care_domains(cast, family):
     """An optician's account asking for pharmacy terms is refused before any lookup, and the refusal is recorded."""
-    card = read_card_data(today=TODAY, **parent(family, domain="PHAR"))
+    def card_of(**extra):
+        data = parent(family, **extra)
+        return read_card_data(today=TODAY, amc_number=data.pop("amc"), **data)
+
+    card = card_of(domain="PHAR")
     actor = Actor(channel="api", organisation_id=cast.optician.pk, token_id=7, ip="192.0.2.10")
     before = Disclosure.objects.count()
     with pytest.raises(RefusedDomain) as refused:
@@ -32,11 +36,11 @@ def test_an_organisation_asks_only_in_its_own_care_domains(cast, family):
     assert (row.outcome, row.beneficiary_id, row.insurer_id, row.domain) == ("refused", None, None, "PHAR")
     assert row.fields == ["domain_refused:PHAR"] and row.organisation_id == cast.optician.pk
     # The same refusal whatever the card: nothing was compared.
-    stranger = read_card_data(today=TODAY, **parent(family, domain="PHAR", adherent_number="NOPE-1"))
+    stranger = card_of(domain="PHAR", adherent_number="NOPE-1")
     with pytest.raises(RefusedDomain):
         check_rights(actor, stranger)
     # Its own domain is answered.
-    assert check_rights(actor, read_card_data(today=TODAY, **parent(family))).outcome == "covered"
+    assert check_rights(actor, card_of()).outcome == "covered"
 
 
 def parent(family, **extra):
@@ -158,6 +162,8 @@ def test_a_domain_without_tiers_payant_is_not_covered(cast, family):
     Guarantee.objects.filter(
         product__insurer=cast.insurer.insurer, product__code="ESS", domain="TRAN"
     ).update(tp_code="SP")
+    cast.optician.professional.domains = ["OPTI", "TRAN"]  # a shop that also does patient transport
+    cast.optician.professional.save(update_fields=["domains"])
     answer = ask(cast, **parent(family, domain="TRAN"))
     assert answer.outcome == "not_covered" and answer.terms is None
     row = Disclosure.objects.get(reference=answer.reference)

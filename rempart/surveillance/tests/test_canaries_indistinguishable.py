@@ -11,7 +11,7 @@ What the attacker can always learn is *when* canaries were planted (the canary t
 the runs that carried them): the question is whether, among the contracts those runs created, the
 canaries stand out. Statistical criterion: under "indistinguishable", the AUC of any score is 0.5 with
 standard deviation σ = √((n₀ + n₁ + 1) / (12 n₀ n₁)) (Mann–Whitney); a feature finds the canaries when
-|AUC − ½| > 3.5 σ (two-sided, Bonferroni over ~45 features: family-wise false alarm ≈ 2 %), the
+|AUC − ½| > 3.5 σ (two-sided, Bonferroni over 43 features: family-wise false alarm ≈ 2 %), the
 regression when AUC − ½ > 3 σ. The same attack on canaries planted the old way, and on well-drawn
 canaries put at the end of the file instead of in number order, finds them (AUC > 0.9): the test has
 the power to fail.
@@ -432,9 +432,9 @@ def test_the_attack_finds_well_drawn_canaries_put_at_the_end_of_the_file(tmp_pat
     carriers = _live_with_carriers(world, plant)
     per_feature, model, sigma, n1, n0 = attack(world.insurer, carriers)
     print(_report(per_feature, model, sigma, n1, n0))
-    assert (
-        per_feature["id_position_in_run"] > 0.9 and per_feature["id_order_inversion"] > 0.75 and model > 0.9
-    )
+    assert per_feature["id_position_in_run"] > 0.9 and model > 0.9
+    # The order check alone finds them.
+    assert abs(per_feature["id_order_inversion"] - 0.5) > FEATURE_Z * sigma
 
 
 def _tag_contracts(insurer, numbers: list[str]) -> None:

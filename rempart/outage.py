@@ -1,0 +1,77 @@
+"""The database is down: every request gets a 503 that says so, never a 500 with a traceback.
+
+The API answers ``{"detail": …, "code": "unavailable"}`` with ``Retry-After``; people get a page in the
+site's style, in their language. Installed as Django's ``handler500`` (rempart/urls.py), which sees
+exceptions raised anywhere, middleware included, and as the API's handler for database errors
+(rempart/api.py). Nothing is counted by a request that fails this way: see docs/security.md, "Database
+unavailable".
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+log = logging.getLogger("rempart.outage")
+
+RETRY_AFTER_SECONDS = 30
+# Connection refused or lost, server shutting down, too many connections, a lock or serialisation
+# timeout: transient, worth retrying. A programming or integrity error stays a 500.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    return isinstance(exc, UNAVAILABLE_ERRORS)
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def api_response(request: HttpRequest, exc: BaseException | None = None) -> HttpResponse:
+    log.warning(
+        "database unavailable: %s %s answered 503 (%s)", request.method, request.path, type(exc).__name__
+    )
+    body = {"detail": _("service momentanément indisponible : réessayez plus tard"), "code": "unavailable"}
+    return _no_store(JsonResponse(body, status=503))
+
+
+def page_response(request: HttpRequest) -> HttpResponse:
+    with translation.override(translation.get_language_from_request(request)):
+        try:
+            # user and messages are given, so that nothing in the page reads the session or the database
+            html = render_to_string(
+                "503.html",
+                {"user": None, "messages": [], "retry_after": RETRY_AFTER_SECONDS},
+                request=request,
+            )
+        except Exception:  # the page must not fail in turn
+            log.exception("the 503 page could not be rendered")
+            html = "<!doctype html><title>Rempart</title><h1>Service momentanément indisponible</h1>"
+    return _no_store(HttpResponse(html, status=503, content_type="text/html; charset=utf-8"))
+
+
+def unavailable_response(request: HttpRequest, exc: BaseException | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return api_response(request, exc)
+    return page_response(request)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a database outage is a 503; anything else stays Django's plain 500 (JSON for the API)."""
+    exc = sys.exc_info()[1]
+    if is_unavailable(exc):
+        return unavailable_response(request, exc)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("erreur interne"), "code": "internal"}, status=500)
+    from django.views.defaults import server_error as django_server_error
+
+    return django_server_error(request)
