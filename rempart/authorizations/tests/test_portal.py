@@ -87,7 +87,9 @@ def test_other_organisations_and_other_trades_get_nothing(client, cast, populati
     client.post("/comptoir/prise-en-charge/", _form(_adult(population)))
     number = Pec.objects.get().number
     client.logout()
-    login(client, cast.outsider, cast.secrets[cast.outsider.email])  # a pharmacy: no optics, no audiology
+    cast.other_shop.professional.domains = ["PHAR"]  # a pharmacy: no optics, no audiology
+    cast.other_shop.professional.save(update_fields=["domains"])
+    login(client, cast.outsider, cast.secrets[cast.outsider.email])
     assert client.get("/comptoir/prise-en-charge/").status_code == 404
     assert client.post(f"/comptoir/prises-en-charge/{number}/annuler/").status_code == 404
     assert Pec.objects.get().cancelled_at is None

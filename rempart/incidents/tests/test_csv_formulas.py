@@ -57,7 +57,7 @@ def test_notices_lists_neutralise_hostile_cells(cast, population):
     for row in rows:
         check(actor_for(cast.staff), row)
     # The import never lets such an adherent number in; the lists must hold even if the registry did.
-    hostile = "@SUM(1+1)*cmd|' /C calc'!A0"
+    hostile = "@SUM(1+1)*cmd|'!A0"  # within the column's 20 characters
     Contract.objects.filter(insurer=first, adherent_number=rows[0][COL["adherent_number"]]).update(
         adherent_number=hostile
     )

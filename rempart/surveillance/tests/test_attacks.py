@@ -582,7 +582,13 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
     assert beneficiary_paths == {
         "/api/v1/rights/check": ["post"],
         "/api/v1/pec": ["post"],
-    }  # one patient at a time
+        "/api/v1/claims": ["post"],
+        "/api/v1/claims/lots": ["post"],
+        "/api/v1/claims/{invoice_number}": ["get"],
+        "/api/v1/claims/{invoice_number}/credit-notes": ["post"],
+        "/api/v1/claims/lots/{lot_number}/results.csv": ["get"],
+        "/api/v1/ledger/anchors": ["get"],
+    }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
 
     # Nothing changed in organisation A, and nothing was disclosed to B.
     assert Membership.objects.get(pk=staff_membership.pk).role == "staff"

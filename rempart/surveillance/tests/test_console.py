@@ -165,7 +165,7 @@ def test_the_actor_page_shows_activity_without_identities(analyst, cast, populat
     assert "<svg" in page and page.count('class="bar-hit"') == 1 and page.count('class="bar-miss"') == 1
     assert "12 vérifications sur 14 jours, dont 3 sans correspondance" in page
     assert all(reference in page for reference in references)
-    assert "198.51.100.23" in page and "Aucune correspondance" in page and "PHAR" in page
+    assert "198.51.100.23" in page and "Aucune correspondance" in page and "OPTI" in page
     for row in rows:  # not one beneficiary's identity
         for identifier in (row[COL["nir"]], row[COL["ouvrant_droit_nir"]], row[COL["adherent_number"]]):
             assert not identifier or identifier not in page
@@ -323,9 +323,11 @@ def test_switch_targets_account_token_insurer_channel_and_domain(analyst, cast, 
     assert "Aucun compte" in refused.content.decode()
 
     owner = actor_for(cast.owner)
+    cast.optician.professional.domains = ["OPTI", "PHAR"]  # a shop with two trades: one is cut
+    cast.optician.professional.save(update_fields=["domains"])
     with pytest.raises(CheckRefused):  # the first insurer's cards
-        check_rights(owner, card_of(population.people[first.pk][0]))
-    check_rights(owner, card_of(population.people[second.pk][0]))  # the second insurer's go on
+        check_rights(owner, card_of(population.people[first.pk][0], domain="PHAR"))
+    check_rights(owner, card_of(population.people[second.pk][0], domain="PHAR"))  # the second insurer's go on
     with pytest.raises(CheckRefused):  # optics in the portal
         check_rights(owner, card_of(population.people[second.pk][1], domain="OPTI"))
     other, _raw = tokens.create_token(cast.optician, "Autre logiciel", ["rights:check"], cast.owner)

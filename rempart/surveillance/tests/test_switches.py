@@ -280,6 +280,8 @@ def test_cutting_one_insurer_cuts_only_the_checks_of_its_cards(cast, people, pop
 @pytest.mark.django_db
 def test_cutting_one_care_domain_leaves_the_others(cast, people, population, counters, software, fields):
     mine, _theirs = people
+    cast.optician.professional.domains = ["OPTI", "AUDI", "PHAR"]  # a shop with three trades
+    cast.optician.professional.save(update_fields=["domains"])
     staff, lgo = counters(cast.staff), software()
     if fields["target"] == Switch.Target.ORGANISATION:
         fields = {**fields, "organisation": cast.optician}
