@@ -66,7 +66,7 @@ def unauthenticated(request: HttpRequest, exc: AuthenticationError):
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError):
     detail = str(exc)
-    if detail == "Cannot parse request body":
+    if detail.startswith("Cannot parse request body"):
         detail = "corps JSON illisible"
     return api.create_response(request, {"detail": detail, "field": None}, status=exc.status_code)
 

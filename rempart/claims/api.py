@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import get_language
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
@@ -71,7 +72,7 @@ class ClaimErrorOut(Schema):
 
 
 def to_schema(claim: Claim, *, reference: str, replayed: bool = False) -> ClaimOut:
-    language = "fr"
+    language = (get_language() or "fr")[:2]
     return ClaimOut(
         outcome="adjudicated",
         reference=reference,
@@ -118,9 +119,9 @@ def create_claim(request: HttpRequest, payload: ClaimIn):
         card, invoice = from_schema(payload, today=today)
         outcome = submit_claim(Actor.api(request), card, invoice, channel=Claim.Channel.API, today=today)
     except InvoiceError as exc:
-        raise BadLines(exc.field, str(exc), exc.errors) from None
+        raise BadLines(exc.field, exc.errors[0]["message"], exc.errors) from None
     except rules.ClaimInputError as exc:
-        raise BadLines(exc.field, str(exc), [e.as_dict() for e in exc.errors]) from None
+        raise BadLines(exc.field, exc.message, [e.as_dict() for e in exc.errors]) from None
     except ClaimConflict as exc:
         raise HttpError(409, str(exc)) from None
     if outcome.claim is None:
@@ -233,6 +234,23 @@ def create_credit_note(request: HttpRequest, invoice_number: str, payload: Credi
         amount_cents=note.amount_cents,
         claim_worth_cents=postings.worth(claim),
     )
+
+
+@router.get(
+    "/claims/lots/{lot_number}/results",
+    auth=TokenAuth("claims:write"),
+    response={200: dict, 401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
+    summary="Le résultat d'un lot, facture par facture (RSP), en JSON",
+)
+def lot_results_json(request: HttpRequest, lot_number: str):
+    lot = ClaimLot.objects.filter(
+        organisation_id=request.api_token.organisation_id,
+        lot_number=lot_number,
+        status=ClaimLot.Status.ACCEPTED,
+    ).first()
+    if lot is None:
+        raise HttpError(404, "lot inconnu pour votre organisation")
+    return lots.results_document(lot)
 
 
 # After the lot routes: /claims/lots must not be read as an invoice number.

@@ -37,7 +37,7 @@ class ClaimLineIn(Schema):
 
 class ClaimIn(Schema):
     invoice_number: StrictStr = Field(
-        ..., min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", examples=["F2026-000123"]
+        ..., min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["F2026-000123"]
     )
     invoice_date: dt.date
     care_date: dt.date
@@ -47,7 +47,9 @@ class ClaimIn(Schema):
     birth_date: StrictStr = Field(..., description="AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus")
     birth_rank: StrictInt | None = Field(None, ge=1, le=9)
     domain: StrictStr = Field(..., examples=["OPTI"], description="Domaine de soins (PHAR, OPTI, AUDI, …)")
-    prescriber_rpps: StrictStr | None = Field(None, description="RPPS du prescripteur (11 chiffres)")
+    prescriber_rpps: StrictStr | None = Field(
+        None, max_length=14, description="RPPS du prescripteur (11 chiffres)"
+    )
     pec_number: StrictStr | None = Field(None, description="Numéro de prise en charge (optique, audiologie)")
     lines: list[ClaimLineIn] = Field(..., min_length=1, max_length=MAX_LINES)
     total_price_cents: StrictInt = Field(..., ge=0)
@@ -78,7 +80,9 @@ def from_schema(payload: ClaimIn, *, today: dt.date) -> tuple[CardData, rules.In
             today=today,
         )
     except CardDataError as exc:
-        raise InvoiceError([{"line": None, "field": exc.field, "message": str(exc.message)}]) from None
+        raise InvoiceError(
+            [{"line": None, "field": exc.field, "code": "card_data_invalid", "message": str(exc.message)}]
+        ) from None
     invoice = rules.Invoice(
         invoice_number=payload.invoice_number,
         invoice_date=payload.invoice_date,
@@ -125,7 +129,7 @@ def _schema_error(error: dict) -> dict:
         field = f"lines[{location[1]}]" + "".join(f".{p}" for p in location[2:])
     else:
         field = ".".join(location) or "facture"
-    return {"line": line, "field": field, "message": _message(error)}
+    return {"line": line, "field": field, "code": error.get("type", "invalid"), "message": _message(error)}
 
 
 _MESSAGES = {

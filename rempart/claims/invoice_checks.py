@@ -22,7 +22,7 @@ from .ruleset import CODE_SYSTEMS, ClaimRules
 
 RIGHT, LEFT = "right", "left"
 LPP_CLASSES = {"OPTI": ("A", "B"), "AUDI": ("I", "II")}
-_INVOICE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
+_INVOICE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")  # no "/": it is read back in a URL
 _PEC_NUMBER = re.compile(
     r"PEC-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}"
 )  # rempart.authorizations.models.new_number

@@ -30,6 +30,7 @@ from rempart.accounts.models import Organisation
 from rempart.claims import lot_format, rules
 from rempart.claims.intake import InvoiceError, from_dict
 from rempart.claims.models import Claim, ClaimLot, LotInvoiceError
+from rempart.claims.reasons import label as reason_label
 from rempart.claims.service import ClaimConflict, submit_claim
 from rempart.gate import Actor, RefusedDomain
 from rempart.lib import csv_safe
@@ -184,6 +185,14 @@ def _one(actor, lot, line: int, item, today):
         return "refused", (LotInvoiceError.Kind.INVALID, [message]), number, ""
     if outcome.claim is None:
         return "no_match", (LotInvoiceError.Kind.NO_MATCH, []), number, outcome.reference
+    if outcome.replayed:  # judged before (another lot, or the API): its result is listed here too
+        message = {
+            "line": None,
+            "field": "invoice_number",
+            "code": "already_received",
+            "message": "facture déjà reçue, identique : son jugement est inchangé",
+        }
+        return "replayed", (LotInvoiceError.Kind.REPLAYED, [message]), number, outcome.reference
     return outcome.claim.status, None, number, outcome.reference
 
 
@@ -213,10 +222,65 @@ def result_rows(lot: ClaimLot):
             claim.ledger_reference,
         ]
     for error in lot.invoice_errors.all():
-        reasons = ",".join(
-            f"{e.get('field', '')}:{e.get('code') or e.get('message', '')}" for e in error.errors
-        )
+        reasons = ",".join(f"{e.get('field', '')}:{e.get('code', '')}" for e in error.errors)
         yield [error.line, error.invoice_number, error.kind, "", "", reasons, error.ledger_reference]
+
+
+def results_document(lot: ClaimLot) -> dict:
+    """The same results as one JSON document (docs/formats/claims-lot-v1.md, "JSON")."""
+    invoices = []
+    for claim in lot.claims.order_by("lot_line").prefetch_related("lines"):
+        reasons = [
+            {
+                "line": line.number,
+                "field": f"lines[{line.number - 1}]",
+                "code": code,
+                "message": reason_label(code),
+            }
+            for line in claim.lines.all()
+            for code in line.reasons
+        ]
+        invoices.append(
+            {
+                "line": claim.lot_line,
+                "invoice_number": claim.invoice_number,
+                "status": claim.status,
+                "claimed_cents": claim.claimed_cents,
+                "accepted_cents": claim.accepted_cents,
+                "reference": claim.ledger_reference,
+                "reasons": reasons,
+            }
+        )
+    for error in lot.invoice_errors.all():
+        invoices.append(
+            {
+                "line": error.line,
+                "invoice_number": error.invoice_number,
+                "status": error.kind,
+                "claimed_cents": None,
+                "accepted_cents": None,
+                "reference": error.ledger_reference,
+                "reasons": [
+                    {
+                        "line": e.get("line"),
+                        "field": e.get("field", ""),
+                        "code": e.get("code", ""),
+                        "message": e.get("message", ""),
+                    }
+                    for e in error.errors
+                ],
+            }
+        )
+    invoices.sort(key=lambda item: item["line"] or 0)
+    return {
+        "format": "rempart-claims-results",
+        "version": 1,
+        "lot_number": lot.lot_number,
+        "status": lot.status,
+        "invoice_count": lot.invoice_count,
+        "counts": lot.counts,
+        "invoices": invoices,
+    }
 
 
 def results_response(lot: ClaimLot) -> HttpResponse:

@@ -168,6 +168,7 @@ class LotInvoiceError(models.Model):
         INVALID = "invalid", _("Facture invalide")
         NO_MATCH = "no_match", _("Bénéficiaire non trouvé")
         DUPLICATE = "duplicate", _("Facture déjà reçue, différente")
+        REPLAYED = "replayed", _("Facture déjà reçue, identique")
 
     lot = models.ForeignKey(ClaimLot, on_delete=models.CASCADE, related_name="invoice_errors")
     line = models.PositiveIntegerField()

@@ -32,6 +32,7 @@ from rempart.claims import postings, rules
 from rempart.claims.models import Claim, ClaimLine, ClaimLot, CreditNote
 from rempart.ledger.models import Disclosure
 from rempart.lib.crypto import field_cipher
+from rempart.lib.identifiers import InvalidIdentifier, validate_rpps
 from rempart.registry.models import Professional
 from rempart.rights.cards import CardData
 
@@ -178,7 +179,7 @@ def _store(actor, invoice, facts, decision, pec, *, channel, lot, lot_line, fing
         domain=invoice.domain,
         invoice_date=invoice.invoice_date,
         care_date=invoice.care_date,
-        prescriber_rpps=invoice.prescriber_rpps or "",
+        prescriber_rpps=_compact_rpps(invoice.prescriber_rpps),
         pec=pec,
         pec_number=invoice.pec_number or "",
         status=decision.status,
@@ -299,6 +300,16 @@ def _replay(previous: Claim, fingerprint_value: str) -> ClaimOutcome:
     return ClaimOutcome(previous, previous.ledger_reference, replayed=True)
 
 
+def _compact_rpps(value: str | None) -> str:
+    """The 11 digits (the 12-digit IdNPS form and spaces are accepted by the rules, stored as the RPPS)."""
+    if not value:
+        return ""
+    try:
+        return validate_rpps(value)
+    except InvalidIdentifier:
+        return value[:11]
+
+
 def _with_care_date(card: CardData, care_date: dt.date) -> CardData:
     import dataclasses
 
@@ -316,8 +327,9 @@ def review_claim(
         if decision == "accept":
             amount = locked.decision.get("accepted_cents", locked.accepted_cents)
         elif decision == "reduce":
-            if accepted_cents is None or not 0 <= accepted_cents <= locked.claimed_cents:
-                raise ValueError("montant accepté attendu, entre 0 et le montant demandé")
+            proposed = locked.decision.get("accepted_cents", locked.claimed_cents)
+            if accepted_cents is None or not 0 <= accepted_cents <= proposed:
+                raise ValueError("montant accepté attendu, entre 0 et le montant proposé par les règles")
             amount = accepted_cents
         elif decision == "reject":
             amount = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from django.db import connection
 
 from rempart.accounting import service as accounting
 from rempart.accounting.models import Transaction
+from rempart.accounts import tokens
 from rempart.claims.lot_format import write_lot
 from rempart.claims.models import Claim, ClaimLot, LotInvoiceError
 from rempart.incidents.tests.conftest import COL
@@ -208,3 +210,29 @@ def test_kill_9_mid_lot_leaves_nothing_half_posted(cast, population, tmp_path, s
             time.sleep(0.1)
     assert state() == before
     call_command("accounts", "check")
+
+
+def test_an_invoice_judged_before_is_listed_in_the_lot_and_the_json_results(client, cast, token, delivered):
+    row, pec = delivered
+    first = invoice_for(row, pec, number="F-1")
+    assert client.post("/api/v1/claims", data=json.dumps(first), content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200  # fmt: skip
+    response = send(client, token, write_lot([first], header(cast)))
+    assert response.json()["counts"] == {"replayed": 1}
+    results = client.get("/api/v1/claims/lots/LOT-0001/results", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    (item,) = results["invoices"]
+    assert (item["line"], item["invoice_number"], item["status"]) == (2, "F-1", "replayed")
+    assert item["reasons"][0]["code"] == "already_received" and Claim.objects.count() == 1
+    other = tokens.create_token(cast.other_shop, "LGO voisin", ["claims:write"], cast.outsider)[1]
+    assert (
+        client.get("/api/v1/claims/lots/LOT-0001/results", HTTP_AUTHORIZATION=f"Bearer {other}").status_code
+        == 404
+    )
+
+
+def test_an_invoice_number_with_a_slash_is_refused(client, token, delivered):
+    row, pec = delivered
+    body = invoice_for(row, pec, number="F/2026/1")
+    response = client.post("/api/v1/claims", data=json.dumps(body), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 400 and not Claim.objects.exists()

@@ -202,5 +202,6 @@ def test_the_api_offers_no_search_listing_or_export(client, db):
         ("/api/v1/claims/{invoice_number}", "get"),
         ("/api/v1/claims/lots", "post"),
         ("/api/v1/claims/lots/{lot_number}/results.csv", "get"),
+        ("/api/v1/claims/lots/{lot_number}/results", "get"),
         ("/api/v1/claims/{invoice_number}/credit-notes", "post"),
     }

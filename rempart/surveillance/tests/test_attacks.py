@@ -587,6 +587,7 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/claims/{invoice_number}": ["get"],
         "/api/v1/claims/{invoice_number}/credit-notes": ["post"],
         "/api/v1/claims/lots/{lot_number}/results.csv": ["get"],
+        "/api/v1/claims/lots/{lot_number}/results": ["get"],
         "/api/v1/ledger/anchors": ["get"],
     }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
 
