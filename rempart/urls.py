@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("rempart.rights.urls")),
     path("", include("rempart.incidents.urls")),
     path("", include("rempart.authorizations.urls")),
+    path("", include("rempart.claims.urls")),
     path("", include("rempart.surveillance.urls")),
     path("", include("rempart.accounts.urls")),
 ]

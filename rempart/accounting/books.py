@@ -26,7 +26,9 @@ def _postings(at: dt.date | None):
 
 def balance(account: Account, at: dt.date | None = None) -> int:
     """The account's balance in cents, debit-positive (a professional's payable is negative: a credit)."""
-    return _postings(at).filter(account_id=account.pk).aggregate(total=Sum("amount_cents", default=0))["total"]
+    return (
+        _postings(at).filter(account_id=account.pk).aggregate(total=Sum("amount_cents", default=0))["total"]
+    )
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,11 @@ PG_TRIGGERS = [
 ]
 SHOWN = 5  # ids quoted per problem
 
+UNBALANCED_TRANSACTIONS = """
+    SELECT t.id FROM accounting_transaction t LEFT JOIN accounting_posting p ON p.transaction_id = t.id
+     GROUP BY t.id HAVING COUNT(p.id) < 2 OR COALESCE(SUM(p.amount_cents), 0) <> 0 ORDER BY t.id"""
 _QUERIES = {
-    "transactions that do not balance (fewer than two legs, or legs not summing to zero)": """
-        SELECT t.id FROM accounting_transaction t LEFT JOIN accounting_posting p ON p.transaction_id = t.id
-         GROUP BY t.id HAVING COUNT(p.id) < 2 OR COALESCE(SUM(p.amount_cents), 0) <> 0 ORDER BY t.id""",
+    "transactions that do not balance (fewer than two legs, or legs not summing to zero)": UNBALANCED_TRANSACTIONS,
     "postings without a sealed transaction": """
         SELECT p.id FROM accounting_posting p LEFT JOIN accounting_transaction t ON t.id = p.transaction_id
          WHERE t.id IS NULL ORDER BY p.id""",
@@ -91,10 +92,14 @@ def _quote(ids: list) -> str:
 def missing_guards() -> list[str]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'accounting%' AND tgenabled <> 'D'")
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'accounting%' AND tgenabled <> 'D'"
+            )
             expected = PG_TRIGGERS
         else:
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'accounting%'")
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'accounting%'"
+            )
             expected = SQLITE_TRIGGERS
         present = {row[0] for row in cursor.fetchall()}
     return [name for name in expected if name not in present]
@@ -102,7 +107,9 @@ def missing_guards() -> list[str]:
 
 def verify() -> Report:
     report = Report(
-        accounts=Account.objects.count(), transactions=Transaction.objects.count(), postings=Posting.objects.count()
+        accounts=Account.objects.count(),
+        transactions=Transaction.objects.count(),
+        postings=Posting.objects.count(),
     )
     problems = report.problems
     queries = dict(_QUERIES, **(_SQLITE_QUERIES if connection.vendor == "sqlite" else {}))
@@ -129,7 +136,8 @@ def verify() -> Report:
     misfiled = [
         row.account.code
         for row in derived.values()
-        if (row.account.kind, _owner(row.account)) != PURPOSES.get(row.account.purpose, (None, None, None))[:2]
+        if (row.account.kind, _owner(row.account))
+        != PURPOSES.get(row.account.purpose, (None, None, None))[:2]
     ]
     if misfiled:
         problems.append(f"{len(misfiled)} accounts whose kind or owner contradicts their purpose: "

@@ -14,10 +14,10 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AccountKind(models.TextChoices):
-    ASSET = "asset", _("Actif")
-    LIABILITY = "liability", _("Passif")
-    REVENUE = "revenue", _("Produit")
-    EXPENSE = "expense", _("Charge")
+    ASSET = "asset", _("Compte d'actif")
+    LIABILITY = "liability", _("Compte de passif")
+    REVENUE = "revenue", _("Compte de produits")
+    EXPENSE = "expense", _("Compte de charges")
     EQUITY = "equity", _("Capitaux propres")
 
 
@@ -78,7 +78,11 @@ class Account(models.Model):
         "registry.Insurer", on_delete=models.PROTECT, null=True, blank=True, related_name="money_accounts"
     )
     organisation = models.ForeignKey(
-        "accounts.Organisation", on_delete=models.PROTECT, null=True, blank=True, related_name="money_accounts"
+        "accounts.Organisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="money_accounts",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -88,7 +92,9 @@ class Account(models.Model):
         constraints = [
             models.CheckConstraint(condition=_purpose_rules(), name="accounting_account_purpose_rules"),
             models.UniqueConstraint(
-                fields=["purpose", "insurer"], condition=Q(insurer__isnull=False), name="accounting_one_per_insurer"
+                fields=["purpose", "insurer"],
+                condition=Q(insurer__isnull=False),
+                name="accounting_one_per_insurer",
             ),
             models.UniqueConstraint(
                 fields=["purpose", "organisation"],
@@ -165,7 +171,9 @@ class Posting(models.Model):
 
     class Meta:
         verbose_name = _("imputation")
-        constraints = [models.CheckConstraint(condition=~Q(amount_cents=0), name="accounting_posting_not_zero")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount_cents=0), name="accounting_posting_not_zero")
+        ]
         indexes = [
             # PostgreSQL makes it covering (INCLUDE amount_cents, migration 0002): balances by index-only scans.
             models.Index(fields=["account", "effective_date"], name="accounting_posting_balance")

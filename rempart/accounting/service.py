@@ -14,7 +14,7 @@ Usage (the claims app; payments and billing do the same with their own accounts 
         source=("claim", str(claim.pk)),
     )
     accounting.reverse(tx, idempotency_key=f"claim:{claim.pk}:avoir", memo="avoir A-12")
-    accounting.balance(payable)                                         # -0: debit-positive, derived from postings
+    accounting.balance(payable)                                         # 0 again: derived from postings, debit +
 
 ``post`` costs three statements on PostgreSQL (look up the key and take an id; insert the legs; insert the
 transaction row, which seals them) and no savepoint, so it may run inside the caller's transaction. It
@@ -49,6 +49,7 @@ from rempart.accounting.models import PURPOSES, Account, Purpose, Transaction, T
 from rempart.lib import hot_sql
 
 Kind = TransactionKind
+_KINDS = frozenset(Kind.values)
 
 MAX_LEG_CENTS = 10**15  # 10 000 billion euros: far above any real amount, far below a 64-bit sum's limit
 
@@ -134,7 +135,7 @@ def entry(
 
 
 def _entry(kind, legs, key, memo, source, effective_date, reverses_id=None) -> Entry:
-    if kind not in Kind.values:
+    if kind not in _KINDS:
         raise InvalidPosting(f"unknown transaction kind {kind!r} (add it to TransactionKind)")
     if not isinstance(key, str) or not key or len(key) > 200:
         raise InvalidPosting("the idempotency key is a non-empty string of at most 200 characters")
@@ -164,16 +165,21 @@ def post(
     return post_many(
         [
             entry(
-                kind, legs, idempotency_key=idempotency_key, memo=memo, source=source, effective_date=effective_date
+                kind,
+                legs,
+                idempotency_key=idempotency_key,
+                memo=memo,
+                source=source,
+                effective_date=effective_date,
             )
         ]
     )[0]
 
 
 def post_many(entries: Iterable[Entry]) -> list[Transaction]:
-    """Post many transactions (built with :func:`entry`) in three statements on PostgreSQL, all or none; one result per entry.
+    """Post many transactions (built with :func:`entry`), all or none; one result per entry, in order.
 
-    Keys already posted with the same content are replays and return the earlier transaction; a key used
+    Three statements on PostgreSQL whatever the number (arrays through ``unnest``). Keys already posted with the same content are replays and return the earlier transaction; a key used
     with another content raises :class:`IdempotencyConflict` before anything is written.
     """
     entries = list(entries)
@@ -193,7 +199,9 @@ def post_many(entries: Iterable[Entry]) -> list[Transaction]:
         outer = connection.in_atomic_block
         try:
             with transaction.atomic(savepoint=False):
-                done.update(_write(new, [fresh_ids[item.idempotency_key] for item in new] if fresh_ids else None))
+                done.update(
+                    _write(new, [fresh_ids[item.idempotency_key] for item in new] if fresh_ids else None)
+                )
         except _LostRace:
             if outer or attempt == 2:
                 raise ConcurrentPost(
@@ -225,7 +233,9 @@ def reverse(
         effective_date,
         reverses_id=original.pk,
     )
-    earlier = Transaction.objects.filter(reverses_id=original.pk).values_list("idempotency_key", flat=True).first()
+    earlier = (
+        Transaction.objects.filter(reverses_id=original.pk).values_list("idempotency_key", flat=True).first()
+    )
     if earlier is not None and earlier != idempotency_key:
         raise AlreadyReversed(f"transaction #{original.pk} was already reversed (key {earlier!r})")
     return post_many([item])[0]
@@ -251,9 +261,17 @@ SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[
     ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id
 """
-_SQLITE_INSERT_POSTING = (
-    "INSERT INTO accounting_posting (transaction_id, account_id, amount_cents, effective_date) VALUES (%s, %s, %s, %s)"
+# One transaction (the common case): scalar parameters are cheaper to send than arrays (~0.15 ms a post).
+_PG_LOOK_UP_ONE = (
+    "SELECT nextval(pg_get_serial_sequence('accounting_transaction', 'id')),"
+    " (SELECT id FROM accounting_transaction WHERE idempotency_key = %s)"
 )
+_PG_INSERT_TRANSACTION = (
+    "INSERT INTO accounting_transaction (id, kind, idempotency_key, memo, source_type, source_id, created_at,"
+    " effective_date, reverses_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+)
+_SQLITE_INSERT_POSTING = "INSERT INTO accounting_posting (transaction_id, account_id, amount_cents, effective_date) VALUES (%s, %s, %s, %s)"
 _SQLITE_INSERT_TRANSACTION = (
     "INSERT INTO accounting_transaction (id, kind, idempotency_key, memo, source_type, source_id, created_at,"
     " effective_date, reverses_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -264,9 +282,14 @@ _SQLITE_CHUNK = 500  # keys per IN (…) list, well under SQLite's variable limi
 
 def _look_up(keys: list[str]) -> tuple[dict[str, int] | None, dict[str, int]]:
     """Existing transactions by key; on PostgreSQL also a fresh id per key (from the sequence, same statement)."""
+    if connection.vendor == "postgresql" and len(keys) == 1:
+        ((fresh, id_),) = hot_sql.run(_PG_LOOK_UP_ONE, keys, fetch=True)
+        return {keys[0]: fresh}, ({keys[0]: id_} if id_ is not None else {})
     if connection.vendor == "postgresql":
         rows = hot_sql.run(_PG_LOOK_UP, [keys], fetch=True)
-        return {key: fresh for key, _id, fresh in rows}, {key: id_ for key, id_, _fresh in rows if id_ is not None}
+        return {key: fresh for key, _id, fresh in rows}, {
+            key: id_ for key, id_, _fresh in rows if id_ is not None
+        }
     found = {}
     with connection.cursor() as cursor:
         for start in range(0, len(keys), _SQLITE_CHUNK):
@@ -284,7 +307,9 @@ def _replays(first: dict[str, Entry], found: dict[str, int]) -> dict[str, Transa
     """The earlier transactions of keys already posted, after checking each is the same transaction."""
     if not found:
         return {}
-    earlier = {tx.pk: tx for tx in Transaction.objects.filter(pk__in=found.values()).prefetch_related("postings")}
+    earlier = {
+        tx.pk: tx for tx in Transaction.objects.filter(pk__in=found.values()).prefetch_related("postings")
+    }
     replays = {}
     for key, tx_id in found.items():
         tx = earlier[tx_id]
@@ -306,12 +331,30 @@ def _write(new: list[Entry], ids: list[int] | None) -> dict[str, Transaction]:
     legs = [(tx_id, account, amount, item.effective_date) for tx_id, item in zip(ids, new, strict=True)
             for account, amount in item.legs]  # fmt: skip
     heads = [
-        (tx_id, item.kind, item.idempotency_key, item.memo, *item.source, now, item.effective_date, item.reverses_id)
+        (
+            tx_id,
+            item.kind,
+            item.idempotency_key,
+            item.memo,
+            *item.source,
+            now,
+            item.effective_date,
+            item.reverses_id,
+        )
         for tx_id, item in zip(ids, new, strict=True)
     ]
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(heads) == 1:
+        marks = ", ".join(["(%s, %s, %s, %s)"] * len(legs))  # one prepared statement per number of legs
+        hot_sql.run(
+            f"INSERT INTO accounting_posting (transaction_id, account_id, amount_cents, effective_date) VALUES {marks}",  # noqa: S608 - placeholders only
+            [value for leg in legs for value in leg],
+        )
+        inserted = len(hot_sql.run(_PG_INSERT_TRANSACTION, heads[0], fetch=True))
+    elif connection.vendor == "postgresql":
         hot_sql.run(_PG_INSERT_POSTINGS, [list(column) for column in zip(*legs, strict=True)])
-        inserted = len(hot_sql.run(_PG_INSERT_TRANSACTIONS, [list(c) for c in zip(*heads, strict=True)], fetch=True))
+        inserted = len(
+            hot_sql.run(_PG_INSERT_TRANSACTIONS, [list(c) for c in zip(*heads, strict=True)], fetch=True)
+        )
     else:
         with connection.cursor() as cursor:
             cursor.executemany(_SQLITE_INSERT_POSTING, [(*leg[:3], leg[3].isoformat()) for leg in legs])
@@ -375,7 +418,9 @@ def professional_payable(organisation) -> Account:
         raise InvalidPosting("a payable belongs to a professional organisation")
     finess = getattr(organisation.professional, "finess", None)
     name = f"Dette envers {organisation.name}" + (f" (FINESS {finess})" if finess else "")
-    return _get_or_create(Purpose.PROFESSIONAL_PAYABLE, f"401-ORG{organisation.pk}", name, organisation=organisation)
+    return _get_or_create(
+        Purpose.PROFESSIONAL_PAYABLE, f"401-ORG{organisation.pk}", name, organisation=organisation
+    )
 
 
 OPERATOR_ACCOUNTS = {

@@ -5,88 +5,238 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_cache_table'),
-        ('registry', '0002_importrun_process'),
+        ("accounts", "0002_cache_table"),
+        ("registry", "0002_importrun_process"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=40, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=200, verbose_name='libellé')),
-                ('purpose', models.CharField(choices=[('insurer_receivable', "Créance sur l'assureur"), ('professional_payable', 'Dette envers le professionnel'), ('operator_bank', "Banque de l'opérateur"), ('operator_revenue', "Produits de l'opérateur"), ('payments_in_transit', 'Virements en cours')], max_length=30, verbose_name='usage')),
-                ('kind', models.CharField(choices=[('asset', 'Actif'), ('liability', 'Passif'), ('revenue', 'Produit'), ('expense', 'Charge'), ('equity', 'Capitaux propres')], max_length=10, verbose_name='nature')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('insurer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='money_accounts', to='registry.insurer')),
-                ('organisation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='money_accounts', to='accounts.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=40, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=200, verbose_name="libellé")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("insurer_receivable", "Créance sur l'assureur"),
+                            ("professional_payable", "Dette envers le professionnel"),
+                            ("operator_bank", "Banque de l'opérateur"),
+                            ("operator_revenue", "Produits de l'opérateur"),
+                            ("payments_in_transit", "Virements en cours"),
+                        ],
+                        max_length=30,
+                        verbose_name="usage",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("asset", "Compte d'actif"),
+                            ("liability", "Compte de passif"),
+                            ("revenue", "Compte de produits"),
+                            ("expense", "Compte de charges"),
+                            ("equity", "Capitaux propres"),
+                        ],
+                        max_length=10,
+                        verbose_name="nature",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="money_accounts",
+                        to="registry.insurer",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="money_accounts",
+                        to="accounts.organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'compte',
-                'ordering': ['code'],
+                "verbose_name": "compte",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Transaction',
+            name="Transaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('claim_accepted', 'Facture acceptée'), ('claim_reversed', 'Facture annulée (avoir)'), ('review_adjusted', "Révision d'une facture"), ('payment', 'Paiement au professionnel'), ('payment_returned', 'Virement rejeté'), ('fee', 'Frais de gestion'), ('receipt', 'Encaissement'), ('reversal', 'Contre-passation')], max_length=30, verbose_name='type')),
-                ('idempotency_key', models.CharField(max_length=200, unique=True, verbose_name="clé d'idempotence")),
-                ('memo', models.CharField(blank=True, max_length=200, verbose_name='libellé')),
-                ('source_type', models.CharField(max_length=30, verbose_name='type de la source')),
-                ('source_id', models.CharField(max_length=64, verbose_name='identifiant de la source')),
-                ('created_at', models.DateTimeField(verbose_name='créée le')),
-                ('effective_date', models.DateField(verbose_name='date de valeur')),
-                ('reverses', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversed_by', to='accounting.transaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("claim_accepted", "Facture acceptée"),
+                            ("claim_reversed", "Facture annulée (avoir)"),
+                            ("review_adjusted", "Révision d'une facture"),
+                            ("payment", "Paiement au professionnel"),
+                            ("payment_returned", "Virement rejeté"),
+                            ("fee", "Frais de gestion"),
+                            ("receipt", "Encaissement"),
+                            ("reversal", "Contre-passation"),
+                        ],
+                        max_length=30,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "idempotency_key",
+                    models.CharField(max_length=200, unique=True, verbose_name="clé d'idempotence"),
+                ),
+                ("memo", models.CharField(blank=True, max_length=200, verbose_name="libellé")),
+                ("source_type", models.CharField(max_length=30, verbose_name="type de la source")),
+                ("source_id", models.CharField(max_length=64, verbose_name="identifiant de la source")),
+                ("created_at", models.DateTimeField(verbose_name="créée le")),
+                ("effective_date", models.DateField(verbose_name="date de valeur")),
+                (
+                    "reverses",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reversed_by",
+                        to="accounting.transaction",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'écriture',
+                "verbose_name": "écriture",
             },
         ),
         migrations.CreateModel(
-            name='Posting',
+            name="Posting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount_cents', models.BigIntegerField(verbose_name='montant (centimes, débit positif)')),
-                ('effective_date', models.DateField(verbose_name='date de valeur')),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='postings', to='accounting.account')),
-                ('transaction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='postings', to='accounting.transaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount_cents", models.BigIntegerField(verbose_name="montant (centimes, débit positif)")),
+                ("effective_date", models.DateField(verbose_name="date de valeur")),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="postings",
+                        to="accounting.account",
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="postings",
+                        to="accounting.transaction",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'imputation',
+                "verbose_name": "imputation",
             },
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'asset'), ('purpose', 'insurer_receivable'), ('insurer__isnull', False), ('organisation__isnull', True)), models.Q(('kind', 'liability'), ('purpose', 'professional_payable'), ('insurer__isnull', True), ('organisation__isnull', False)), models.Q(('kind', 'asset'), ('purpose', 'operator_bank'), ('insurer__isnull', True), ('organisation__isnull', True)), models.Q(('kind', 'revenue'), ('purpose', 'operator_revenue'), ('insurer__isnull', True), ('organisation__isnull', True)), models.Q(('kind', 'asset'), ('purpose', 'payments_in_transit'), ('insurer__isnull', True), ('organisation__isnull', True)), _connector='OR'), name='accounting_account_purpose_rules'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("kind", "asset"),
+                        ("purpose", "insurer_receivable"),
+                        ("insurer__isnull", False),
+                        ("organisation__isnull", True),
+                    ),
+                    models.Q(
+                        ("kind", "liability"),
+                        ("purpose", "professional_payable"),
+                        ("insurer__isnull", True),
+                        ("organisation__isnull", False),
+                    ),
+                    models.Q(
+                        ("kind", "asset"),
+                        ("purpose", "operator_bank"),
+                        ("insurer__isnull", True),
+                        ("organisation__isnull", True),
+                    ),
+                    models.Q(
+                        ("kind", "revenue"),
+                        ("purpose", "operator_revenue"),
+                        ("insurer__isnull", True),
+                        ("organisation__isnull", True),
+                    ),
+                    models.Q(
+                        ("kind", "asset"),
+                        ("purpose", "payments_in_transit"),
+                        ("insurer__isnull", True),
+                        ("organisation__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="accounting_account_purpose_rules",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(condition=models.Q(('insurer__isnull', False)), fields=('purpose', 'insurer'), name='accounting_one_per_insurer'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("insurer__isnull", False)),
+                fields=("purpose", "insurer"),
+                name="accounting_one_per_insurer",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(condition=models.Q(('organisation__isnull', False)), fields=('purpose', 'organisation'), name='accounting_one_per_organisation'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("organisation__isnull", False)),
+                fields=("purpose", "organisation"),
+                name="accounting_one_per_organisation",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(condition=models.Q(('insurer__isnull', True), ('organisation__isnull', True)), fields=('purpose',), name='accounting_one_per_operator_purpose'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("insurer__isnull", True), ("organisation__isnull", True)),
+                fields=("purpose",),
+                name="accounting_one_per_operator_purpose",
+            ),
         ),
         migrations.AddIndex(
-            model_name='transaction',
-            index=models.Index(fields=['source_type', 'source_id'], name='accounting_tx_source'),
+            model_name="transaction",
+            index=models.Index(fields=["source_type", "source_id"], name="accounting_tx_source"),
         ),
         migrations.AddIndex(
-            model_name='posting',
-            index=models.Index(fields=['account', 'effective_date'], name='accounting_posting_balance'),
+            model_name="posting",
+            index=models.Index(fields=["account", "effective_date"], name="accounting_posting_balance"),
         ),
         migrations.AddConstraint(
-            model_name='posting',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_cents', 0), _negated=True), name='accounting_posting_not_zero'),
+            model_name="posting",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_cents", 0), _negated=True), name="accounting_posting_not_zero"
+            ),
         ),
     ]

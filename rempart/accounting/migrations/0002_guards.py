@@ -126,7 +126,9 @@ def guard(apps, schema_editor):
         for statement in SQLITE_GUARDS:
             schema_editor.execute(statement)
     else:
-        raise NotImplementedError(f"the money ledger's guards are written for PostgreSQL and SQLite, not {vendor}")
+        raise NotImplementedError(
+            f"the money ledger's guards are written for PostgreSQL and SQLite, not {vendor}"
+        )
 
 
 def unguard(apps, schema_editor):

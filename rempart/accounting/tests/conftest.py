@@ -34,7 +34,9 @@ def make_parties(count: int = 3, seed: int = 13) -> Parties:
     shops = []
     for spec in synthetic.professionals(seed, count):
         professional = Professional.objects.create(finess=spec.finess, name=spec.name, domains=spec.domains)
-        shops.append(Organisation.objects.create(kind="professional", name=spec.name, professional=professional))
+        shops.append(
+            Organisation.objects.create(kind="professional", name=spec.name, professional=professional)
+        )
     return Parties(
         insurers=insurers,
         shops=shops,

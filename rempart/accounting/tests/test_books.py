@@ -42,7 +42,9 @@ def test_balances_by_owner_and_kind(parties):
     assert {row.account.pk for row in both} == {parties.receivables[0].pk, parties.payables[2].pk}
     quiet = service.balances(insurer=parties.insurers[2])
     assert [(row.debits_cents, row.credits_cents) for row in quiet] == [(0, 0)]  # listed, without postings
-    assert service.balances(purpose="professional_payable", at=DAY - dt.timedelta(days=1))[0].balance_cents == 0
+    assert (
+        service.balances(purpose="professional_payable", at=DAY - dt.timedelta(days=1))[0].balance_cents == 0
+    )
     assert service.balance_by_kind() == {"asset": 2025, "liability": -2000, "revenue": -25}
     assert sum(service.balance_by_kind().values()) == 0
 
@@ -68,12 +70,21 @@ def test_ageing_settles_the_oldest_debits_first(parties):
     accept(parties, 2000, key="claim:2:1", effective_date=at - dt.timedelta(days=65))  # 60
     accept(parties, 3000, key="claim:3:1", effective_date=at - dt.timedelta(days=30))  # 30 (exactly)
     accept(parties, 4000, key="claim:4:1", effective_date=at - dt.timedelta(days=29))  # current
-    accept(parties, 9999, key="claim:5:1", effective_date=at + dt.timedelta(days=1))  # after the date: not counted
+    accept(
+        parties, 9999, key="claim:5:1", effective_date=at + dt.timedelta(days=1)
+    )  # after the date: not counted
     _receipt(parties, 1500, "r1", at - dt.timedelta(days=10))  # settles the 1000 and 500 of the 2000
     aged = service.ageing(receivable, at)
-    assert (aged.days_90_plus_cents, aged.days_60_cents, aged.days_30_cents, aged.current_cents) == (0, 1500, 3000, 4000)
+    assert (aged.days_90_plus_cents, aged.days_60_cents, aged.days_30_cents, aged.current_cents) == (
+        0,
+        1500,
+        3000,
+        4000,
+    )
     assert aged.unapplied_cents == 0 and aged.total_cents == service.balance(receivable, at) == 8500
-    assert service.ageing(receivable, at - dt.timedelta(days=100)).days_90_plus_cents == 0  # nothing 90 days old then
+    assert (
+        service.ageing(receivable, at - dt.timedelta(days=100)).days_90_plus_cents == 0
+    )  # nothing 90 days old then
     assert service.ageing(receivable, at - dt.timedelta(days=100)).days_30_cents == 0
     assert service.ageing(receivable, at - dt.timedelta(days=100)).current_cents == 1000
 

@@ -47,7 +47,9 @@ def _first(amount: int) -> Posting:
 
 BREAKS = {
     "an amount changed": (
-        lambda p: unguarded("UPDATE accounting_posting SET amount_cents = 1001 WHERE id = %s", [_first(1000).pk]),
+        lambda p: unguarded(
+            "UPDATE accounting_posting SET amount_cents = 1001 WHERE id = %s", [_first(1000).pk]
+        ),
         ["do not balance", "balances of all accounts sum to 1 cents"],
     ),
     "a leg deleted": (
@@ -57,12 +59,16 @@ BREAKS = {
     "a posting outside any transaction": (
         lambda p: unguarded(
             "INSERT INTO accounting_posting (transaction_id, account_id, amount_cents, effective_date) "
-            "VALUES (999999, %s, 500, %s)", [p.receivables[0].pk, DAY]),  # fmt: skip
+            "VALUES (999999, %s, 500, %s)",
+            [p.receivables[0].pk, DAY],
+        ),  # fmt: skip
         ["1 postings without a sealed transaction", "balance differs from the sum of their postings"],
     ),
     "a transaction re-dated": (
-        lambda p: unguarded("UPDATE accounting_transaction SET effective_date = %s WHERE idempotency_key = 'pay:1'",
-                            [DAY + dt.timedelta(days=1)]),  # fmt: skip
+        lambda p: unguarded(
+            "UPDATE accounting_transaction SET effective_date = %s WHERE idempotency_key = 'pay:1'",
+            [DAY + dt.timedelta(days=1)],
+        ),  # fmt: skip
         ["2 postings dated otherwise than their transaction"],
     ),
     "a reversal moved to another shop": (
@@ -152,3 +158,17 @@ def test_euros():
     assert [euros(c) for c in (0, 5, -5, 123456, -1234567890)] == [
         "0,00", "0,05", "-0,05", "1 234,56", "-12 345 678,90",
     ]  # fmt: skip
+
+
+def test_check_fails_when_a_guard_is_disabled_on_postgresql(books):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite triggers cannot be disabled, only dropped (tested above)")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending deferred checks
+            cursor.execute("ALTER TABLE accounting_transaction DISABLE TRIGGER accounting_transaction_seal")
+        out = io.StringIO()
+        with pytest.raises(CommandError):
+            call_command("accounts", "check", stdout=out)
+        transaction.set_rollback(True)
+    assert "guards missing or disabled: accounting_transaction_seal" in out.getvalue()

@@ -8,8 +8,8 @@ from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 
 from rempart.accounting.models import Account, Posting, Transaction
-from rempart.accounting.tests.conftest import DAY, accept, make_parties
 from rempart.accounting.testing import wipe_ledger
+from rempart.accounting.tests.conftest import DAY, accept, make_parties
 
 OTHER_DAY = "2026-11-03"
 
@@ -47,7 +47,10 @@ def test_raw_sql_can_post_a_balanced_transaction_the_same_way(parties):
 def test_a_posting_cannot_join_a_sealed_transaction(parties):
     tx = accept(parties, 1000)
     refused(lambda: leg(tx.pk, parties.payables[1], 1), "sealed transaction")
-    refused(lambda: (leg(tx.pk, parties.payables[1], 5), leg(tx.pk, parties.payables[0], -5)), "sealed transaction")
+    refused(
+        lambda: (leg(tx.pk, parties.payables[1], 5), leg(tx.pk, parties.payables[0], -5)),
+        "sealed transaction",
+    )
     assert Posting.objects.count() == 2
 
 
@@ -93,8 +96,13 @@ def test_a_posting_is_an_integer_number_of_cents(parties):
 def test_postings_and_transactions_cannot_be_updated_or_deleted(parties):
     tx = accept(parties, 1000)
     posting = tx.postings.first()
-    refused(lambda: raw("UPDATE accounting_posting SET amount_cents = 2000 WHERE id = %s", [posting.pk]), "append-only")
-    refused(lambda: raw("UPDATE accounting_posting SET account_id = %s", [parties.payables[1].pk]), "append-only")
+    refused(
+        lambda: raw("UPDATE accounting_posting SET amount_cents = 2000 WHERE id = %s", [posting.pk]),
+        "append-only",
+    )
+    refused(
+        lambda: raw("UPDATE accounting_posting SET account_id = %s", [parties.payables[1].pk]), "append-only"
+    )
     refused(lambda: raw("DELETE FROM accounting_posting WHERE id = %s", [posting.pk]), "append-only")
     refused(lambda: raw("DELETE FROM accounting_posting"), "append-only")
     refused(lambda: raw("UPDATE accounting_transaction SET memo = 'x'"), "append-only")

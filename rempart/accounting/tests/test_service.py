@@ -22,7 +22,12 @@ def test_a_claim_makes_the_insurer_owe_and_the_operator_owe_the_shop(parties):
     assert service.balance(parties.payables[0]) == -4250  # credit: owed to the shop
     assert sorted(Posting.objects.values_list("amount_cents", flat=True)) == [-4250, 4250]
     stored = Transaction.objects.get()
-    assert (stored.pk, stored.memo, stored.source_type, stored.source_id) == (tx.pk, "facture F-1", "claim", "1")
+    assert (stored.pk, stored.memo, stored.source_type, stored.source_id) == (
+        tx.pk,
+        "facture F-1",
+        "claim",
+        "1",
+    )
     assert stored.created_at == tx.created_at
 
 
@@ -50,7 +55,9 @@ def test_bad_legs_are_refused_before_anything_is_written(parties, legs, message)
 def test_other_bad_fields_are_refused(parties):
     legs = [(parties.receivables[0], 1), (parties.payables[0], -1)]
     with pytest.raises(service.InvalidPosting, match="unsaved|saved Account"):
-        service.post(K.FEE, [(Account(code="x"), 1), (parties.bank, -1)], idempotency_key="k", source=("fee", "1"))
+        service.post(
+            K.FEE, [(Account(code="x"), 1), (parties.bank, -1)], idempotency_key="k", source=("fee", "1")
+        )
     with pytest.raises(service.InvalidPosting, match="unknown transaction kind"):
         service.post("gift", legs, idempotency_key="k", source=("claim", "1"))
     with pytest.raises(service.InvalidPosting, match="idempotency key"):
@@ -65,7 +72,9 @@ def test_other_bad_fields_are_refused(parties):
 
 def test_the_same_key_and_legs_return_the_first_transaction(parties):
     first = accept(parties, 1000)
-    again = accept(parties, 1000, memo="renvoi", effective_date=DAY + dt.timedelta(days=3))  # memo, date may differ
+    again = accept(
+        parties, 1000, memo="renvoi", effective_date=DAY + dt.timedelta(days=3)
+    )  # memo, date may differ
     assert again.pk == first.pk and again.memo == ""
     assert Transaction.objects.count() == 1 and service.balance(parties.payables[0]) == -1000
 
@@ -158,14 +167,20 @@ def test_post_many_posts_all_or_nothing_and_replays_known_keys(parties):
 
 def test_a_big_batch_is_four_statements(parties):
     items = [
-        service.entry(K.CLAIM_ACCEPTED, [(parties.receivables[n % 3], 100 + n), (parties.payables[n % 3], -100 - n)],
-                      idempotency_key=f"claim:{n}:1", source=("claim", str(n)))  # fmt: skip
+        service.entry(
+            K.CLAIM_ACCEPTED,
+            [(parties.receivables[n % 3], 100 + n), (parties.payables[n % 3], -100 - n)],
+            idempotency_key=f"claim:{n}:1",
+            source=("claim", str(n)),
+        )  # fmt: skip
         for n in range(1200)
     ]
     with counting() as statements:
         txs = service.post_many(items)
     assert len(txs) == 1200 and Posting.objects.count() == 2400
-    expected = 3 if connection.vendor == "postgresql" else 6  # SQLite: 3 look-up chunks, the next id, 2 inserts
+    expected = (
+        3 if connection.vendor == "postgresql" else 6
+    )  # SQLite: 3 look-up chunks, the next id, 2 inserts
     assert len(statements) == expected, statements
 
 
@@ -202,7 +217,11 @@ def test_accounts_are_one_per_purpose_and_owner(parties):
     assert service.insurer_receivable(insurer.pk) == parties.receivables[0]  # by id too
     assert service.professional_payable(shop) == parties.payables[0]
     receivable = parties.receivables[0]
-    assert (receivable.code, receivable.kind, receivable.normal_sign) == (f"411-{insurer.amc_number}", "asset", 1)
+    assert (receivable.code, receivable.kind, receivable.normal_sign) == (
+        f"411-{insurer.amc_number}",
+        "asset",
+        1,
+    )
     payable = parties.payables[0]
     assert (payable.code, payable.kind, payable.normal_sign) == (f"401-ORG{shop.pk}", "liability", -1)
     assert shop.professional.finess in payable.name

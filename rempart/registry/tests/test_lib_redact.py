@@ -93,11 +93,13 @@ def test_the_configured_console_handler_masks():
     assert handlers, "no root log handler carries the RedactingFilter"
     stream = io.StringIO()
     handler = handlers[0]
-    previous = handler.setStream(stream)
+    # Swapped by hand: setStream() would flush the previous stream, which an earlier test may have closed
+    # (a command run in-process reconfigures logging on pytest's captured stderr).
+    previous, handler.stream = handler.stream, stream
     try:
         logging.getLogger("rempart.tests.console").error("NIR %s", NIR)
     finally:
-        handler.setStream(previous)
+        handler.stream = previous
     assert "[NIR]" in stream.getvalue()
     assert NIR not in stream.getvalue()
 

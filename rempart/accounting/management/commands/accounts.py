@@ -47,7 +47,9 @@ class Command(BaseCommand):
             trial = books.trial_balance(day)
             self._table(trial.rows, day)
             state = "balanced" if trial.balanced else "NOT BALANCED"
-            self.stdout.write(f"Total debits {euros(trial.debits_cents)}  credits {euros(trial.credits_cents)}: {state}")
+            self.stdout.write(
+                f"Total debits {euros(trial.debits_cents)}  credits {euros(trial.credits_cents)}: {state}"
+            )
             if not trial.balanced:
                 raise CommandError("the trial balance does not balance; run `rempart accounts check`")
 
@@ -101,7 +103,9 @@ class Command(BaseCommand):
         for row in rows:
             by_kind[row.account.kind] += row.balance_cents
         summary = "  ".join(
-            f"{kind} {euros(total * NORMAL_SIGN[AccountKind(kind)])}" for kind, total in by_kind.items() if total
+            f"{kind} {euros(total * NORMAL_SIGN[AccountKind(kind)])}"
+            for kind, total in by_kind.items()
+            if total
         )
         if summary:
             self.stdout.write(f"By kind (on each kind's normal side): {summary}")
