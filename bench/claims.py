@@ -446,7 +446,7 @@ def fresh_run_db(args, env: dict[str, str]) -> dict[str, str]:
             cmd = ["generate", "--beneficiaries", str(args.beneficiaries), "--seed", str(args.seed)]
             rc.run(rc.rempart_cli(*cmd, "--reference-date", day), benv)
         shutil.copyfile(base, run_file)
-        return {**env, "DATABASE_URL": f"sqlite:///{run_file}"}
+        return {**env, "DATABASE_URL": f"sqlite:///{run_file}", **_fresh_anchors()}
     base_name = f"rempart_bench_claims_b{args.beneficiaries}"
     ns = argparse.Namespace(
         db_name=base_name, beneficiaries=args.beneficiaries, seed=args.seed, rebuild=args.rebuild
@@ -455,9 +455,19 @@ def fresh_run_db(args, env: dict[str, str]) -> dict[str, str]:
     with rc.pg_connect(rc.PG_ADMIN_URL) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{RUN_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{RUN_DB}" TEMPLATE "{base_name}"')
-    env = {**env, "DATABASE_URL": rc.pg_url(RUN_DB)}
+    env = {**env, "DATABASE_URL": rc.pg_url(RUN_DB), **_fresh_anchors()}
     rc.run(rc.rempart_cli("migrate", "--verbosity", "0"), env)
     return env
+
+
+def _fresh_anchors() -> dict[str, str]:
+    """The run's database is new, so are its external anchors: those of a dropped run would (rightly) fail verify."""
+    import shutil
+
+    anchors = OUT / "anchors"
+    shutil.rmtree(anchors, ignore_errors=True)
+    anchors.mkdir(parents=True)
+    return {"REMPART_LEDGER_ANCHOR_DIR": str(anchors)}
 
 
 def count_rows(env: dict[str, str]) -> dict[str, int]:
@@ -482,37 +492,53 @@ def status_of(command: list[str], env: dict[str, str]) -> str:
     return f"exit {out.returncode} in {time.monotonic() - started:.0f} s: {last[0][:150]}"
 
 
+PROFILE_PARTS = [  # label, marker: a substring of the stack, or (caller, callee) adjacent frames
+    ("whole-file pass (lot_format, pass 1)", "_check_whole ("),
+    ("shape checks and schema (intake.from_dict)", "from_dict ("),
+    ("invoice checks before the lookup (rules.check_invoice)", "check_invoice ("),
+    ("invoice-number lookup (replay or conflict)", ("submit_claim (", "QuerySet.first (")),
+    ("gate: identification lookup (one statement)", "find (rempart/gate/core"),
+    ("gate: PEC/guarantee facts (gate.pec.pec_facts)", "pec_facts ("),
+    ("gate: ledger row (recording.record)", "record (rempart/ledger/recording"),
+    ("surveillance (admission, Redis counters)", "rempart/surveillance/"),
+    ("adjudication: rights + year total (_rights)", "_rights ("),
+    ("adjudication: convention (_convention)", "_convention ("),
+    ("adjudication: PEC lock (_pec)", "_pec (rempart/claims"),
+    ("adjudication: duplicates query (_prior_lines)", "_prior_lines ("),
+    ("adjudication: pure rules (rules.adjudicate)", "adjudicate (rempart/claims/rules"),
+    ("ORM inserts claim + lines (_store)", "_store ("),
+    ("PEC consumption (update)", ("submit_claim.<locals>.decide (", "QuerySet.update (")),
+    ("money postings (postings.post_adjudication)", "post_adjudication ("),
+    ("ledger reference update", ("submit_claim (", "QuerySet.update (")),
+    ("savepoints per invoice (atomic enter/exit)", ("identify_and_record (", "Atomic.__")),
+    ("lot transaction commit", ("_adjudicate_all (", "Atomic.__exit__")),
+    ("*across:* waiting in psycopg (round trips, server)", "psycopg/"),
+    ("*across:* Django ORM building SQL (as_sql)", "as_sql ("),
+]
+
+
+def _has(frames: list[str], marker) -> bool:
+    if isinstance(marker, str):
+        return any(marker in frame for frame in frames)
+    caller, callee = marker
+    return any(
+        a.startswith(caller) and b.startswith(callee) for a, b in zip(frames, frames[1:], strict=False)
+    )
+
+
 def summarise_profile(raw: Path) -> list[tuple[str, float]]:
     """Shares of the time under receive_lot, by part of an invoice's path (parts overlap)."""
-    parts = [
-        ("whole-file pass (lot_format, pass 1)", "_check_whole"),
-        ("shape checks and schema (intake.from_dict)", "from_dict"),
-        ("rules.check_invoice (before lookup)", "check_invoice"),
-        ("invoice-number lookup (replay)", "submit_claim (rempart/claims/service.py:2"),
-        ("gate: identification lookup", "find"),
-        ("gate: ledger append", "append"),
-        ("surveillance", "surveillance"),
-        ("adjudication: rights + year total", "_rights"),
-        ("adjudication: convention", "_convention"),
-        ("adjudication: PEC lock", "_pec"),
-        ("adjudication: duplicates query", "_prior_lines"),
-        ("adjudication: pure rules", "adjudicate"),
-        ("ORM inserts claim + lines (_store)", "_store"),
-        ("money postings", "post_adjudication"),
-        ("commit", "commit"),
-        ("waiting in psycopg (PostgreSQL)", "wait"),
-        ("Django ORM SQL compilation", "as_sql"),
-    ]
     total, counts = 0, collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit() or "receive_lot" not in stack:
             continue
+        frames = stack.split(";")
         total += int(count)
-        for label, marker in parts:
-            if marker in stack:
+        for label, marker in PROFILE_PARTS:
+            if _has(frames, marker):
                 counts[label] += int(count)
-    return [(label, counts[label] / total) for label, _marker in parts] if total else []
+    return [(label, counts[label] / total) for label, _marker in PROFILE_PARTS] if total else []
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -523,10 +549,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("step", nargs="?", default="all", choices=("all", "setup", "run"))
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--beneficiaries", type=int, default=2_000_000)
-    parser.add_argument("--lot-size", type=int, default=None, help="invoices per lot (default 1,000; --quick 250)")
+    parser.add_argument(
+        "--lot-size", type=int, default=None, help="invoices per lot (default 1,000; --quick 250)"
+    )
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="4,000 invoices over 50,000 beneficiaries, lots of 250")
+    parser.add_argument(
+        "--quick", action="store_true", help="4,000 invoices over 50,000 beneficiaries, lots of 250"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy record of the surveillance-on run")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--mode", default="on")

@@ -47,7 +47,9 @@ def build_cast() -> Cast:
     shop = Professional.objects.create(finess="750000010", name="Optique du Test", domains=["OPTI"])
     # A pharmacy with an optics corner: the other organisation can ask in the optician's domain too, so that
     # tests of isolation between organisations compare like with like.
-    other = Professional.objects.create(finess="750000028", name="Pharmacie Voisine", domains=["PHAR", "OPTI"])
+    other = Professional.objects.create(
+        finess="750000028", name="Pharmacie Voisine", domains=["PHAR", "OPTI"]
+    )
     insurer = Insurer.objects.create(amc_number="123456789", name="Mutuelle Test", kind="mutuelle")
     orgs = {
         "optician": Organisation.objects.create(kind="professional", name=shop.name, professional=shop),

@@ -197,7 +197,9 @@ class ApiBodyLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
-            is_lot = request.path == "/api/v1/claims/lots"  # a file of invoices (JSON Lines), read as a stream
+            is_lot = (
+                request.path == "/api/v1/claims/lots"
+            )  # a file of invoices (JSON Lines), read as a stream
             if is_lot:
                 limit = settings.REMPART_API_MAX_LOT_BYTES
             elif request.path == "/api/v1/claims":  # up to 99 invoice lines
@@ -206,14 +208,21 @@ class ApiBodyLimitMiddleware:
                 limit = settings.REMPART_API_MAX_BODY_BYTES
             if length > limit:
                 return JsonResponse(
-                    {"detail": f"corps de requête trop volumineux (au plus {limit} octets)", "code": "too_large"},
+                    {
+                        "detail": f"corps de requête trop volumineux (au plus {limit} octets)",
+                        "code": "too_large",
+                    },
                     status=413,
                 )
             content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
             expected = ("application/x-ndjson", "application/jsonl") if is_lot else ("application/json",)
             if request.method in ("POST", "PUT", "PATCH") and content_type not in expected:
                 return JsonResponse(
-                    {"detail": f"Content-Type: {expected[0]} attendu", "field": None, "code": "unsupported_media_type"},
+                    {
+                        "detail": f"Content-Type: {expected[0]} attendu",
+                        "field": None,
+                        "code": "unsupported_media_type",
+                    },
                     status=415,
                 )
         return self.get_response(request)

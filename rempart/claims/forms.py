@@ -325,7 +325,7 @@ class ReviewForm(forms.Form):
     amount = EurosField(label=_("Montant accepté (€), pour une réduction"), required=False)
     reason = forms.ChoiceField(label=_("Motif"))
     note = forms.CharField(
-        label=_("Note"), max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Commentaire"), max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
 
     def __init__(self, *args, proposed_cents: int, label_of, **kwargs) -> None:

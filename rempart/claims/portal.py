@@ -127,6 +127,8 @@ def add_rule_errors(form: InvoiceForm, error: rules.ClaimInputError, rows: list[
     """Each of the rules' errors on its field (or above the form), unless that field already shows one."""
     english = (get_language() or "fr").startswith("en")
     for problem in error.errors:
+        if problem.field == "lines" and problem.line is None and form.non_field_errors():
+            continue  # the form already said the lines are missing
         message = label(problem.code, "en") if english else problem.message
         name = problem.field
         if problem.line is not None:

@@ -317,7 +317,7 @@ def _with_care_date(card: CardData, care_date: dt.date) -> CardData:
 
 
 def review_claim(
-    claim: Claim, *, reviewer, decision: str, accepted_cents: int | None, reason: str, note: str
+    claim: Claim, *, reviewer, decision: str, accepted_cents: int | None, reason: str, note: str, request=None
 ) -> Claim:
     """An operator's decision on a claim pending review: accept, reduce (to an amount) or reject, with a reason."""
     with transaction.atomic():
@@ -361,6 +361,7 @@ def review_claim(
         postings.post_adjudication(locked)
         record_event(
             "claim.reviewed",
+            request=request,
             user=reviewer,
             invoice=locked.invoice_number,
             claim=locked.pk,

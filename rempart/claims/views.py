@@ -281,7 +281,7 @@ def review_decide(request, pk: int):
                 review_claim(
                     claim, reviewer=request.user, decision=decision["decision"],
                     accepted_cents=decision["amount"] if decision["decision"] == "reduce" else None,
-                    reason=decision["reason"], note=decision["note"].strip(),
+                    reason=decision["reason"], note=decision["note"].strip(), request=request,
                 )  # fmt: skip
             except ValueError as exc:
                 claim.refresh_from_db()

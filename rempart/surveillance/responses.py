@@ -32,7 +32,9 @@ SIGNAL_LABELS = {
     "confirmed_day": _("trop de bénéficiaires confirmés dans la journée"),
     "new_identities_hour": _("trop de personnes jamais vues par l'organisation en une heure"),
     "new_identities_day": _("trop de personnes jamais vues par l'organisation en 24 heures"),
-    "invoiced_new_identities_day": _("trop de factures pour des personnes jamais vues par l'organisation en 24 heures"),
+    "invoiced_new_identities_day": _(
+        "trop de factures pour des personnes jamais vues par l'organisation en 24 heures"
+    ),
     "new_identities_week": _("trop de personnes jamais vues par l'organisation en 7 jours"),
     "misses": _("trop de vérifications sans correspondance"),
     "address_misses": _("trop d'échecs depuis une même adresse"),

@@ -103,7 +103,12 @@ def test_an_optician_invoices_a_pec_from_its_button_and_finds_it_accepted(tab, c
         page.locator("#invoice-submit").click()
     assert page.inner_text("#invoice-status").strip() == "Acceptée", page.inner_text("main")
     claim = Claim.objects.get()
-    assert (claim.invoice_number, claim.channel, claim.status, claim.pec.number) == ("F-NAV-0001", "portal", "accepted", number)
+    assert (claim.invoice_number, claim.channel, claim.status, claim.pec.number) == (
+        "F-NAV-0001",
+        "portal",
+        "accepted",
+        number,
+    )
 
     # 4. Its detail, then « Factures »; the PEC is invoiced.
     tab.click_and_wait(page.locator("#invoice-detail"), "/comptoir/factures/F-NAV-0001/")

@@ -104,7 +104,9 @@ def shop(client, cast):
 def invoiced(shop, delivered):
     """The delivered PEC invoiced from the portal; returns (row, pec number, the response)."""
     row, pec = delivered
-    response = shop.post(f"/comptoir/prises-en-charge/{pec['number']}/facturer/", pec_invoice(row, pec["number"]))
+    response = shop.post(
+        f"/comptoir/prises-en-charge/{pec['number']}/facturer/", pec_invoice(row, pec["number"])
+    )
     assert response.status_code == 200, text(response)[:3000]
     return row, pec["number"], response
 
@@ -160,7 +162,12 @@ def test_invoicing_a_pec_is_accepted_consumes_it_and_shows_nothing_of_the_person
     page = text(response)
     claim = Claim.objects.get()
     assert 'id="invoice-status">Acceptée<' in page and "66,50 €" in page
-    assert (claim.channel, claim.user_id, claim.status, claim.accepted_cents) == ("portal", cast.staff.pk, "accepted", 6650)
+    assert (claim.channel, claim.user_id, claim.status, claim.accepted_cents) == (
+        "portal",
+        cast.staff.pk,
+        "accepted",
+        6650,
+    )
     assert Pec.objects.get(number=number).consumed_at is not None
     ledger = Disclosure.objects.get(reference=claim.ledger_reference)
     assert (ledger.purpose, ledger.channel, ledger.user_id) == ("claim", "portal", cast.staff.pk)
@@ -205,7 +212,10 @@ def test_a_bad_invoice_shows_every_error_at_once_writes_no_ledger_row_and_focuse
     assert len(focused) == 1 and 'name="nir"' in focused[0]  # the first bad field, not the first field
     # Only the adherent number comes back; the other card data are never written into the page.
     assert f'value="{row[COL["adherent_number"]]}"' in page
-    assert not any(secret in page for secret in secrets_of(row)) and f'value="{row[COL["amc_number"]]}"' not in page
+    assert (
+        not any(secret in page for secret in secrets_of(row))
+        and f'value="{row[COL["amc_number"]]}"' not in page
+    )
     assert not Claim.objects.exists() and not Disclosure.objects.filter(purpose="claim").exists()
     assert Pec.objects.get(number=pec["number"]).consumed_at is None
 
@@ -248,7 +258,11 @@ def test_a_step_up_keeps_the_typed_card_data_for_the_return(shop, delivered, mon
 
 def test_the_plain_form_offers_the_domains_without_pec_and_adjudicates(cast, pharmacist, population):
     page = text(pharmacist.get("/comptoir/factures/nouvelle/"))
-    assert '<option value="PHAR"' in page and '<option value="OPTI"' not in page and page.count('name="line8_code"') == 1
+    assert (
+        '<option value="PHAR"' in page
+        and '<option value="OPTI"' not in page
+        and page.count('name="line8_code"') == 1
+    )
     row = next(r for r in population.people[population.insurers[0].pk] if r[COL["nir"]])
     response = pharmacist.post("/comptoir/factures/nouvelle/", pharmacy_invoice(row))
     assert response.status_code == 200, text(response)[:2000]
@@ -260,10 +274,15 @@ def test_the_plain_form_offers_the_domains_without_pec_and_adjudicates(cast, pha
 
 def test_a_plain_invoice_needs_at_least_one_complete_line(pharmacist, population):
     row = next(r for r in population.people[population.insurers[0].pk] if r[COL["nir"]])
-    empty = {f"line1_{name}": "" for name in ("code_system", "code", "quantity", "unit_price", "base", "amo_paid", "amc_claimed")}
+    empty = {
+        f"line1_{name}": ""
+        for name in ("code_system", "code", "quantity", "unit_price", "base", "amo_paid", "amc_claimed")
+    }
     response = pharmacist.post("/comptoir/factures/nouvelle/", pharmacy_invoice(row, **empty))
     assert response.status_code == 400 and "au moins une ligne" in text(response)
-    half = pharmacist.post("/comptoir/factures/nouvelle/", pharmacy_invoice(row, line1_base="", line2_code=CIP13))
+    half = pharmacist.post(
+        "/comptoir/factures/nouvelle/", pharmacy_invoice(row, line1_base="", line2_code=CIP13)
+    )
     assert half.status_code == 400 and text(half).count("requis") >= 2
     assert not Disclosure.objects.filter(purpose="claim").exists()
 
@@ -330,7 +349,12 @@ def test_each_page_answers_the_right_people_only(cast, client_class, invoiced):
     assert outsider.get(f"/comptoir/prises-en-charge/{number}/facturer/").status_code == 404
     for user in (cast.insurer_member, cast.analyst, cast.admin):
         other = person(client_class, user, cast.secrets[user.email])
-        for url in (listing, detail, "/comptoir/factures/nouvelle/", f"/comptoir/prises-en-charge/{number}/facturer/"):
+        for url in (
+            listing,
+            detail,
+            "/comptoir/factures/nouvelle/",
+            f"/comptoir/prises-en-charge/{number}/facturer/",
+        ):
             assert other.get(url).status_code == 404, (user.email, url)
     assert client_class().get(listing).status_code == 302  # anonymous: to the login page
 
@@ -384,7 +408,9 @@ def test_the_queue_lists_pending_claims_oldest_first_without_identity(cast, revi
         ({"decision": "reject", "reason": "duplicate"}, "rejected", 0),
     ],
 )
-def test_a_reviewer_decides_once_with_a_reason_and_it_is_recorded(cast, reviewer, population, posted, status, owed):
+def test_a_reviewer_decides_once_with_a_reason_and_it_is_recorded(
+    cast, reviewer, population, posted, status, owed
+):
     claim = _big_pharmacy_invoice(cast, population)
     url = f"/operateur/factures/examen/{claim.pk}/"
     response = reviewer.post(url, {**posted, "note": "ordonnance vérifiée"})
@@ -393,7 +419,11 @@ def test_a_reviewer_decides_once_with_a_reason_and_it_is_recorded(cast, reviewer
     assert (claim.status, claim.accepted_cents, claim.reviewed_by) == (status, owed, cast.admin)
     assert (claim.review_reason, claim.review_note) == (posted["reason"], "ordonnance vérifiée")
     event = SecurityEvent.objects.get(tag="claim.reviewed")
-    assert event.user == cast.admin and event.details["decision"] == posted["decision"] and event.details["accepted_cents"] == owed
+    assert (
+        event.user == cast.admin
+        and event.details["decision"] == posted["decision"]
+        and event.details["accepted_cents"] == owed
+    )
     assert accounting.balance(accounting.professional_payable(cast.other_shop.pk)) == -owed
     # A second send (a double click, another tab) changes nothing and says so.
     again = reviewer.post(url, {"decision": "accept", "reason": "amount_above_threshold"}, follow=True)
@@ -424,7 +454,9 @@ def test_a_decision_needs_a_fresh_second_factor(cast, reviewer, population):
     url = f"/operateur/factures/examen/{claim.pk}/"
     age_second_factor(reviewer, 400)
     assert "reauthenticate" in reviewer.get(url).url
-    response = reviewer.post(url, {"decision": "accept", "reason": "amount_above_threshold"}, HTTP_REFERER=url)
+    response = reviewer.post(
+        url, {"decision": "accept", "reason": "amount_above_threshold"}, HTTP_REFERER=url
+    )
     assert response.status_code == 302 and "reauthenticate" in response.url
     assert Claim.objects.get(pk=claim.pk).status == "pending_review"
     age_second_factor(reviewer, 0)
@@ -438,9 +470,13 @@ def test_only_support_and_admin_reach_the_review_queue(cast, client_class, popul
     support = make_user("support@operator.test", cast.operator, Role.SUPPORT, totp_secret=secret)
     helpdesk = person(client_class, support, secret)
     assert helpdesk.get("/operateur/factures/examen/").status_code == 200
-    response = helpdesk.post(f"/operateur/factures/examen/{claim.pk}/", {"decision": "reject", "reason": "duplicate"})
+    response = helpdesk.post(
+        f"/operateur/factures/examen/{claim.pk}/", {"decision": "reject", "reason": "duplicate"}
+    )
     assert response.status_code == 302 and Claim.objects.get(pk=claim.pk).reviewed_by == support
     for user in (cast.analyst, cast.owner, cast.staff, cast.outsider, cast.insurer_member):
         other = person(client_class, user, cast.secrets[user.email])
         assert other.get("/operateur/factures/examen/").status_code == 404, user.email
-        assert other.post(f"/operateur/factures/examen/{claim.pk}/", {"decision": "accept"}).status_code == 404
+        assert (
+            other.post(f"/operateur/factures/examen/{claim.pk}/", {"decision": "accept"}).status_code == 404
+        )

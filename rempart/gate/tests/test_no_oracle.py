@@ -38,7 +38,8 @@ ENTRY_MODULES = {
     "rempart.authorizations.api": ["api:pec"],
     "rempart.authorizations.views": ["portal:pec"],
     "rempart.api": [],  # renders the gate's refusals
-    "rempart.claims.service": ["api:claim", "api:lot"],
+    "rempart.claims.service": ["api:claim", "api:lot", "portal:claim"],
+    "rempart.claims.views": ["portal:claim"],
     "rempart.claims.api": ["api:claim", "api:lot"],
     "rempart.claims.lots": ["api:lot"],
     "rempart.claims.management.commands.import_claims": ["api:lot"],  # the same lots module
@@ -247,6 +248,27 @@ def _api_lot(ctx, row, nir, variant: Callable[[dict], None]):
     return response
 
 
+def _portal_claim(ctx, row, nir, variant: dict):
+    """« Facturer cette prise en charge » for the PEC granted to ``row`` (made before the case's requests)."""
+    from rempart.authorizations.models import Pec
+    from rempart.claims.portal import pec_invoice_lines
+
+    ctx.sent += 1
+    today = timezone.localdate()
+    born = row[COL["birth_date"]]
+    data = {
+        "amc_number": row[COL["amc_number"]], "adherent_number": row[COL["adherent_number"]], "nir": nir,
+        "birth_date": f"{born[8:10]}/{born[5:7]}/{born[0:4]}", "birth_rank": "",
+        "invoice_number": f"F-ORACLE-{ctx.sent}", "invoice_date": _fr(today), "care_date": _fr(today),
+        "prescriber_rpps": "10001234565",
+    }  # fmt: skip
+    for n, line in enumerate(pec_invoice_lines(Pec.objects.get(number=ctx.pec_number)), start=1):
+        data[f"line{n}_amo_paid"] = f"{line['amo_cents'] // 100},{line['amo_cents'] % 100:02d}"
+        data[f"line{n}_amc_claimed"] = f"{line['amc_cents'] // 100},{line['amc_cents'] % 100:02d}"
+    data.update(variant)
+    return ctx.shop.post(f"/comptoir/prises-en-charge/{ctx.pec_number}/facturer/", data)
+
+
 @dataclass(frozen=True)
 class Case:
     entry: str
@@ -283,6 +305,10 @@ CASES = [
     Case("api:claim", "future care date", _api_claim, _set("care_date", "2999-01-01")),
     Case("api:claim", "foreign domain", _api_claim, _set("domain", "PHAR")),
     Case("api:claim", "money as a float", _api_claim, _set("total_amc_cents", 21.0)),
+    Case("portal:claim", "good", _portal_claim, {}),
+    Case("portal:claim", "future care date", _portal_claim, {"care_date": "31/12/2999"}),
+    Case("portal:claim", "AMO above the price", _portal_claim, {"line1_amo_paid": "99,00"}),
+    Case("portal:claim", "bad RPPS", _portal_claim, {"prescriber_rpps": "12345678901"}),
     Case("api:lot", "unknown PEC", _api_lot, _unchanged),
     Case("api:lot", "totals that do not add up", _api_lot, _set("total_price_cents", 1)),
 ]
@@ -297,14 +323,15 @@ class Context:
     claims_token: str = ""
     finess: str = ""
     sent: int = 0
+    pec_number: str = ""  # a PEC granted to the matching row, delivered today (the portal's invoice cases)
 
 
 @pytest.fixture
-def ctx(client, client_class, cast):
+def ctx(client, client_class, cast, population):
     shop = client_class(REMOTE_ADDR="192.0.2.44")
     login(shop, cast.staff, cast.secrets[cast.staff.email])
     shop.get("/comptoir/droits/")  # shows (and so drops) the login's flash message
-    return Context(
+    context = Context(
         client=client,
         shop=shop,
         token=tokens.create_token(cast.optician, "LGO", ["rights:check"], cast.owner)[1],
@@ -312,6 +339,18 @@ def ctx(client, client_class, cast):
         claims_token=tokens.create_token(cast.optician, "LGO factures", ["claims:write"], cast.owner)[1],
         finess=cast.optician.professional.finess,
     )
+    context.pec_number = _granted_pec(context, _adult(population))
+    return context
+
+
+def _granted_pec(ctx, row) -> str:
+    """Before the case's requests, so that its ledger rows are not taken for the invoice's."""
+    from rempart.authorizations.models import Pec
+
+    response = _api_pec(ctx, row, row[COL["nir"]], _unchanged)
+    assert response.status_code == 200 and response.json()["status"] == "accepted", response.content
+    Pec.objects.filter(number=response.json()["number"]).update(delivery_date=timezone.localdate())
+    return response.json()["number"]
 
 
 def _person_id(row) -> int:

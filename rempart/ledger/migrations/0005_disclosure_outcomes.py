@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0004_covering_scope_indexes'),
+        ("ledger", "0004_covering_scope_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='disclosure',
-            name='outcome',
-            field=models.CharField(choices=[('covered', 'Couvert'), ('not_covered', 'Non couvert'), ('no_match', 'Aucune correspondance'), ('listed', "Liste d'exposition"), ('rejected', 'Identifié, demande rejetée'), ('refused', 'Refusé sans consultation')], max_length=12),
+            model_name="disclosure",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("covered", "Couvert"),
+                    ("not_covered", "Non couvert"),
+                    ("no_match", "Aucune correspondance"),
+                    ("listed", "Liste d'exposition"),
+                    ("rejected", "Identifié, demande rejetée"),
+                    ("refused", "Refusé sans consultation"),
+                ],
+                max_length=12,
+            ),
         ),
     ]

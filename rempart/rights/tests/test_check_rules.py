@@ -15,13 +15,16 @@ def ask(cast, **overrides):
     data = {"amc_number": overrides.pop("amc", None), **overrides}
     card = read_card_data(today=TODAY, **data)
     # Each organisation asks in its own care domains: the optician in optics, the neighbouring pharmacy in PHAR.
-    organisation, user = (cast.other_shop, cast.outsider) if card.domain == "PHAR" else (cast.optician, cast.staff)
+    organisation, user = (
+        (cast.other_shop, cast.outsider) if card.domain == "PHAR" else (cast.optician, cast.staff)
+    )
     actor = Actor(channel="portal", organisation_id=organisation.pk, user_id=user.pk, ip="192.0.2.10")
     return check_rights(actor, card)
 
 
 def test_an_organisation_asks_only_in_its_own_care_domains(cast, family):
     """An optician's account asking for pharmacy terms is refused before any lookup, and the refusal is recorded."""
+
     def card_of(**extra):
         data = parent(family, **extra)
         return read_card_data(today=TODAY, amc_number=data.pop("amc"), **data)

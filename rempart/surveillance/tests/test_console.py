@@ -12,8 +12,8 @@ from django.utils import timezone
 from rempart.accounts import tokens
 from rempart.accounts.models import ApiToken, SecurityEvent, User
 from rempart.accounts.tests.helpers import age_second_factor
-from rempart.ledger import chain
 from rempart.gate import Actor, check_rights
+from rempart.ledger import chain
 from rempart.ledger.models import Disclosure
 from rempart.surveillance import canaries, switches, views
 from rempart.surveillance.engine import CheckRefused

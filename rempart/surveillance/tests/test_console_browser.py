@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from rempart.accounts.models import SecurityEvent, User
 from rempart.accounts.tests import browser
-from rempart.ledger import chain
 from rempart.gate import Actor, check_rights
+from rempart.ledger import chain
 from rempart.ledger.models import Disclosure
 from rempart.surveillance import canaries
 from rempart.surveillance.engine import CheckRefused

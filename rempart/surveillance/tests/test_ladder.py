@@ -5,8 +5,8 @@ from django.core import mail
 from django.utils import timezone
 
 from rempart.accounts.models import User
-from rempart.incidents.models import Incident
 from rempart.gate import Actor, check_rights
+from rempart.incidents.models import Incident
 from rempart.surveillance import canaries
 from rempart.surveillance.engine import CheckRefused
 from rempart.surveillance.models import Alert
