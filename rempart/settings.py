@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rempart.authorizations",
     "rempart.accounting",
     "rempart.claims",
+    "rempart.payments",
 ]
 
 MIDDLEWARE = [
@@ -254,6 +255,15 @@ REMPART_RIGHTS_MAX_PAST_DAYS = int(os.environ.get("REMPART_RIGHTS_MAX_PAST_DAYS"
 REMPART_IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("REMPART_IMPORT_HEARTBEAT_SECONDS", "30"))
 REMPART_IMPORT_STALE_SECONDS = int(os.environ.get("REMPART_IMPORT_STALE_SECONDS", "600"))
 REMPART_API_MAX_BODY_BYTES = int(os.environ.get("REMPART_API_MAX_BODY_BYTES", "16384"))
+
+# Payments (docs/payments.md). The debtor is the operator's own account, from which transfers leave; the
+# demo's is a synthetic French IBAN. A new professional IBAN is not paid before its hold ends.
+REMPART_PAYMENTS_DEBTOR = {
+    "name": os.environ.get("REMPART_PAYMENTS_DEBTOR_NAME", "Rempart Tiers Payant"),
+    "iban": os.environ.get("REMPART_PAYMENTS_DEBTOR_IBAN", "FR7630006000011234567890189"),
+    "bic": os.environ.get("REMPART_PAYMENTS_DEBTOR_BIC", "AGRIFRPPXXX"),
+}
+REMPART_IBAN_HOLD_DAYS = int(os.environ.get("REMPART_IBAN_HOLD_DAYS", "5"))
 REMPART_API_MAX_CLAIM_BYTES = int(os.environ.get("REMPART_API_MAX_CLAIM_BYTES", "65536"))  # one invoice
 REMPART_API_MAX_LOT_BYTES = int(os.environ.get("REMPART_API_MAX_LOT_BYTES", str(200 * 1024 * 1024)))  # a lot
 REMPART_CLAIMS_LOT_MAX_INVOICES = int(os.environ.get("REMPART_CLAIMS_LOT_MAX_INVOICES", "100000"))

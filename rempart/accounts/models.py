@@ -103,12 +103,13 @@ class Role(models.TextChoices):
     SUPPORT = "support", _("Support")
     SECURITY = "security", _("Analyste sécurité")
     ADMIN = "admin", _("Administrateur")
+    TREASURY = "treasury", _("Trésorerie")
 
 
 ROLES_BY_KIND = {
     Organisation.Kind.PROFESSIONAL: (Role.OWNER, Role.STAFF),
     Organisation.Kind.INSURER: (Role.OWNER, Role.INSURER_MEMBER),
-    Organisation.Kind.OPERATOR: (Role.SUPPORT, Role.SECURITY, Role.ADMIN),
+    Organisation.Kind.OPERATOR: (Role.SUPPORT, Role.SECURITY, Role.ADMIN, Role.TREASURY),
 }
 
 

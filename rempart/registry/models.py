@@ -216,6 +216,10 @@ class Professional(models.Model):
     iban_cipher = models.BinaryField(null=True, editable=False)
     iban_index = models.BinaryField(null=True, editable=False)
     bic = models.CharField(_("BIC"), max_length=11, blank=True)
+    # Set when the bank rejected a transfer to this IBAN (pain.002: closed account, wrong IBAN…); cleared by a
+    # new IBAN. A failed IBAN is not paid again: payments are held until the owner gives a new one.
+    iban_failed_at = models.DateTimeField(null=True, blank=True)
+    iban_failed_reason = models.CharField(max_length=4, blank=True)  # ISO 20022 status reason code
     networks = models.JSONField(_("réseaux de soins"), default=list, blank=True)
     convention = models.CharField(
         _("convention"), max_length=20, choices=Convention.choices, default=Convention.CONVENTIONNE
