@@ -117,6 +117,59 @@ def _people(seed: int, beneficiaries: int, wanted: int, day: dt.date) -> list[li
     return adults[:wanted]
 
 
+_PEC_CONTEXT: dict = {}
+
+
+def _ask_pecs(tasks: list, by_pk: dict, today: dt.date):
+    """The PECs asked through the real service (gate, ledger row, engine) by two processes at once."""
+    import multiprocessing
+
+    from django.db import connections
+
+    _PEC_CONTEXT.update(actors={pk: actor for pk, (_o, actor) in by_pk.items()}, today=today)
+    connections.close_all()  # each worker opens its own connection
+    halves = [tasks[0::2], tasks[1::2]]
+    results = []
+    with multiprocessing.get_context("fork").Pool(processes=2) as pool:
+        for part in pool.imap_unordered(_ask_pec_part, halves):
+            results += part
+    return results
+
+
+def _ask_pec_part(tasks: list) -> list:
+    from django.db import connections
+
+    from rempart.authorizations import rules as pec_rules
+    from rempart.authorizations.service import request_pec
+    from rempart.rights.cards import read_card_data
+
+    today, actors, done = _PEC_CONTEXT["today"], _PEC_CONTEXT["actors"], []
+    for domain, org_pk, person in tasks:
+        card = read_card_data(**{"birth_rank": None, **person}, domain=domain, today=today)
+        optics = domain == "OPTI"
+        prescription = pec_rules.Prescription(
+            date=today - dt.timedelta(days=20), prescriber_id="10001234567",
+            right=pec_rules.Correction(sphere=Decimal("-1.25")) if optics else None,
+            left=pec_rules.Correction(sphere=Decimal("-1.00")) if optics else None,
+        )  # fmt: skip
+        lines = OPTICS_LINES if optics else AUDIO_LINES
+        request = pec_rules.PecRequest(
+            domain, today, prescription,
+            tuple(pec_rules.QuoteLine(code, klass, side, 1, price) for code, klass, side, price in lines),
+        )  # fmt: skip
+        try:
+            outcome = request_pec(actors[org_pk], dataclasses.replace(card, care_date=today), request)
+        except Exception as exc:  # noqa: BLE001 - counted and reported, the setup goes on
+            done.append((domain, org_pk, person, None, type(exc).__name__))
+            continue
+        if outcome.pec is None or outcome.pec.status != "accepted":
+            done.append((domain, org_pk, person, None, "not granted" if outcome.pec else "no match"))
+            continue
+        done.append((domain, org_pk, person, outcome.pec.pk, ""))
+    connections.close_all()
+    return done
+
+
 def _invoice(number: str, person: dict, domain: str, lines: list[dict], care: dt.date, **extra) -> dict:
     body = {
         "invoice_number": number,
@@ -167,15 +220,12 @@ def setup(args) -> None:
 
     from rempart.accounts import tokens
     from rempart.accounts.models import Membership, Organisation, User
-    from rempart.authorizations import rules as pec_rules
     from rempart.authorizations.models import new_number as new_pec_number
-    from rempart.authorizations.service import request_pec
     from rempart.claims.lot_format import write_lot
     from rempart.gate import Actor
     from rempart.ledger.models import Disclosure
     from rempart.lib.identifiers import nir_check_key
     from rempart.registry.models import Professional
-    from rempart.rights.cards import read_card_data
 
     today = timezone.localdate()
     rng = random.Random(f"claims-bench-{args.seed}")
@@ -214,33 +264,28 @@ def setup(args) -> None:
     pecs = {"OPTI": [], "AUDI": []}
     person_iter = iter(people)
     refused = collections.Counter()
+    by_pk = {
+        organisation.pk: (organisation, actor) for domain in orgs for organisation, actor in orgs[domain]
+    }
     while sum(len(v) for v in pecs.values()) < pec_count:
-        domain = "OPTI" if rng.random() < 0.75 else "AUDI"
-        organisation, actor = rng.choice(orgs[domain])
-        person = next(person_iter)
-        card = read_card_data(**{"birth_rank": None, **person}, domain=domain, today=today)
-        optics = domain == "OPTI"
-        prescription = pec_rules.Prescription(
-            date=today - dt.timedelta(days=20), prescriber_id="10001234567",
-            right=pec_rules.Correction(sphere=Decimal("-1.25")) if optics else None,
-            left=pec_rules.Correction(sphere=Decimal("-1.00")) if optics else None,
-        )  # fmt: skip
-        lines = OPTICS_LINES if domain == "OPTI" else AUDIO_LINES
-        request = pec_rules.PecRequest(
-            domain, today, prescription,
-            tuple(pec_rules.QuoteLine(code, klass, side, 1, price) for code, klass, side, price in lines),
-        )  # fmt: skip
-        try:
-            outcome = request_pec(actor, dataclasses.replace(card, care_date=today), request)
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the setup goes on
-            refused[type(exc).__name__] += 1
-            if sum(refused.values()) > pec_count:
-                sys.exit(f"PEC requests keep failing: {dict(refused)}")
-            continue
-        if outcome.pec is None or outcome.pec.status != "accepted":
-            refused["not granted" if outcome.pec else "no match"] += 1
-            continue
-        pecs[domain].append((outcome.pec, person, organisation))
+        missing = pec_count - sum(len(v) for v in pecs.values())
+        tasks = []
+        for _ in range(int(missing * 1.1) + 2):
+            domain = "OPTI" if rng.random() < 0.75 else "AUDI"
+            organisation, _actor = rng.choice(orgs[domain])
+            tasks.append((domain, organisation.pk, next(person_iter)))
+        for domain, org_pk, person, pec_pk, failure in _ask_pecs(tasks, by_pk, today):
+            if failure:
+                refused[failure] += 1
+                if sum(refused.values()) > pec_count:
+                    sys.exit(f"PEC requests keep failing: {dict(refused)}")
+                continue
+            if len(pecs["OPTI"]) + len(pecs["AUDI"]) < pec_count:
+                pecs[domain].append((pec_pk, person, by_pk[org_pk][0]))
+    from rempart.authorizations.models import Pec
+
+    found = Pec.objects.in_bulk([pk for domain in pecs for pk, _p, _o in pecs[domain]])
+    pecs = {domain: [(found[pk], person, org) for pk, person, org in pecs[domain]] for domain in pecs}
     say(f"{pec_count:,} PECs granted in {time.monotonic() - started:.0f} s (not granted: {dict(refused)})")
     pec_pool = [*pecs["OPTI"], *pecs["AUDI"]]
     rng.shuffle(pec_pool)
@@ -371,13 +416,14 @@ def run_lots(args) -> None:
     from rempart.gate import Actor
 
     plan = json.loads((OUT / "plan.json").read_text())
+    mine = plan["lots"][args.mode][args.worker :: args.workers] if args.mode != "big" else plan["lots"]["big"]
     actors = {int(k): Actor(**v) for k, v in plan["actors"].items()}
     organisations = {
         o.pk: o for o in Organisation.objects.select_related("professional").filter(pk__in=actors)
     }
     latencies, counts, invoices = [], collections.Counter(), 0
     started = time.perf_counter()
-    for item in plan["lots"][args.mode]:
+    for item in mine:
         t0 = time.perf_counter()
         with open(item["path"], "rb") as handle:
             try:
@@ -402,6 +448,35 @@ def run_lots(args) -> None:
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     Path(args.result).write_text(json.dumps(result))
+
+
+def run_in_parallel(command: list[str], result: Path, workers: int, env: dict[str, str]) -> dict:
+    """The mode's lots shared between ``workers`` processes sending at once (as many senders do); one result."""
+    started = time.perf_counter()
+    children = []
+    for worker in range(workers):
+        part = result.with_name(f"{result.stem}-{worker}.json")
+        argv = [*command, "--worker", str(worker), "--workers", str(workers)]
+        argv[argv.index("--result") + 1] = str(part)
+        children.append((subprocess.Popen(argv, cwd=rc.ROOT, env=env), part))
+    for child, _part in children:
+        if child.wait():
+            sys.exit(f"a worker failed ({child.returncode})")
+    wall = time.perf_counter() - started
+    parts = [json.loads(part.read_text()) for _child, part in children]
+    counts = collections.Counter()
+    for part in parts:
+        counts.update(part["counts"])
+    return {
+        "mode": parts[0]["mode"],
+        "invoices": sum(p["invoices"] for p in parts),
+        "lots": sum(p["lots"] for p in parts),
+        "seconds": wall,  # the wall time of the whole group, process start-up included
+        "latencies": sorted(x for p in parts for x in p["latencies"]),
+        "counts": dict(counts),
+        "rss_mb": max(p["rss_mb"] for p in parts),
+        "workers": workers,
+    }
 
 
 def raised_thresholds() -> dict:
@@ -560,6 +635,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy record of the surveillance-on run")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--mode", default="on")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sending the on/off runs' lots at once (default 1)"
+    )
+    parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--result", default="")
     args = parser.parse_args(argv)
     if args.quick:
@@ -596,12 +675,17 @@ def main(argv: list[str] | None = None) -> None:
             *common,
         ]
         if mode == "on" and args.profile:
+            if not (rc.VENV / "bin" / "py-spy").exists():
+                rc.run([str(rc.VENV / "bin" / "pip"), "install", "-q", "py-spy"], os.environ.copy())
             raw = OUT / "profile-raw.txt"
             command = [str(rc.VENV / "bin" / "py-spy"), "record", "--format", "raw", "--rate", "50",
                        "--nonblocking", "-o", str(raw), "--", *command]  # fmt: skip
-        say(f"run: {mode} (surveillance {'on, Redis' if on else 'off'}) …")
-        rc.run(command, measured_env(env, on))
-        results[mode] = json.loads(result.read_text())
+        say(f"run: {mode} (surveillance {'on, Redis' if on else 'off'}, {args.workers} worker(s)) …")
+        if args.workers == 1 or mode == "big":
+            rc.run(command, measured_env(env, on))
+            results[mode] = json.loads(result.read_text())
+        else:
+            results[mode] = run_in_parallel(command, result, args.workers, measured_env(env, on))
     checks = {
         "rempart accounts check": status_of(["accounts", "check"], env),
         "rempart ledger verify --incremental": status_of(["ledger", "verify", "--incremental"], env),
@@ -624,9 +708,10 @@ def render(args, results: dict, checks: dict, rows: dict, setup_seconds: float) 
         "| run | invoices | lots | invoices/s | lot p50 | lot p95 | lot max | peak RSS | target ≥ 2,000/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    senders = f", {args.workers} senders at once" if args.workers > 1 else ""
     labels = {
-        "on": "surveillance on (Redis)",
-        "off": "surveillance off",
+        "on": f"surveillance on (Redis){senders}",
+        "off": f"surveillance off{senders}",
         "big": f"surveillance on, lots of {args.lot_size * 10:,}",
     }
     for mode, r in results.items():

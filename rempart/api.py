@@ -15,6 +15,7 @@ from rempart.claims.api import router as claims_router
 from rempart.claims.lots import LotRejected
 from rempart.gate import RefusedDomain
 from rempart.ledger.api import router as ledger_router
+from rempart.payments.api import router as payments_router
 from rempart.rights.api import router as rights_router
 from rempart.surveillance.engine import CheckRefused
 
@@ -33,6 +34,7 @@ api.add_router("/", rights_router)
 api.add_router("/", pec_router)
 api.add_router("/", claims_router)
 api.add_router("/", ledger_router)
+api.add_router("/", payments_router)
 
 
 @api.exception_handler(ValidationError)

@@ -82,6 +82,17 @@ def _own_ledger_anchor_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """A page asked in English leaves English active in the process: each test starts in French again."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def fresh_process_caches():
     """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
     from rempart.gate import core as gate_core

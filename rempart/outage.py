@@ -75,3 +75,14 @@ def server_error(request: HttpRequest) -> HttpResponse:
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """Django's ``handler404``: the API answers JSON for every error, an unknown path under it included."""
+    if request.path.startswith("/api/"):
+        with translation.override(translation.get_language_from_request(request)):
+            body = {"detail": _("ressource introuvable"), "code": "not_found"}
+        return JsonResponse(body, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

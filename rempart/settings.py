@@ -264,6 +264,13 @@ REMPART_PAYMENTS_DEBTOR = {
     "bic": os.environ.get("REMPART_PAYMENTS_DEBTOR_BIC", "AGRIFRPPXXX"),
 }
 REMPART_IBAN_HOLD_DAYS = int(os.environ.get("REMPART_IBAN_HOLD_DAYS", "5"))
+# Largest bank return file (pain.002, camt.054) imported, console or command (rempart/payments/bank_xml.py).
+REMPART_BANK_FILE_MAX_BYTES = int(os.environ.get("REMPART_BANK_FILE_MAX_BYTES", str(50 * 1024 * 1024)))
+# Who at the operator is emailed at once when an IBAN change is asked for or cancelled (comma-separated);
+# empty: the operator's security, admin and treasury staff (rempart/registry/bank_hold.py).
+REMPART_OPERATOR_ALERT_EMAIL = [
+    a.strip() for a in os.environ.get("REMPART_OPERATOR_ALERT_EMAIL", "").split(",") if a.strip()
+]
 REMPART_API_MAX_CLAIM_BYTES = int(os.environ.get("REMPART_API_MAX_CLAIM_BYTES", "65536"))  # one invoice
 REMPART_API_MAX_LOT_BYTES = int(os.environ.get("REMPART_API_MAX_LOT_BYTES", str(200 * 1024 * 1024)))  # a lot
 REMPART_CLAIMS_LOT_MAX_INVOICES = int(os.environ.get("REMPART_CLAIMS_LOT_MAX_INVOICES", "100000"))

@@ -34,6 +34,8 @@ stepped_up_mfa = [
 
 # A database outage is a 503 (JSON for the API, a page for people), never a 500 with a traceback.
 handler500 = "rempart.outage.server_error"
+# An unknown path under /api/ answers JSON like every other API error.
+handler404 = "rempart.outage.not_found"
 
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url="/static/rempart/favicon.svg", permanent=True)),
@@ -48,6 +50,9 @@ urlpatterns = [
     path("", include("rempart.incidents.urls")),
     path("", include("rempart.authorizations.urls")),
     path("", include("rempart.claims.urls")),
+    path("comptoir/paiements/", include("rempart.payments.portal_urls")),
+    path("operateur/paiements/retours/", include("rempart.payments.returns_urls")),  # before <reference>/
+    path("operateur/paiements/", include("rempart.payments.console_urls")),
     path("", include("rempart.surveillance.urls")),
     path("", include("rempart.accounts.urls")),
 ]

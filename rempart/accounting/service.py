@@ -423,6 +423,20 @@ def professional_payable(organisation) -> Account:
     )
 
 
+def open_accounts_for(organisation) -> None:
+    """Create, each committed at once, the accounts a batch of this organisation's claims may post to: its
+    payable and every insurer's receivable. Call it *before* a long transaction (a lot): two lots creating
+    the same new accounts inside their own transactions, in different orders, would deadlock."""
+    from rempart.registry.models import Insurer
+
+    if connection.in_atomic_block:
+        raise RuntimeError("open the accounts before the lot's transaction, not inside it")
+    professional_payable(organisation)
+    have = Account.objects.filter(purpose=Purpose.INSURER_RECEIVABLE).values_list("insurer_id", flat=True)
+    for insurer in Insurer.objects.exclude(pk__in=list(have)):
+        insurer_receivable(insurer)
+
+
 OPERATOR_ACCOUNTS = {
     Purpose.OPERATOR_BANK: "Banque de l'opérateur",
     Purpose.OPERATOR_REVENUE: "Produits de gestion de l'opérateur",

@@ -20,6 +20,9 @@ from rempart.accounts.models import Membership, Organisation, Role, User
 from rempart.registry.models import Insurer, Professional
 
 DEMO_PASSWORD = "rempart-demo-2026"
+OPTICIAN_OWNER = "opticien@demo.rempart.test"
+OPERATOR_ADMIN = "admin@demo.rempart.test"  # prepares the demo's payment runs
+TREASURER = "tresorier@demo.rempart.test"  # approves them: the four eyes' second pair
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,12 @@ class DemoPerson:
 
 
 CAST = (
-    DemoPerson("opticien@demo.rempart.test", "Claire Opticienne", "professional", Role.OWNER),
+    DemoPerson(OPTICIAN_OWNER, "Claire Opticienne", "professional", Role.OWNER),
     DemoPerson("vendeur@demo.rempart.test", "Hugo Vendeur", "professional", Role.STAFF),
     DemoPerson("donnees@demo.rempart.test", "Inès Données", "insurer", Role.OWNER),
-    DemoPerson("admin@demo.rempart.test", "Alex Admin", "operator", Role.ADMIN),
+    DemoPerson(OPERATOR_ADMIN, "Alex Admin", "operator", Role.ADMIN),
     DemoPerson("soc@demo.rempart.test", "Sam Analyste", "operator", Role.SECURITY),
+    DemoPerson(TREASURER, "Théo Trésorier", "operator", Role.TREASURY),
 )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rempart.accounts import operator_views, views
+from rempart.accounts import bank_views, operator_views, views
 
 app_name = "accounts"
 
@@ -19,8 +19,15 @@ urlpatterns = [
     path("organisation/jetons/", views.token_list, name="tokens"),
     path("organisation/jetons/creer/", views.token_create, name="token_create"),
     path("organisation/jetons/<int:pk>/revoquer/", views.token_revoke, name="token_revoke"),
-    path("organisation/banque/", views.bank_details, name="bank_details"),
-    path("organisation/banque/modifier/", views.bank_details_change, name="bank_details_change"),
+    path("organisation/banque/", bank_views.bank_details, name="bank_details"),
+    path("organisation/banque/modifier/", bank_views.bank_details_change, name="bank_details_change"),
+    path("organisation/banque/<int:pk>/annuler/", bank_views.bank_change_cancel, name="bank_change_cancel"),
+    path("operateur/banque/", bank_views.operator_bank_changes, name="operator_bank_changes"),
+    path(
+        "operateur/banque/<int:pk>/annuler/",
+        bank_views.operator_bank_change_cancel,
+        name="operator_bank_change_cancel",
+    ),
     path("operateur/evenements/", operator_views.all_events, name="operator_events"),
     path("operateur/suspensions/", operator_views.suspensions, name="operator_suspensions"),
     path("operateur/comptes/suspendre/", operator_views.suspend_by_email, name="operator_suspend_by_email"),

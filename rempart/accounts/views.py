@@ -11,22 +11,18 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import invitations, roles, tokens
 from rempart.accounts.events import label, record_event
-from rempart.accounts.forms import AcceptInvitationForm, BankDetailsForm, InviteForm, RoleForm, TokenForm
-from rempart.accounts.models import ApiToken, Invitation, Membership, Role, SecurityEvent
+from rempart.accounts.forms import AcceptInvitationForm, InviteForm, RoleForm, TokenForm
+from rempart.accounts.models import ApiToken, Invitation, Membership, SecurityEvent
 from rempart.accounts.sessions import end_sessions
 from rempart.accounts.stepup import step_up_required
-from rempart.lib.identifiers import InvalidIdentifier
-from rempart.registry.bank_details import change_bank_details
 
 BACKEND = "rempart.accounts.backends.AuthenticationBackend"
 
@@ -256,60 +252,3 @@ def token_revoke(request, pk: int):
     record_event("token.revoked", request=request, token=token.prefix, name=token.name)
     messages.success(request, _("Jeton « %(name)s » révoqué.") % {"name": token.name})
     return redirect("accounts:tokens")
-
-
-def _bank_professional(request):
-    organisation = roles.organisation_of(request.user)
-    if (
-        organisation is None
-        or organisation.professional is None
-        or request.user.membership.role != Role.OWNER
-    ):
-        raise Http404
-    return organisation, organisation.professional
-
-
-@login_required
-def bank_details(request):
-    organisation, professional = _bank_professional(request)
-    form = BankDetailsForm()
-    return render(
-        request,
-        "accounts/bank_details.html",
-        {"form": form, "professional": professional, "masked_iban": professional.masked_iban()},
-    )
-
-
-@login_required
-@require_POST
-@step_up_required
-def bank_details_change(request):
-    organisation, professional = _bank_professional(request)
-    form = BankDetailsForm(request.POST)
-    if form.is_valid():
-        try:
-            change_bank_details(professional, form.cleaned_data["iban"], form.cleaned_data["bic"])
-        except InvalidIdentifier as exc:
-            form.add_error(None, str(exc))
-        else:
-            masked = professional.masked_iban()
-            record_event("bank.changed", request=request, iban=masked)
-            owners = organisation.memberships.filter(role=Role.OWNER).select_related("user")
-            send_mail(
-                subject="Rempart — vos coordonnées bancaires ont été modifiées",
-                message=render_to_string(
-                    "accounts/email/bank_changed.txt",
-                    {"organisation": organisation, "actor": request.user, "when": timezone.localtime(),
-                     "masked_iban": masked},
-                ),
-                from_email=None,
-                recipient_list=[m.user.email for m in owners],
-            )  # fmt: skip
-            messages.success(request, _("Coordonnées bancaires modifiées. Les titulaires ont été avertis."))
-            return redirect("accounts:bank_details")
-    return render(
-        request,
-        "accounts/bank_details.html",
-        {"form": form, "professional": professional, "masked_iban": professional.masked_iban()},
-        status=400,
-    )

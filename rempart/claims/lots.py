@@ -26,12 +26,15 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
+from rempart import gate
+from rempart.accounting import service as accounting
 from rempart.accounts.models import Organisation
 from rempart.claims import lot_format, rules
+from rempart.claims.batch import LotAdjudicator, Pending, Result, replayed
 from rempart.claims.intake import InvoiceError, from_dict
 from rempart.claims.models import Claim, ClaimLot, LotInvoiceError
 from rempart.claims.reasons import label as reason_label
-from rempart.claims.service import ClaimConflict, submit_claim
+from rempart.claims.service import ClaimConflict, fingerprint, submit_claim, with_care_date
 from rempart.gate import Actor, RefusedDomain
 from rempart.lib import csv_safe
 from rempart.surveillance.engine import CheckRefused
@@ -80,6 +83,8 @@ def receive_lot(actor: Actor, organisation: Organisation, stream: BinaryIO, *, p
                 )
             return previous, True
         spooled.seek(0)
+        if not transaction.get_connection().in_atomic_block:
+            accounting.open_accounts_for(organisation)  # committed now: lots running at once do not deadlock
         return _adjudicate_all(actor, organisation, spooled, header, sha256, progress=progress), False
 
 
@@ -118,9 +123,11 @@ def _refuse(organisation, lot_number: str, sha256: str, code: str, message: str,
     return LotRejected(code, message, line)
 
 
+FLUSH_INVOICES = 2000  # invoices read before they are adjudicated (memory stays bounded whatever the lot)
+
+
 def _adjudicate_all(actor, organisation, stream, header, sha256: str, *, progress=None) -> ClaimLot:
     today = timezone.localdate()
-    counts: Counter[str] = Counter()
     with transaction.atomic():
         lot = ClaimLot.objects.create(
             organisation=organisation,
@@ -130,70 +137,122 @@ def _adjudicate_all(actor, organisation, stream, header, sha256: str, *, progres
             invoice_count=header.count,
             total_claimed_cents=header.total_amc_cents,
         )
-        errors: list[LotInvoiceError] = []
+        report = _Report(lot)
+        adjudicator = LotAdjudicator(actor, lot, today)
+
+        def one_by_one(pending: Pending) -> Result:
+            return _one(actor, lot, pending.line, pending, today)
+
+        waiting: list[Pending] = []
         for line, item in _reader(stream, organisation).invoices():
-            kind, problems, number, reference = _one(actor, lot, line, item, today)
-            counts[kind] += 1
-            if problems is not None:
-                errors.append(
-                    LotInvoiceError(
-                        lot=lot,
-                        line=line,
-                        invoice_number=number[:40],
-                        kind=problems[0],
-                        errors=problems[1],
-                        ledger_reference=reference,
-                    )
-                )
-            if len(errors) >= 1000:
-                LotInvoiceError.objects.bulk_create(errors)
-                errors.clear()
+            ready = _checked(actor, line, item, today)
+            if isinstance(ready, Pending):
+                waiting.append(ready)
+            else:
+                report.add(ready)
+            if len(waiting) >= FLUSH_INVOICES:
+                report.add_all(adjudicator.run(waiting, one_by_one))
+                waiting = []
             if progress is not None:
                 progress.update(1)
-        LotInvoiceError.objects.bulk_create(errors)
-        lot.counts = dict(counts)
-        lot.save(update_fields=["counts"])
+        report.add_all(adjudicator.run(waiting, one_by_one))
+        report.close()
     return lot
 
 
-def _one(actor, lot, line: int, item, today):
-    """One invoice of the lot: (result kind, (error kind, errors) or None, invoice number, ledger reference)."""
+class _Report:
+    """The lot's counts and its invoices' errors, written in batches as results come."""
+
+    def __init__(self, lot: ClaimLot) -> None:
+        self.lot = lot
+        self.counts: Counter[str] = Counter()
+        self.errors: list[LotInvoiceError] = []
+
+    def add(self, result: Result) -> None:
+        self.counts[result.kind] += 1
+        if result.problems is not None:
+            self.errors.append(
+                LotInvoiceError(
+                    lot=self.lot,
+                    line=result.line,
+                    invoice_number=result.number[:40],
+                    kind=result.problems[0],
+                    errors=result.problems[1],
+                    ledger_reference=result.reference,
+                )
+            )
+        if len(self.errors) >= 1000:
+            LotInvoiceError.objects.bulk_create(self.errors)
+            self.errors.clear()
+
+    def add_all(self, results) -> None:
+        for result in results:
+            self.add(result)
+
+    def close(self) -> None:
+        LotInvoiceError.objects.bulk_create(self.errors)
+        self.lot.counts = dict(self.counts)
+        self.lot.save(update_fields=["counts"])
+
+
+def _invalid(line: int, number: str, errors: list[dict], reference: str = "") -> Result:
+    return Result(line, number, "invalid", (LotInvoiceError.Kind.INVALID, errors), reference)
+
+
+def _checked(actor, line: int, item, today) -> Pending | Result:
+    """Everything an invoice shows by itself, checked before any card is read (as ``submit_claim`` does)."""
     if isinstance(item, lot_format.LotLineError):
-        return "invalid", (LotInvoiceError.Kind.INVALID, item.as_dicts()), item.invoice_number or "", ""
+        return _invalid(line, item.invoice_number or "", item.as_dicts())
     number = str(item.get("invoice_number", ""))[:40] if isinstance(item, dict) else ""
     try:
         card, invoice = from_dict(item, today=today)
-        outcome = submit_claim(
-            actor, card, invoice, channel=Claim.Channel.LOT, lot=lot, lot_line=line, today=today
-        )
+        gate.refuse_foreign_domain(actor, gate.PURPOSE_CLAIM, invoice.domain)
+        rules.check_invoice(invoice, today=today, rules=rules.default_rules())
     except InvoiceError as exc:
-        return "invalid", (LotInvoiceError.Kind.INVALID, exc.errors), number, ""
+        return _invalid(line, number, exc.errors)
     except rules.ClaimInputError as exc:
-        return "invalid", (LotInvoiceError.Kind.INVALID, [e.as_dict() for e in exc.errors]), number, ""
+        return _invalid(line, number, [e.as_dict() for e in exc.errors])
+    except RefusedDomain as exc:
+        return _invalid(line, number, [_domain_message(exc)], exc.reference)
+    return Pending(line, with_care_date(card, invoice.care_date), invoice, fingerprint(card, invoice))
+
+
+def _domain_message(exc: RefusedDomain) -> dict:
+    return {
+        "line": None,
+        "field": "domain",
+        "message": f"domaine {exc.domain} non enregistré pour votre organisation",
+    }
+
+
+def _one(actor, lot, line: int, pending: Pending, today) -> Result:
+    """One invoice through ``submit_claim`` (the single path: a chunk that met a concurrent writer)."""
+    number = pending.invoice.invoice_number
+    try:
+        outcome = submit_claim(
+            actor,
+            pending.card,
+            pending.invoice,
+            channel=Claim.Channel.LOT,
+            lot=lot,
+            lot_line=line,
+            today=today,
+        )
+    except rules.ClaimInputError as exc:
+        return _invalid(line, number, [e.as_dict() for e in exc.errors])
     except ClaimConflict as exc:
         message = {"line": None, "field": "invoice_number", "message": str(exc)}
-        return "duplicate", (LotInvoiceError.Kind.DUPLICATE, [message]), number, ""
+        return Result(line, number, "duplicate", (LotInvoiceError.Kind.DUPLICATE, [message]))
     except RefusedDomain as exc:
-        message = {
-            "line": None,
-            "field": "domain",
-            "message": f"domaine {exc.domain} non enregistré pour votre organisation",
-        }
-        return "invalid", (LotInvoiceError.Kind.INVALID, [message]), number, exc.reference
+        return _invalid(line, number, [_domain_message(exc)], exc.reference)
     except CheckRefused as exc:
         message = {"line": None, "field": "", "message": exc.message, "code": exc.code}
-        return "refused", (LotInvoiceError.Kind.INVALID, [message]), number, ""
+        return Result(line, number, "refused", (LotInvoiceError.Kind.INVALID, [message]))
     if outcome.claim is None:
-        return "no_match", (LotInvoiceError.Kind.NO_MATCH, []), number, outcome.reference
+        return Result(line, number, "no_match", (LotInvoiceError.Kind.NO_MATCH, []), outcome.reference)
     if outcome.replayed:  # judged before (another lot, or the API): its result is listed here too
-        message = {
-            "line": None,
-            "field": "invoice_number",
-            "code": "already_received",
-            "message": "facture déjà reçue, identique : son jugement est inchangé",
-        }
-        return "replayed", (LotInvoiceError.Kind.REPLAYED, [message]), number, outcome.reference
-    return outcome.claim.status, None, number, outcome.reference
+        return replayed(line, number, outcome.reference)
+    return Result(line, number, outcome.claim.status, None, outcome.reference, outcome.claim)
 
 
 RESULT_COLUMNS = [

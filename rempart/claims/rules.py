@@ -505,9 +505,14 @@ def adjudicate(
     catalogue: Catalogue,
     rules: ClaimRules,
     today: dt.date,
+    checked: bool = False,
 ) -> ClaimDecision:
-    """Adjudicate one invoice. Raises :class:`ClaimInputError` for bad input (see :func:`check_invoice`)."""
-    check_invoice(invoice, today=today, rules=rules)
+    """Adjudicate one invoice. Raises :class:`ClaimInputError` for bad input (see :func:`check_invoice`).
+
+    ``checked``: the caller already ran :func:`check_invoice` on it with the same rules and day (a lot's
+    invoices are checked before any card is read)."""
+    if not checked:
+        check_invoice(invoice, today=today, rules=rules)
     domain = rules.domains[invoice.domain]
     works = [_Line(line) for line in invoice.lines]
     review: set[Reason] = set()

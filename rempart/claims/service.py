@@ -14,6 +14,7 @@ an invoice from being an oracle:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -166,7 +167,27 @@ def _prior_lines(organisation_id: int, beneficiary_id: int, invoice: rules.Invoi
 
 
 def _store(actor, invoice, facts, decision, pec, *, channel, lot, lot_line, fingerprint_value) -> Claim:
-    claim = Claim.objects.create(
+    claim = new_claim(
+        actor,
+        invoice,
+        facts,
+        decision,
+        pec,
+        channel=channel,
+        lot=lot,
+        lot_line=lot_line,
+        fingerprint_value=fingerprint_value,
+    )
+    claim.save(force_insert=True)
+    ClaimLine.objects.bulk_create(new_lines(claim, invoice, decision))
+    return claim
+
+
+def new_claim(
+    actor, invoice, facts, decision, pec, *, channel, lot, lot_line, fingerprint_value, ledger_reference=""
+) -> Claim:
+    """The claim as stored (not saved yet): the invoice, who sent it, how it was judged. No identity."""
+    return Claim(
         organisation_id=actor.organisation_id,
         invoice_number=invoice.invoice_number,
         user_id=actor.user_id,
@@ -192,37 +213,38 @@ def _store(actor, invoice, facts, decision, pec, *, channel, lot, lot_line, fing
         rule_version=decision.rule_version,
         data_version=decision.data_version,
         request_fingerprint=fingerprint_value,
-        ledger_reference="",
+        ledger_reference=ledger_reference,
     )
+
+
+def new_lines(claim: Claim, invoice: rules.Invoice, decision: rules.ClaimDecision) -> list[ClaimLine]:
+    """The claim's lines with their decisions (not saved yet); pending review keeps the unrejected ones pending."""
     pending = decision.status == Claim.Status.PENDING_REVIEW
     by_number = {line.number: line for line in decision.lines}
-    ClaimLine.objects.bulk_create(
-        [
-            ClaimLine(
-                claim=claim,
-                number=line.number,
-                organisation_id_copy=actor.organisation_id,
-                beneficiary_id=facts.beneficiary_id,
-                care_date=invoice.care_date,
-                code_system=line.code_system,
-                code=line.code,
-                lpp_class=line.lpp_class or "",
-                side=line.side or "",
-                quantity=line.quantity,
-                unit_price_cents=line.unit_price_cents,
-                base_cents=line.base_cents,
-                amo_paid_cents=line.amo_paid_cents,
-                amc_claimed_cents=line.amc_claimed_cents,
-                status=ClaimLine.Status.PENDING
-                if pending and by_number[line.number].status != "rejected"
-                else by_number[line.number].status,
-                accepted_cents=by_number[line.number].accepted_cents,
-                reasons=list(by_number[line.number].reasons),
-            )
-            for line in invoice.lines
-        ]
-    )
-    return claim
+    return [
+        ClaimLine(
+            claim=claim,
+            number=line.number,
+            organisation_id_copy=claim.organisation_id,
+            beneficiary_id=claim.beneficiary_id,
+            care_date=invoice.care_date,
+            code_system=line.code_system,
+            code=line.code,
+            lpp_class=line.lpp_class or "",
+            side=line.side or "",
+            quantity=line.quantity,
+            unit_price_cents=line.unit_price_cents,
+            base_cents=line.base_cents,
+            amo_paid_cents=line.amo_paid_cents,
+            amc_claimed_cents=line.amc_claimed_cents,
+            status=ClaimLine.Status.PENDING
+            if pending and by_number[line.number].status != "rejected"
+            else by_number[line.number].status,
+            accepted_cents=by_number[line.number].accepted_cents,
+            reasons=list(by_number[line.number].reasons),
+        )
+        for line in invoice.lines
+    ]
 
 
 def submit_claim(
@@ -277,7 +299,7 @@ def submit_claim(
         postings.post_adjudication(claim)
         return _Decided(claim)
 
-    card = _with_care_date(card, invoice.care_date)
+    card = with_care_date(card, invoice.care_date)
     try:
         decided, row = gate.decide_claim(actor, card, decide)
     except IntegrityError:  # the same invoice number, received concurrently: answer with that one
@@ -310,9 +332,8 @@ def _compact_rpps(value: str | None) -> str:
         return value[:11]
 
 
-def _with_care_date(card: CardData, care_date: dt.date) -> CardData:
-    import dataclasses
-
+def with_care_date(card: CardData, care_date: dt.date) -> CardData:
+    """The card as the gate reads it for an invoice: rights at the care date."""
     return dataclasses.replace(card, care_date=care_date)
 
 

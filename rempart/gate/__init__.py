@@ -6,10 +6,11 @@ purpose over one shared identify-and-record core (:mod:`rempart.gate.core`):
 
 - :mod:`rempart.gate.rights_check` — confirm tiers payant for a card, a domain and a date;
 - :mod:`rempart.gate.pec` — identify for a prise-en-charge decision;
-- :mod:`rempart.gate.claim` — identify for an invoice's adjudication.
+- :mod:`rempart.gate.claim` — identify for an invoice's adjudication (one by one, or a lot's chunk at once
+  through :mod:`rempart.gate.batch`).
 """
 
-from rempart.gate.claim import PURPOSE_CLAIM, ClaimFacts, decide_claim
+from rempart.gate.claim import PURPOSE_CLAIM, ClaimFacts, decide_claim, decide_claims_chunk
 from rempart.gate.core import Found, RefusedDomain, refuse_foreign_domain
 from rempart.gate.pec import PURPOSE_PEC, PecFacts, decide_pec
 from rempart.gate.rights_check import PURPOSE_RIGHTS_CHECK, RightsAnswer, check_rights
@@ -19,6 +20,7 @@ __all__ = [
     "PURPOSE_CLAIM",
     "ClaimFacts",
     "decide_claim",
+    "decide_claims_chunk",
     "PURPOSE_PEC",
     "PURPOSE_RIGHTS_CHECK",
     "Actor",

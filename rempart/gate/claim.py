@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rempart.gate.batch import decide_chunk
 from rempart.gate.core import Found, Verdict, identify_and_record
 from rempart.gate.pec import PecFacts, pec_facts
 from rempart.ledger.actor import Actor
@@ -29,7 +30,7 @@ def decide_claim(actor: Actor, card: CardData, decide: Callable[[ClaimFacts], ob
     beneficiary may be decided here. If ``decide`` raises, its writes are undone and the ledger row is still
     written (outcome ``rejected``) before the exception goes on.
     """
-    fields = ["identity_confirmed", f"coverage:{card.domain}", f"claim_amounts:{card.domain}"]
+    fields = claim_fields(card.domain)
 
     def judge(found: Found) -> Verdict:
         result = decide(pec_facts(found, card))
@@ -38,3 +39,27 @@ def decide_claim(actor: Actor, card: CardData, decide: Callable[[ClaimFacts], ob
 
     recorded = identify_and_record(actor, card, PURPOSE_CLAIM, judge)
     return (recorded.verdict.result if recorded.verdict else None), recorded.row
+
+
+def claim_fields(domain: str) -> list[str]:
+    """What an adjudicated invoice discloses (the same for one invoice and for a lot's)."""
+    return ["identity_confirmed", f"coverage:{domain}", f"claim_amounts:{domain}"]
+
+
+def decide_claims_chunk(actor: Actor, cards, *, prepare, decide, write):
+    """A chunk of a lot's invoices through the gate at once (rempart.gate.batch): identified, decided by the
+    pure ``decide(position, facts) -> (outcome, result)``, recorded, then written by ``write(decided)``."""
+
+    def judge(position: int, facts: ClaimFacts) -> Verdict:
+        outcome, result = decide(position, facts)
+        return Verdict(outcome, claim_fields(cards[position].domain), result)
+
+    return decide_chunk(
+        actor,
+        cards,
+        PURPOSE_CLAIM,
+        prepare=prepare,
+        decide=judge,
+        write=write,
+        rejected_fields=lambda card: ["identity_confirmed", f"coverage:{card.domain}"],
+    )

@@ -95,8 +95,16 @@ def find(card: CardData) -> Found:
     rows = _LOOKUP.rows(
         [card.adherent_number, card.domain, card.care_date, card.amc_number, Insurer.Status.ACTIVE]
     )
+    return found_from(rows, card)[0]
+
+
+def found_from(rows, card: CardData) -> tuple[Found, tuple | None]:
+    """Judge the looked-up rows (``_LOOKUP``'s columns first) against the presented card: (Found, matched row).
+
+    Shared by :func:`find` and the chunked lookup of rempart.gate.batch, so that both match alike.
+    """
     if not rows:
-        return Found()
+        return Found(), None
     presented = field_cipher().blind_index("nir", card.nir)
     born = (card.birth_date.year, card.birth_date.month, card.birth_date.day)
     matches = []
@@ -112,16 +120,17 @@ def find(card: CardData) -> Found:
             matches.append(row)
     # Two people answering to the same card data would be a registry error: confirm neither.
     if len(matches) != 1:
-        return Found(insurer_id=rows[0][0])
+        return Found(insurer_id=rows[0][0]), None
     (insurer_id, _c, status, start, end, person_id, *_birth, coverage_start, coverage_end) = matches[0][:14]
-    tp_code, rate, amount, pec = matches[0][14:]
-    return Found(
+    tp_code, rate, amount, pec = matches[0][14:18]
+    found = Found(
         insurer_id=insurer_id,
         beneficiary_id=person_id,
         contract=ContractFacts(status, start, end),
         coverage=CoverageFacts(coverage_start, coverage_end),
         guarantee=None if tp_code is None else GuaranteeFacts(tp_code, rate, amount, pec),
     )
+    return found, matches[0]
 
 
 def presented_hash(card: CardData) -> bytes:

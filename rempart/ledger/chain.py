@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.ledger.models import CHAIN_COUNT, ChainCheckpoint, ChainHead, Disclosure
-from rempart.lib import hot_sql
+from rempart.lib import fast_insert, hot_sql
 
 GENESIS = bytes(32)
 HASHED_FIELDS_V1 = (
@@ -84,22 +84,37 @@ def new_reference() -> str:
 
 INSERTED_FIELDS = ("prev_hash", "row_hash", *HASHED_FIELDS)
 _HEAD_COLUMNS = [
+    hot_sql.field(ChainHead, "chain"),
     hot_sql.field(ChainHead, "seq"),
     hot_sql.field(ChainHead, "last_hash"),
     hot_sql.field(Disclosure, "id"),
 ]
-# Locks the chain's head until the transaction ends (appends to one chain are serialised, others run on) and takes
-# the new row's id in the same statement, so that the id can be hashed.
-_TAKE_SEQ = {
+# Locks a chain's head until the transaction ends (appends to one chain are serialised, others run on), advances it
+# by the rows to append and takes the first new row's id in the same statement, so that the id can be hashed.
+#
+# PostgreSQL: the head is one that no *other* transaction holds (SKIP LOCKED), preferring the chain this connection
+# used last — which a transaction that already appended holds itself, so all its rows go to that one chain. A
+# transaction therefore holds at most one head and never waits for one while holding another: two long
+# transactions (two lots sent at once) cannot deadlock on the heads, and a short one (a rights check) takes a
+# free chain instead of waiting for a lot's commit.
+_TAKE_FREE = hot_sql.Statement(
+    "UPDATE ledger_chainhead h SET seq = h.seq + %s FROM ("
+    "SELECT chain FROM ledger_chainhead ORDER BY (chain = %s) DESC, random() LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ") free WHERE h.chain = free.chain "
+    "RETURNING h.chain, h.seq, h.last_hash, nextval('ledger_disclosure_id_seq')",
+    _HEAD_COLUMNS,
+)
+_TAKE_CHAIN = {
+    # Every head is taken by another transaction (or none exists yet): wait for a given one, creating it if need be.
     "postgresql": hot_sql.Statement(
-        "UPDATE ledger_chainhead SET seq = seq + 1 WHERE chain = %s "
-        "RETURNING seq, last_hash, nextval('ledger_disclosure_id_seq')",
+        "UPDATE ledger_chainhead SET seq = seq + %s WHERE chain = %s "
+        "RETURNING chain, seq, last_hash, nextval('ledger_disclosure_id_seq')",
         _HEAD_COLUMNS,
     ),
     # SQLite (development) writes under one database lock (IMMEDIATE transactions): the next id cannot be taken
     # by anyone else before this transaction ends. AUTOINCREMENT's counter, so that ids are never reused.
     "sqlite": hot_sql.Statement(
-        "UPDATE ledger_chainhead SET seq = seq + 1 WHERE chain = %s RETURNING seq, last_hash, "
+        "UPDATE ledger_chainhead SET seq = seq + %s WHERE chain = %s RETURNING chain, seq, last_hash, "
         "max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ledger_disclosure'), 0), "
         "coalesce((SELECT max(id) FROM ledger_disclosure), 0)) + 1",
         _HEAD_COLUMNS,
@@ -112,15 +127,23 @@ _SET_HEAD = "UPDATE ledger_chainhead SET last_hash = %s WHERE chain = %s"
 _INSERT_AND_SET_HEAD = f"WITH new_row AS ({_INSERT}) {_SET_HEAD}"
 
 
-def _take_seq(chain_no: int) -> tuple[int, bytes, int]:
-    """The chain's next sequence number, its last hash and the new row's id, the head locked (created if missing)."""
-    statement = _TAKE_SEQ[connection.vendor]
-    head = statement.first([chain_no])
+def _take(count: int) -> tuple[int, int, bytes, int]:
+    """A locked chain head advanced by ``count``: (chain, its new last seq, its last hash, the first new row's id)."""
+    head = None
+    preferred = getattr(connection, "_rempart_chain", None)
+    if preferred is None:
+        preferred = secrets.randbelow(CHAIN_COUNT)
+    if connection.vendor == "postgresql":
+        head = _TAKE_FREE.first([count, preferred])
     if head is None:
-        with transaction.atomic():  # a savepoint: a concurrent creator wins, we then lock its row
-            ChainHead.objects.get_or_create(chain=chain_no, defaults={"seq": 0, "last_hash": GENESIS})
-        head = statement.first([chain_no])
-    return head[0], bytes(head[1]), head[2]
+        statement = _TAKE_CHAIN[connection.vendor]
+        head = statement.first([count, preferred])
+        if head is None:
+            with transaction.atomic():  # a savepoint: a concurrent creator wins, we then lock its row
+                ChainHead.objects.get_or_create(chain=preferred, defaults={"seq": 0, "last_hash": GENESIS})
+            head = statement.first([count, preferred])
+    connection._rempart_chain = head[0]
+    return head[0], head[1], bytes(head[2]), head[3]
 
 
 def append(**values) -> Disclosure:
@@ -130,8 +153,7 @@ def append(**values) -> Disclosure:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("ledger rows are written inside the answer's transaction")
-    chain_no = secrets.randbelow(CHAIN_COUNT)
-    seq, prev_hash, row_id = _take_seq(chain_no)
+    chain_no, seq, prev_hash, row_id = _take(1)
     row = Disclosure(
         id=row_id,
         hash_version=CURRENT_HASH_VERSION,
@@ -151,6 +173,47 @@ def append(**values) -> Disclosure:
         hot_sql.run(_SET_HEAD, [row.row_hash, chain_no])
     row._state.adding = False
     return row
+
+
+_PG_IDS = "SELECT nextval('ledger_disclosure_id_seq') FROM generate_series(1, %s)"
+
+
+def append_many(rows_values: list[dict]) -> list[Disclosure]:
+    """Append several rows to one chain, in order, in the caller's transaction (the lot path of the gate).
+
+    The same rows as :func:`append` one by one would write, chained to each other: the head is taken and
+    advanced once, the rows are inserted in one batch, the head's last hash set once.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger rows are written inside the answer's transaction")
+    if not rows_values:
+        return []
+    count = len(rows_values)
+    chain_no, last_seq, prev_hash, first_id = _take(count)
+    ids = [first_id]
+    if connection.vendor == "postgresql" and count > 1:
+        ids += sorted(row[0] for row in hot_sql.run(_PG_IDS, [count - 1], fetch=True))
+    else:
+        ids = list(range(first_id, first_id + count))
+    rows = []
+    now = timezone.now()
+    for offset, values in enumerate(rows_values):
+        values = dict(values)
+        row = Disclosure(
+            id=ids[offset],
+            hash_version=CURRENT_HASH_VERSION,
+            created_at=values.pop("created_at", None) or now,
+            chain=chain_no,
+            seq=last_seq - count + 1 + offset,
+            prev_hash=prev_hash,
+            reference=values.pop("reference", None) or new_reference(),
+            **values,
+        )
+        row.row_hash = prev_hash = row_hash(row, prev_hash)
+        rows.append(row)
+    fast_insert.insert(rows)  # COPY on PostgreSQL
+    hot_sql.run(_SET_HEAD, [prev_hash, chain_no])
+    return rows
 
 
 _VERIFY_COLUMNS = tuple(dict.fromkeys((*HASHED_FIELDS, "prev_hash", "row_hash")))

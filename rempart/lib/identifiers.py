@@ -185,3 +185,9 @@ class LunarDate:
     @property
     def is_lunar(self) -> bool:
         return self.month is None or self.day is None
+
+
+def mask_iban(iban: str) -> str:
+    """What anyone ever sees of an IBAN: country, check key and last 4 (``FR76 •••• 1234``)."""
+    compact = iban.replace(" ", "").upper()
+    return f"{compact[:4]} •••• {compact[-4:]}" if len(compact) >= 8 else "••••"

@@ -132,12 +132,18 @@ class PaymentItem(models.Model):
 
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="items")
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    # No database foreign keys on these two (Django still applies PROTECT): a run inserts a million lines, and
+    # checking each against its transaction and claim was two thirds of the time (docs/payments.md,
+    # "Performance"). Transactions are append-only (the ledger refuses DELETE) and claims are never deleted;
+    # the unique index on ``transaction`` stays: it is what makes a transaction paid at most once.
     transaction = models.OneToOneField(
-        "accounting.Transaction", on_delete=models.PROTECT, null=True, blank=True, related_name="settled_by"
-    )
+        "accounting.Transaction", on_delete=models.PROTECT, null=True, blank=True, related_name="settled_by",
+        db_constraint=False,
+    )  # fmt: skip
     claim = models.ForeignKey(
-        "claims.Claim", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+        "claims.Claim", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        db_constraint=False, db_index=False,  # indexed by Meta's payments_item_claim
+    )  # fmt: skip
     amount_cents = (
         models.BigIntegerField()
     )  # what this line adds to the transfer (negative for a credit note)

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from rempart.registry.models import Guarantee, ImportRun, Insurer, Product, Professional
+from rempart.registry.models import BankDetailsChange, Guarantee, ImportRun, Insurer, Product, Professional
 
 
 @admin.register(Insurer)
@@ -30,6 +30,36 @@ class ProfessionalAdmin(admin.ModelAdmin):
     search_fields = ("name", "finess", "siret")
     exclude = ("iban_cipher", "iban_index")
     readonly_fields = ("masked_iban",)
+
+
+@admin.register(BankDetailsChange)
+class BankDetailsChangeAdmin(admin.ModelAdmin):
+    """Read-only, masks only: a change is asked for by an owner and cancelled from the console, never here."""
+
+    list_display = (
+        "professional",
+        "iban_masked",
+        "previous_iban_masked",
+        "status",
+        "requested_at",
+        "hold_until",
+    )
+    list_filter = ("status",)
+    exclude = ("iban_cipher", "iban_index", "previous_iban_cipher")
+    readonly_fields = [
+        f.name
+        for f in BankDetailsChange._meta.fields
+        if f.name not in {"iban_cipher", "iban_index", "previous_iban_cipher"}
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ImportRun)

@@ -3,60 +3,67 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
 
 from rempart.lib.crypto import field_cipher
-from rempart.lib.identifiers import validate_bic, validate_iban
-from rempart.registry.models import Professional
+from rempart.lib.identifiers import mask_iban
+from rempart.registry import bank_hold
+from rempart.registry.bank_hold import PayTo
+from rempart.registry.models import BankDetailsChange, Professional
+
+__all__ = ["PayTo", "account_to_pay", "change_bank_details", "mark_iban_failed", "mask_iban"]
+
+if TYPE_CHECKING:
+    from rempart.accounts.models import User
 
 
-def change_bank_details(professional: Professional, iban: str, bic: str) -> None:
-    """Validate (schwifty) and store the new IBAN encrypted; raises InvalidIdentifier with a safe reason."""
-    iban = validate_iban(iban)
-    bic = validate_bic(bic, iban)
-    professional.set_iban(iban)
-    professional.bic = bic
-    professional.iban_failed_at = None
-    professional.iban_failed_reason = ""
-    professional.save(
-        update_fields=["iban_cipher", "iban_index", "bic", "iban_failed_at", "iban_failed_reason"]
-    )
+def change_bank_details(
+    professional: Professional,
+    iban: str,
+    bic: str,
+    *,
+    by: User | None = None,
+    request=None,
+    now: dt.datetime | None = None,
+) -> BankDetailsChange:
+    """Ask for a new IBAN: validated (schwifty), stored encrypted, **on hold** (rempart.registry.bank_hold).
 
-
-def mask_iban(iban: str) -> str:
-    """What anyone ever sees of an IBAN: country, check key and last 4 (``FR76 •••• 1234``)."""
-    compact = iban.replace(" ", "").upper()
-    return f"{compact[:4]} •••• {compact[-4:]}" if len(compact) >= 8 else "••••"
-
-
-@dataclass(frozen=True)
-class PayTo:
-    """Where a payment made now goes: the IBAN in clear (for the bank file only), or why it is held."""
-
-    iban: str | None
-    bic: str
-    masked: str
-    held_reason: str = ""  # "no_iban" | "iban_on_hold" | "iban_failed" when iban is None
+    Nothing is paid to it before ``REMPART_IBAN_HOLD_DAYS``; every owner and the operator are told and may
+    cancel it. Raises InvalidIdentifier or BankChangeRefused with a safe reason (never the IBAN).
+    """
+    return bank_hold.request_change(professional, iban, bic, by=by, request=request, now=now)
 
 
 def account_to_pay(professional: Professional, at: dt.datetime | None = None) -> PayTo:
-    """The account a payment made at ``at`` must go to (the issue-14 IBAN hold decides it).
+    """The account a payment made at ``at`` (default: now) must go to; the interface for payment runs.
 
-    Interface for payment runs; the hold rules (a new IBAN is not paid during its hold; the previous one
-    is) live here so that no other module reads an IBAN in clear.
+    During a change's hold the previous IBAN is paid (``held_reason="iban_on_hold"`` when there is none);
+    once the hold ended, the new one, whether or not the release was written down yet. Decided in
+    rempart.registry.bank_hold so that no other module reads an IBAN in clear. For a run over many
+    professionals, ``prefetch_related("bank_changes")`` spares one query each.
     """
-    if not professional.iban_cipher:
-        return PayTo(None, "", "", "no_iban")
-    iban = field_cipher().decrypt("iban", professional.iban_cipher)
-    if professional.iban_failed_at:
-        return PayTo(None, professional.bic, mask_iban(iban), "iban_failed")
-    return PayTo(iban, professional.bic, mask_iban(iban))
+    return bank_hold.account_at(professional, at or timezone.now())
 
 
-def mark_iban_failed(professional: Professional, *, reason_code: str, at: dt.datetime) -> None:
+def mark_iban_failed(
+    professional: Professional, *, reason_code: str, at: dt.datetime, iban: str | None = None
+) -> bool:
     """The bank rejected a transfer to the current IBAN: pay it no more until the owner gives a new one.
 
-    Telling the owners is the caller's job (it knows which transfer and why)."""
+    A change whose hold has ended is written down first, so the failure lands on the IBAN paid now. With
+    ``iban`` (the one the rejected transfer went to), nothing is marked when it is no longer the
+    organisation's: the IBAN that replaced it did not fail. Returns whether it was marked. Telling the
+    owners is the caller's job (it knows which transfer and why)."""
+    bank_hold.release_due(professional=professional)
+    professional.refresh_from_db(fields=["iban_cipher", "iban_index", "bic"])
+    if iban is not None:
+        compact = iban.replace(" ", "").upper()
+        index = field_cipher().blind_index("iban", compact)
+        if not professional.iban_index or bytes(professional.iban_index) != index:
+            return False
     professional.iban_failed_at = at
     professional.iban_failed_reason = reason_code[:4]
     professional.save(update_fields=["iban_failed_at", "iban_failed_reason"])
+    return True

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from rempart.lib.crypto import field_cipher
 from rempart.lib.progress import progress_bar
-from rempart.registry.models import Beneficiary, Professional
+from rempart.registry.models import BankDetailsChange, Beneficiary, Professional
 
 BATCH = 2000
 
@@ -25,6 +25,7 @@ class RotationReport:
     beneficiaries: int = 0
     professionals: int = 0
     authenticators: int = 0
+    bank_changes: int = 0  # IBANs on hold and the previous IBANs kept with them
 
 
 def _stale(blob) -> bool:
@@ -83,4 +84,7 @@ def rotate_data_keys(show_progress=None) -> RotationReport:
         beneficiaries=_rotate_model(Beneficiary, ("nir_cipher", "od_nir_cipher"), "nir", show_progress),
         professionals=_rotate_model(Professional, ("iban_cipher",), "iban", show_progress),
         authenticators=_rotate_authenticators(),
+        bank_changes=_rotate_model(
+            BankDetailsChange, ("iban_cipher", "previous_iban_cipher"), "iban", show_progress
+        ),
     )

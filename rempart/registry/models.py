@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from rempart.lib.crypto import field_cipher
+from rempart.lib.identifiers import mask_iban
 
 
 class CareDomain(models.TextChoices):
@@ -238,10 +240,60 @@ class Professional(models.Model):
         self.iban_index = cipher.blind_index("iban", iban)
 
     def masked_iban(self) -> str:
-        """The last 4 characters only, as shown to the organisation itself."""
+        """The IBAN as anyone ever sees it: country, check key and last 4 (``FR76 •••• 1234``)."""
         if not self.iban_cipher:
             return ""
-        return "•••• " + field_cipher().decrypt("iban", self.iban_cipher)[-4:]
+        return mask_iban(field_cipher().decrypt("iban", self.iban_cipher))
+
+
+class BankDetailsChange(models.Model):
+    """A new IBAN asked for by an owner, paid only after its hold (rempart.registry.bank_hold).
+
+    Until ``hold_until`` the organisation is paid on the previous IBAN (kept here encrypted, so that what was
+    paid at any instant can be answered after the release too); any owner or the operator may cancel it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("En attente")
+        RELEASED = "released", _("Appliqué")
+        CANCELLED = "cancelled", _("Annulé")
+        REPLACED = "replaced", _("Remplacé par une nouvelle demande")
+
+    professional = models.ForeignKey(Professional, on_delete=models.PROTECT, related_name="bank_changes")
+    iban_cipher = models.BinaryField(editable=False)
+    iban_index = models.BinaryField(editable=False)
+    iban_masked = models.CharField(_("nouvel IBAN"), max_length=40)  # "FR76 •••• 1234"
+    bic = models.CharField(_("BIC"), max_length=11)
+    previous_iban_cipher = models.BinaryField(null=True, editable=False)
+    previous_iban_masked = models.CharField(_("IBAN précédent"), max_length=40, blank=True)
+    previous_bic = models.CharField(max_length=11, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(_("demandé le"))
+    hold_until = models.DateTimeField(_("en attente jusqu'au"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("changement de coordonnées bancaires")
+        verbose_name_plural = _("changements de coordonnées bancaires")
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["professional"],
+                condition=models.Q(status="pending"),
+                name="bank_change_one_pending",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "hold_until"], name="bank_change_due")]
+
+    def __str__(self) -> str:
+        return f"{self.iban_masked} ({self.get_status_display()})"
 
 
 class ImportRun(models.Model):

@@ -7,4 +7,7 @@ class SurveillanceConfig(AppConfig):
     verbose_name = "Surveillance"
 
     def ready(self) -> None:
-        from rempart.surveillance import bindings  # noqa: F401 - registers the receiver of refused sessions
+        from rempart.surveillance import (
+            bank_change,  # noqa: F401 - judges IBAN changes (hijacked accounts)
+            bindings,  # noqa: F401 - registers the receiver of refused sessions
+        )

@@ -107,6 +107,22 @@ def canary_for(beneficiary_id: int) -> Canary | None:
     return canary
 
 
+def any_live() -> bool:
+    """Whether any canary is planted and live (cached, like the tags)."""
+    return bool(_tags())
+
+
+def canary_beneficiaries(beneficiary_ids) -> set[int]:
+    """Which of these beneficiaries are live canaries: one keyed hash each, no query unless one is.
+
+    Payment runs hold the invoices of these people: a canary is nobody, so an invoice for one is never paid
+    (docs/payments.md, "Invoices for a canary")."""
+    tags = _tags()
+    if not tags:
+        return set()
+    return {person for person in set(beneficiary_ids) if tag_of(person) in tags and canary_for(person)}
+
+
 def _still_the_canary(canary: Canary, beneficiary_id: int) -> bool:
     card = sealed_card(canary)
     row = (

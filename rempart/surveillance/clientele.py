@@ -89,6 +89,44 @@ def observe(organisation_id: int, beneficiary_id: int, now: float) -> Sight:
     return Sight(new=new, learning=learning)
 
 
+def known(organisation_id: int, beneficiary_ids, now: float) -> tuple[set[int], bool]:
+    """Which of these people the organisation confirmed within the memory's span (read only), and whether
+    it is still learning: what a chunk of invoices is judged against before it is decided."""
+    since = history_since(organisation_id, now)
+    learning = now - since < _days("clientele_learning_days") * DAY
+    ids = list(dict.fromkeys(beneficiary_ids))
+    if not ids:
+        return set(), learning
+    horizon = int(now) // DAY - _days("clientele_days")
+    by_tag = {tag_of(organisation_id, person): person for person in ids}
+    seen = set()
+    tags = list(by_tag)
+    with connection.cursor() as cursor:
+        for start in range(0, len(tags), 500):
+            part = tags[start : start + 500]
+            marks = ", ".join(["%s"] * len(part))
+            cursor.execute(
+                "SELECT tag, seen_day FROM surveillance_clientelemember "  # noqa: S608 - placeholders only
+                f"WHERE organisation_id = %s AND tag IN ({marks})",
+                [organisation_id, *part],
+            )
+            seen.update(by_tag[bytes(tag)] for tag, day in cursor.fetchall() if day >= horizon)
+    return seen, learning
+
+
+def remember(organisation_id: int, beneficiary_ids, now: float) -> None:
+    """Remember these people as confirmed today (one batch of upserts): the chunked form of :func:`observe`."""
+    today = int(now) // DAY
+    rows = [
+        [organisation_id, tag_of(organisation_id, person), today] for person in dict.fromkeys(beneficiary_ids)
+    ]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(_UPSERT, rows)
+    _writes[0] += len(rows)
+
+
 def history_since(organisation_id: int, now: float) -> int:
     """Epoch seconds of the organisation's oldest remembered confirmation (seeding the memory if need be)."""
     since = _history.get(organisation_id)

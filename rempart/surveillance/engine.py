@@ -53,6 +53,17 @@ def enabled() -> bool:
 def before_check(actor, card) -> ActorState | None:
     """Refuse what is suspended or switched off (always), then what the ladder holds back (when enabled)."""
     state = _admit(actor)
+    refuse_switched_off(actor, card)
+    return _hold_back(actor, state)
+
+
+def before_chunk(actor) -> ActorState | None:
+    """The same for a chunk of one actor's requests (invoice lots): the actor is admitted once; each card
+    is then checked against the kill switches with :func:`refuse_switched_off`."""
+    return _hold_back(actor, _admit(actor))
+
+
+def refuse_switched_off(actor, card) -> None:
     switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
     if switch is not None:
         raise CheckRefused(
@@ -63,6 +74,10 @@ def before_check(actor, card) -> ActorState | None:
             ),
             503,
         )
+
+
+def _hold_back(actor, state: ActorState | None) -> ActorState | None:
+    """Throttled (API) or stepped up (portal): refused, and the refusal counted."""
     if not enabled() or state is None:
         return None
     now = timezone.now()
@@ -239,12 +254,12 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     findings += policy.organisation_volume(
         values[f"{organisation}|day"], baselines.daily(actor.organisation_id)
     )
-    findings += _context(actor, state)
+    findings += context_findings(actor, state)
     if findings:
         respond(actor, findings)
 
 
-def _context(actor, state: ActorState | None) -> list[Finding]:
+def context_findings(actor, state: ActorState | None) -> list[Finding]:
     """New address, two addresses at once, unusual hour: alerts only (they explain, they do not block)."""
     findings = []
     now = timezone.now()

@@ -58,6 +58,11 @@ DEFAULTS = {
     "two_addresses_seconds": 300,
     # Organisation suspended when this many of its actors were suspended within 24 h.
     "suspended_actors_for_organisation": 2,
+    # An IBAN change (rempart.surveillance.bank_change) within this many days of a login from a new device or
+    # address, or of a session used from elsewhere / of a password reset or change or a second-factor change:
+    # the hijacked-account pattern, an alert for the analyst while the new IBAN is on hold.
+    "bank_change_new_context_days": 7,
+    "bank_change_credentials_days": 7,
 }
 
 
@@ -121,12 +126,15 @@ def new_identities(per_hour: int, per_day: int, per_week: int) -> list[Finding]:
     return []
 
 
-def invoiced_new_identities(per_day: int) -> list[Finding]:
-    """New people confirmed by accepted invoices in the last 24 h: an alert at one ceiling, suspension at the next."""
+def invoiced_new_identities(per_day: int, added: int = 1) -> list[Finding]:
+    """New people confirmed by accepted invoices in the last 24 h: an alert at one ceiling, suspension at the next.
+
+    ``added``: how many this observation added (a chunk of a lot adds several): the alert is raised once,
+    when the count crosses its ceiling."""
     evidence = {"invoiced_new_identities_last_24h": per_day}
     if per_day >= threshold("invoiced_new_identities_day_suspend"):
         return [Finding("invoiced_new_identities_day", SUSPEND, evidence)]
-    if per_day == threshold("invoiced_new_identities_day_alert"):
+    if per_day - added < threshold("invoiced_new_identities_day_alert") <= per_day:
         return [Finding("invoiced_new_identities_day", ALERT, evidence)]
     return []
 

@@ -82,6 +82,11 @@ EVIDENCE_LABELS = {
     "of_last": gettext_lazy("parmi les derniers"),
     "checks_today": gettext_lazy("vérifications aujourd'hui"),
     "baseline": gettext_lazy("habitude de l'organisation"),
+    "signs": gettext_lazy("signes"),
+    "why": gettext_lazy("constats"),
+    "bank_change": gettext_lazy("changement d'IBAN n°"),
+    "iban": gettext_lazy("nouvel IBAN"),
+    "hold_until": gettext_lazy("en attente jusqu'au"),
 }
 
 

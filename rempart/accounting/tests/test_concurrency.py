@@ -94,3 +94,22 @@ def test_a_loser_inside_its_callers_transaction_is_told_to_retry():
     with transaction.atomic():  # the retry returns the winner
         again = service.post(K.CLAIM_ACCEPTED, legs, idempotency_key="claim:5:1", source=("claim", "5"))
     assert again.pk == Transaction.objects.get().pk and Posting.objects.count() == 2
+
+
+def test_accounts_opened_before_two_lots_run_at_once():
+    """A lot opens its accounts, committed, before its own long transaction: none is created inside it."""
+    from rempart.accounting.models import Account, Purpose
+    from rempart.registry.models import Insurer
+
+    parties = make_parties()
+    Insurer.objects.create(amc_number="987654321", name="Mutuelle Nouvelle", kind="mutuelle")
+    organisation = parties.payables[0].organisation
+    service.open_accounts_for(organisation)
+    receivables = Account.objects.filter(purpose=Purpose.INSURER_RECEIVABLE)
+    assert set(receivables.values_list("insurer_id", flat=True)) == set(
+        Insurer.objects.values_list("pk", flat=True)
+    )
+    service.open_accounts_for(organisation)  # again: nothing more
+    assert receivables.count() == Insurer.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        service.open_accounts_for(organisation)  # inside a transaction it would be the deadlock it avoids

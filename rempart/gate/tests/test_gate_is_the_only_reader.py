@@ -20,6 +20,7 @@ PERSONAL_FIELDS = {
 ALLOWED = {
     "gate/core.py": "the recording gate itself: the lookup",
     "gate/pec.py": "the recording gate: what a PEC decision needs (birth date)",
+    "gate/batch.py": "the recording gate: the lookup of a chunk of cards (invoice lots)",
     "registry/models.py": "the fields' definitions",
     "registry/rights_format.py": "reads insurers' files (writes, never discloses)",
     "registry/rights_import.py": "loads insurers' files (writes, never discloses)",

@@ -42,6 +42,7 @@ ENTRY_MODULES = {
     "rempart.claims.views": ["portal:claim"],
     "rempart.claims.api": ["api:claim", "api:lot"],
     "rempart.claims.lots": ["api:lot"],
+    "rempart.claims.batch": ["api:lot"],  # the lots chunk by chunk
     "rempart.claims.management.commands.import_claims": ["api:lot"],  # the same lots module
 }
 

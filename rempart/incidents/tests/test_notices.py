@@ -23,10 +23,10 @@ from rempart.incidents.notices import (
     NoticeError,
     field_labels,
     generate_notices,
-    pdf_text,
 )
 from rempart.incidents.scope import ScopeCriteria
 from rempart.ledger.models import Disclosure
+from rempart.lib.pdf import pdf_text
 
 from .conftest import COL, actor_for, check, since
 

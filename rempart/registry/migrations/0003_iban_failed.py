@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0002_importrun_process'),
+        ("registry", "0002_importrun_process"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='professional',
-            name='iban_failed_at',
+            model_name="professional",
+            name="iban_failed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='professional',
-            name='iban_failed_reason',
+            model_name="professional",
+            name="iban_failed_reason",
             field=models.CharField(blank=True, max_length=4),
         ),
     ]

@@ -206,3 +206,15 @@ def test_a_real_postgresql_server_that_is_not_there(tmp_path):
     status, content_type, page = result["page"]
     assert status == 503 and content_type.startswith("text/html")
     assert "Service momentanément indisponible" in page and "Traceback" not in page
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_path_answers_json_and_a_page_stays_a_page(client):
+    """Every API error is JSON, an unknown path under /api/ included; people still get the site's 404 page."""
+    for path in ("/api/v1/nowhere", "/api/v1/claims/lots/x/y/z", "/api/v2/"):
+        response = client.get(path, HTTP_ACCEPT_LANGUAGE="en")
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "resource not found", "code": "not_found"}
+    page = client.get("/nulle-part/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connection, connections, transaction
@@ -98,3 +99,57 @@ def test_concurrent_appends_keep_every_chain_whole():
     report = chain.verify()
     assert report.ok, report.broken
     assert report.rows == Disclosure.objects.count() == 240
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_transactions_appending_at_once_never_deadlock_nor_block_a_short_one():
+    """Two lots in flight (each a long transaction appending many rows) and rights checks meanwhile: each
+    transaction holds one chain head, so the lots cannot deadlock and a check never waits for a lot's commit."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers on the whole database (IMMEDIATE): nothing interleaves")
+    errors, waits = [], []
+    both_appended = threading.Barrier(3)
+
+    def row(i: int) -> dict:
+        return {"channel": "api", "purpose": "claim", "organisation_id": 1, "outcome": "no_match",
+                "domain": "PHAR", "fields": [], "presented_hash": bytes([i % 256]) * 16}  # fmt: skip
+
+    def lot(n: int) -> None:
+        try:
+            with transaction.atomic():
+                for i in range(40):  # one by one and in batches, as lots do, each lock held to the end
+                    chain.append(**row(i)) if i % 2 else chain.append_many([row(i), row(i + 1)])
+                    if i == 20:
+                        both_appended.wait(timeout=10)  # both lots hold their heads: a check comes now
+                        both_appended.wait(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def check() -> None:
+        try:
+            both_appended.wait(timeout=10)
+            started = time.monotonic()
+            with transaction.atomic():
+                chain.append(**row(0))
+            waits.append(time.monotonic() - started)
+            both_appended.wait(timeout=10)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=lot, args=(n,)) for n in range(2)] + [threading.Thread(target=check)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert waits and waits[0] < 1.0  # it took a free chain: the lots' commits are still to come
+    report = chain.verify()
+    assert report.ok, report.broken
+    assert report.rows == Disclosure.objects.count() == 2 * 60 + 1
+    # Each lot's rows went to one chain.
+    per_chain = Disclosure.objects.values_list("chain", flat=True)
+    assert len(set(per_chain)) <= 3

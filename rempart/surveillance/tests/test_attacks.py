@@ -589,6 +589,11 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/claims/lots/{lot_number}/results.csv": ["get"],
         "/api/v1/claims/lots/{lot_number}/results": ["get"],
         "/api/v1/ledger/anchors": ["get"],
+        # The organisation's own payments and their statements: invoice numbers and amounts, never a patient.
+        "/api/v1/payments": ["get"],
+        "/api/v1/payments/{reference}": ["get"],
+        "/api/v1/payments/{reference}/statement.csv": ["get"],
+        "/api/v1/payments/{reference}/statement.pdf": ["get"],
     }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
 
     # Nothing changed in organisation A, and nothing was disclosed to B.

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from rempart.accounts import demo
+from rempart.accounts.models import User
 from rempart.registry import seeding
 from rempart.registry.models import Beneficiary
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         planted = self._plant_canaries()
         insurer = next(org.insurer for _person, org in cast if org.insurer_id)
         family = seeding.demo_family(insurer, timezone.localdate())
+        money = self._seed_payments(cast, insurer)
         self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
         for person, organisation in cast:
             self.stdout.write(f"  {person.email:<30} {person.role:<10} {organisation.name}")
@@ -40,11 +42,37 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"\nCanary beneficiaries planted: {planted} (sealed; soc@… sees them under Surveillance → Canaris)."
             )
+        self._print_payments(money)
         self.stdout.write(
             "\nSecond factor: each demo login has a TOTP authenticator; get its current code with\n"
             "  .venv/bin/rempart demo-code EMAIL\n"
             f"Emails (invitations, notices) are printed on this console. Base URL: {settings.REMPART_BASE_URL}"
         )
+
+    def _seed_payments(self, cast, insurer):
+        """The optician's invoices, a run approved (its statement under *Paiements*), a run for the treasurer."""
+        from rempart.payments import demo as payments_demo
+
+        organisations = {person.email: organisation for person, organisation in cast}
+        users = {user.email: user for user in User.objects.filter(email__in=organisations)}
+        optician = organisations[demo.OPTICIAN_OWNER]
+        return payments_demo.seed_payments(
+            optician, insurer, preparer=users[demo.OPERATOR_ADMIN], approver=users[demo.TREASURER]
+        )
+
+    def _print_payments(self, money) -> None:
+        if money.approved is not None:
+            self.stdout.write(
+                f"\nPayments: run {money.approved.reference} approved; its statement (relevé) is under Paiements "
+                f"(/comptoir/paiements/) for {demo.OPTICIAN_OWNER}."
+            )
+        if money.prepared is not None:
+            self.stdout.write(
+                f"Run {money.prepared.reference} waits for the second pair of eyes: {demo.TREASURER} approves it "
+                f"at /operateur/paiements/{money.prepared.reference}/ (second factor asked again)."
+            )
+        if money.note:
+            self.stdout.write(f"Payments: {money.note}.")
 
     def _plant_canaries(self) -> int:
         """Two canaries (at least: whole families) in the registry of every insurer with contracts that

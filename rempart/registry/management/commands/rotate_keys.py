@@ -12,5 +12,6 @@ class Command(BaseCommand):
         report = rotate_data_keys()
         self.stdout.write(
             f"Active key {active}: re-encrypted {report.beneficiaries:,} beneficiaries, "
-            f"{report.professionals:,} professionals, {report.authenticators:,} second factors."
+            f"{report.professionals:,} professionals, {report.bank_changes:,} IBAN changes, "
+            f"{report.authenticators:,} second factors."
         )
