@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rempart.accounting",
     "rempart.claims",
     "rempart.payments",
+    "rempart.billing",
 ]
 
 MIDDLEWARE = [
@@ -264,6 +265,13 @@ REMPART_PAYMENTS_DEBTOR = {
     "bic": os.environ.get("REMPART_PAYMENTS_DEBTOR_BIC", "AGRIFRPPXXX"),
 }
 REMPART_IBAN_HOLD_DAYS = int(os.environ.get("REMPART_IBAN_HOLD_DAYS", "5"))
+# Insurer billing (docs/billing.md): the operator's SEPA creditor identifier for direct debits (pain.008), where
+# detail files are kept, and the amount above which a receipt entered by hand needs a second person.
+REMPART_BILLING_CREDITOR_ID = os.environ.get("REMPART_BILLING_CREDITOR_ID", "FR72ZZZ123456")
+REMPART_BILLING_DIR = os.environ.get("REMPART_BILLING_DIR", str(VAR_DIR / "billing"))
+REMPART_BILLING_MANUAL_RECEIPT_FOUR_EYES_CENTS = int(
+    os.environ.get("REMPART_BILLING_MANUAL_RECEIPT_FOUR_EYES_CENTS", "1000000")
+)
 # Largest bank return file (pain.002, camt.054) imported, console or command (rempart/payments/bank_xml.py).
 REMPART_BANK_FILE_MAX_BYTES = int(os.environ.get("REMPART_BANK_FILE_MAX_BYTES", str(50 * 1024 * 1024)))
 # Who at the operator is emailed at once when an IBAN change is asked for or cancelled (comma-separated);

@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from rempart.accounts.stepup import second_factor_is_fresh, step_up_redirect
@@ -91,8 +92,10 @@ def run_prepare(request):
             else:
                 messages.success(
                     request,
-                    _(
-                        "Campagne %(ref)s préparée : %(n)s virements. Un second membre de la trésorerie doit l'approuver."
+                    ngettext(
+                        "Campagne %(ref)s préparée : %(n)s virement. Un second membre de la trésorerie doit l'approuver.",
+                        "Campagne %(ref)s préparée : %(n)s virements. Un second membre de la trésorerie doit l'approuver.",
+                        run.transfer_count,
                     )
                     % {"ref": run.reference, "n": run.transfer_count},
                 )
@@ -159,7 +162,11 @@ def run_approve(request, reference: str):
         else:
             messages.success(
                 request,
-                _("Campagne %(ref)s approuvée : %(n)s virements, fichier de virements émis.")
+                ngettext(
+                    "Campagne %(ref)s approuvée : %(n)s virement, fichier de virements émis.",
+                    "Campagne %(ref)s approuvée : %(n)s virements, fichier de virements émis.",
+                    run.transfer_count,
+                )
                 % {"ref": run.reference, "n": run.transfer_count},
             )
             return redirect("payments_console:detail", reference=run.reference)

@@ -55,10 +55,14 @@ def test_the_demo_seeds_a_paid_statement_and_a_run_for_the_treasurer(db):
 
     approved = PaymentRun.objects.get(status=PaymentRun.Status.APPROVED)
     assert (approved.prepared_by, approved.approved_by, approved.transfer_count) == (admin, treasurer, 1)
-    sepa.check_pain001(bytes(approved.file_content), expected_count=1, expected_total_cents=approved.total_cents)
+    sepa.check_pain001(
+        bytes(approved.file_content), expected_count=1, expected_total_cents=approved.total_cents
+    )
     payment = approved.payments.get()
     optician = payment.organisation
-    assert payment.status == Payment.Status.SENT and payment.iban_masked == optician.professional.masked_iban()
+    assert (
+        payment.status == Payment.Status.SENT and payment.iban_masked == optician.professional.masked_iban()
+    )
     statement = build_statement(payment)
     assert statement.balanced and statement.total_cents == payment.amount_cents == approved.total_cents
     assert [(kind, number) for kind, number, _cents in lines_of(approved)] == [
@@ -96,8 +100,12 @@ def test_the_tour_card_is_left_for_the_person_trying_the_demo(db):
                                     payments_demo.ADULT, adherent=DEMO_ADHERENT)  # fmt: skip
     card = dataclasses.replace(payments_demo._card(insurer, camille, today), care_date=today)
     correction = Correction.of("-1.25")
-    prescription = pec_rules.Prescription(today - dt.timedelta(days=10), "10001234565", correction, correction)
-    quote = tuple(pec_rules.QuoteLine(code, klass, side, 1, cents) for code, klass, side, cents in camille.lines)
+    prescription = pec_rules.Prescription(
+        today - dt.timedelta(days=10), "10001234565", correction, correction
+    )
+    quote = tuple(
+        pec_rules.QuoteLine(code, klass, side, 1, cents) for code, klass, side, cents in camille.lines
+    )
     outcome = request_pec(
         payments_demo.import_actor(optician), card, pec_rules.PecRequest("OPTI", today, prescription, quote)
     )
@@ -117,7 +125,9 @@ def test_later_starts_seed_nothing_twice_and_prepare_a_stale_run_again(db):
     )  # the demo started again days later: this run can no longer be approved
     text = setup_demo()
     waiting.refresh_from_db()
-    assert waiting.status == PaymentRun.Status.CANCELLED and waiting.cancel_reason == payments_demo.CANCEL_REASON
+    assert (
+        waiting.status == PaymentRun.Status.CANCELLED and waiting.cancel_reason == payments_demo.CANCEL_REASON
+    )
     again = PaymentRun.objects.get(status=PaymentRun.Status.PREPARED)
     assert again.reference != waiting.reference and again.reference in text
     assert (again.total_cents, again.prepared_by.email) == (waiting.total_cents, demo.OPERATOR_ADMIN)
@@ -125,9 +135,44 @@ def test_later_starts_seed_nothing_twice_and_prepare_a_stale_run_again(db):
     call_command("accounts", "check", stdout=StringIO())
 
 
-def test_an_existing_database_with_runs_is_not_seeded(db, cast, payees, owed, approver):
-    """A demo database where someone already ran payments keeps them: the seed adds no invoices, says why."""
-    runs.prepare_run(timezone.localdate() - dt.timedelta(days=1), user=approver)
+def test_a_database_that_already_has_runs_gets_no_demo_invoices(db):
+    """A demo database where someone ran payments before this seed existed keeps them as they are, and says so."""
+    today = timezone.localdate()
+    PaymentRun.objects.create(
+        reference="PR-EARLIER-001",
+        cutoff=today,
+        execution_date=today,
+        status=PaymentRun.Status.CANCELLED,
+        prepared_at=timezone.now(),
+        cancel_reason="essai",
+    )  # fmt: skip - a cancelled run: no money moved
     text = setup_demo()
-    assert "were not seeded" in text
-    assert not Claim.objects.filter(invoice_number__startswith="F-DEMO-").exists()
+    assert "were not seeded" in text and not Claim.objects.exists()
+    assert list(PaymentRun.objects.values_list("reference", flat=True)) == ["PR-EARLIER-001"]
+
+
+# What the README's tour types in *Banque* (synthetic, valid).
+README_IBAN, README_BIC = "FR1420041010050500013M02606", "PSSTFRPPXXX"
+
+
+def test_the_tour_iban_change_is_held_and_the_waiting_run_pays_the_previous_iban(db, settings, mailoutbox):
+    """As the README says: a new IBAN waits 5 days; the treasurer's approval meanwhile pays the previous one;
+    the owner (or the operator) cancels it and it is never paid."""
+    from rempart.registry import bank_details, bank_hold
+
+    setup_demo()
+    owner, treasurer = person(demo.OPTICIAN_OWNER), person(demo.TREASURER)
+    professional = owner.membership.organisation.professional
+    before = professional.masked_iban()
+    change = bank_details.change_bank_details(professional, README_IBAN, README_BIC, by=owner)
+    assert (
+        change.hold_until - change.requested_at
+        == dt.timedelta(days=settings.REMPART_IBAN_HOLD_DAYS)
+        == (dt.timedelta(days=5))
+    )
+    assert demo.OPTICIAN_OWNER in {address for mail in mailoutbox for address in mail.to}
+    run = runs.approve_run(PaymentRun.objects.get(status=PaymentRun.Status.PREPARED), user=treasurer)
+    assert run.payments.get().iban_masked == before != bank_details.mask_iban(README_IBAN)
+    assert README_IBAN.encode() not in bytes(run.file_content)
+    cancelled = bank_hold.cancel_change(change, by=treasurer)
+    assert cancelled.status == "cancelled" and bank_details.account_to_pay(professional).masked == before
