@@ -30,7 +30,7 @@ from rempart.authorizations.service import request_pec
 from rempart.claims import portal, rules
 from rempart.claims import service as claims
 from rempart.claims.models import Claim
-from rempart.gate import Actor
+from rempart.ledger.actor import Actor
 from rempart.lib.identifiers import nir_check_key
 from rempart.payments import runs
 from rempart.payments.models import PaymentRun

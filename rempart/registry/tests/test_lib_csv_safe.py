@@ -88,6 +88,7 @@ CSV_FILES_ALLOWED = {
     **WRITERS_ALLOWED,
     "registry/seeding.py": "writes the demo's rights and products files for the import (machine input)",
     "surveillance/canaries.py": "writes the canaries' rights file for the import (machine input)",
+    "payments/demo.py": "writes the demo family's rights file for the import (machine input)",
     "registry/views.py": "stores an uploaded rights file as received; serves errors.csv written by rights_import",
     "authorizations/catalogue.py": "reads the LPP catalogue (the import-lpp command copies the file as given)",
 }
