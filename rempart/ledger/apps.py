@@ -13,6 +13,24 @@ def _extend_partitions(sender, using="default", **kwargs):
         ensure_partitions(connection)
 
 
+def _create_chain_heads(sender, using="default", **kwargs):
+    """After every migrate (and every test flush): every chain's head exists, committed.
+
+    A head created lazily inside a long transaction stays invisible to the others until it commits, and a
+    second creator waits on it: with all the heads there, an append always finds a free one at once
+    (rempart.ledger.chain._take)."""
+    from django.db import connections
+
+    from rempart.ledger.chain import GENESIS
+    from rempart.ledger.models import CHAIN_COUNT, ChainHead
+
+    if "ledger_chainhead" not in connections[using].introspection.table_names():
+        return
+    ChainHead.objects.using(using).bulk_create(
+        [ChainHead(chain=n, seq=0, last_hash=GENESIS) for n in range(CHAIN_COUNT)], ignore_conflicts=True
+    )
+
+
 class LedgerConfig(AppConfig):
     name = "rempart.ledger"
     label = "ledger"
@@ -22,3 +40,4 @@ class LedgerConfig(AppConfig):
         from rempart.ledger import ip_lookup  # noqa: F401 - registers the CIDR lookup
 
         post_migrate.connect(_extend_partitions, sender=self)
+        post_migrate.connect(_create_chain_heads, sender=self)

@@ -4,20 +4,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_cache_table'),
+        ("accounts", "0002_cache_table"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='invitation',
-            name='role',
-            field=models.CharField(choices=[('owner', 'Titulaire'), ('staff', 'Collaborateur'), ('insurer_member', 'Membre assureur'), ('support', 'Support'), ('security', 'Analyste sécurité'), ('admin', 'Administrateur'), ('treasury', 'Trésorerie')], max_length=16, verbose_name='rôle'),
+            model_name="invitation",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("owner", "Titulaire"),
+                    ("staff", "Collaborateur"),
+                    ("insurer_member", "Membre assureur"),
+                    ("support", "Support"),
+                    ("security", "Analyste sécurité"),
+                    ("admin", "Administrateur"),
+                    ("treasury", "Trésorerie"),
+                ],
+                max_length=16,
+                verbose_name="rôle",
+            ),
         ),
         migrations.AlterField(
-            model_name='membership',
-            name='role',
-            field=models.CharField(choices=[('owner', 'Titulaire'), ('staff', 'Collaborateur'), ('insurer_member', 'Membre assureur'), ('support', 'Support'), ('security', 'Analyste sécurité'), ('admin', 'Administrateur'), ('treasury', 'Trésorerie')], max_length=16, verbose_name='rôle'),
+            model_name="membership",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("owner", "Titulaire"),
+                    ("staff", "Collaborateur"),
+                    ("insurer_member", "Membre assureur"),
+                    ("support", "Support"),
+                    ("security", "Analyste sécurité"),
+                    ("admin", "Administrateur"),
+                    ("treasury", "Trésorerie"),
+                ],
+                max_length=16,
+                verbose_name="rôle",
+            ),
         ),
     ]

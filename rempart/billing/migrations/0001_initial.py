@@ -6,156 +6,407 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounting', '0002_guards'),
-        ('registry', '0004_bank_details_change'),
+        ("accounting", "0002_guards"),
+        ("registry", "0004_bank_details_change"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BillingContract',
+            name="BillingContract",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(choices=[('daily', 'Quotidienne'), ('weekly', 'Hebdomadaire'), ('monthly', 'Mensuelle')], default='monthly', max_length=10, verbose_name='périodicité')),
-                ('due_days', models.PositiveSmallIntegerField(default=10, verbose_name='échéance (jours)')),
-                ('collection', models.CharField(choices=[('direct_debit', 'Prélèvement SEPA'), ('transfer', "Virement de l'assureur")], default='transfer', max_length=12, verbose_name='recouvrement')),
-                ('mandate_reference', models.CharField(blank=True, max_length=35, verbose_name='référence unique de mandat')),
-                ('mandate_signed_on', models.DateField(blank=True, null=True, verbose_name='date de signature du mandat')),
-                ('iban_cipher', models.BinaryField(null=True)),
-                ('iban_masked', models.CharField(blank=True, max_length=40, verbose_name='IBAN')),
-                ('bic', models.CharField(blank=True, max_length=11, verbose_name='BIC')),
-                ('overdue_alert_days', models.PositiveSmallIntegerField(default=30, verbose_name='alerte de retard (jours)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('insurer', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='billing_contract', to='registry.insurer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[
+                            ("daily", "Quotidienne"),
+                            ("weekly", "Hebdomadaire"),
+                            ("monthly", "Mensuelle"),
+                        ],
+                        default="monthly",
+                        max_length=10,
+                        verbose_name="périodicité",
+                    ),
+                ),
+                ("due_days", models.PositiveSmallIntegerField(default=10, verbose_name="échéance (jours)")),
+                (
+                    "collection",
+                    models.CharField(
+                        choices=[
+                            ("direct_debit", "Prélèvement SEPA"),
+                            ("transfer", "Virement de l'assureur"),
+                        ],
+                        default="transfer",
+                        max_length=12,
+                        verbose_name="recouvrement",
+                    ),
+                ),
+                (
+                    "mandate_reference",
+                    models.CharField(blank=True, max_length=35, verbose_name="référence unique de mandat"),
+                ),
+                (
+                    "mandate_signed_on",
+                    models.DateField(blank=True, null=True, verbose_name="date de signature du mandat"),
+                ),
+                ("iban_cipher", models.BinaryField(null=True)),
+                ("iban_masked", models.CharField(blank=True, max_length=40, verbose_name="IBAN")),
+                ("bic", models.CharField(blank=True, max_length=11, verbose_name="BIC")),
+                (
+                    "overdue_alert_days",
+                    models.PositiveSmallIntegerField(default=30, verbose_name="alerte de retard (jours)"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "insurer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="billing_contract",
+                        to="registry.insurer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'contrat de facturation',
+                "verbose_name": "contrat de facturation",
             },
         ),
         migrations.CreateModel(
-            name='Statement',
+            name="Statement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=40, unique=True, verbose_name='numéro')),
-                ('kind', models.CharField(choices=[('regular', 'Relevé'), ('correction', 'Relevé rectificatif')], default='regular', max_length=10, verbose_name='type')),
-                ('period_start', models.DateField(verbose_name='début de période')),
-                ('period_end', models.DateField(verbose_name='fin de période')),
-                ('status', models.CharField(choices=[('issued', 'Émis'), ('paid', 'Réglé'), ('partly_paid', 'Réglé en partie')], default='issued', max_length=12, verbose_name='statut')),
-                ('paid_cents', models.BigIntegerField(default=0, verbose_name='payé pour son compte (centimes)')),
-                ('reversals_cents', models.BigIntegerField(default=0, verbose_name='avoirs et annulations (centimes)')),
-                ('fees_cents', models.BigIntegerField(default=0, verbose_name='frais de gestion (centimes)')),
-                ('total_cents', models.BigIntegerField(default=0, verbose_name='total dû (centimes)')),
-                ('due_date', models.DateField(verbose_name='échéance')),
-                ('summary', models.JSONField(default=dict)),
-                ('issued_at', models.DateTimeField(verbose_name='émis le')),
-                ('pdf_content', models.BinaryField(null=True)),
-                ('pdf_sha256', models.CharField(blank=True, max_length=64)),
-                ('detail_path', models.CharField(blank=True, max_length=300)),
-                ('detail_sha256', models.CharField(blank=True, max_length=64)),
-                ('detail_rows', models.PositiveIntegerField(default=0)),
-                ('corrects', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='corrections', to='billing.statement')),
-                ('fee_transaction', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounting.transaction')),
-                ('insurer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='statements', to='registry.insurer')),
-                ('issued_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=40, unique=True, verbose_name="numéro")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("regular", "Relevé"), ("correction", "Relevé rectificatif")],
+                        default="regular",
+                        max_length=10,
+                        verbose_name="type",
+                    ),
+                ),
+                ("period_start", models.DateField(verbose_name="début de période")),
+                ("period_end", models.DateField(verbose_name="fin de période")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("issued", "Émis"), ("paid", "Réglé"), ("partly_paid", "Réglé en partie")],
+                        default="issued",
+                        max_length=12,
+                        verbose_name="statut",
+                    ),
+                ),
+                (
+                    "paid_cents",
+                    models.BigIntegerField(default=0, verbose_name="payé pour son compte (centimes)"),
+                ),
+                (
+                    "reversals_cents",
+                    models.BigIntegerField(default=0, verbose_name="avoirs et annulations (centimes)"),
+                ),
+                ("fees_cents", models.BigIntegerField(default=0, verbose_name="frais de gestion (centimes)")),
+                ("total_cents", models.BigIntegerField(default=0, verbose_name="total dû (centimes)")),
+                ("due_date", models.DateField(verbose_name="échéance")),
+                ("summary", models.JSONField(default=dict)),
+                ("issued_at", models.DateTimeField(verbose_name="émis le")),
+                ("pdf_content", models.BinaryField(null=True)),
+                ("pdf_sha256", models.CharField(blank=True, max_length=64)),
+                ("detail_path", models.CharField(blank=True, max_length=300)),
+                ("detail_sha256", models.CharField(blank=True, max_length=64)),
+                ("detail_rows", models.PositiveIntegerField(default=0)),
+                (
+                    "corrects",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="corrections",
+                        to="billing.statement",
+                    ),
+                ),
+                (
+                    "fee_transaction",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounting.transaction",
+                    ),
+                ),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="statements",
+                        to="registry.insurer",
+                    ),
+                ),
+                (
+                    "issued_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'relevé assureur',
-                'ordering': ['-period_end', 'insurer_id'],
+                "verbose_name": "relevé assureur",
+                "ordering": ["-period_end", "insurer_id"],
             },
         ),
         migrations.CreateModel(
-            name='Receipt',
+            name="Receipt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount_cents', models.BigIntegerField(verbose_name='montant (centimes)')),
-                ('received_on', models.DateField(verbose_name='reçu le')),
-                ('source', models.CharField(choices=[('camt.054', 'Avis de crédit (camt.054)'), ('manual', 'Saisie manuelle'), ('direct_debit', 'Prélèvement SEPA')], max_length=12)),
-                ('reference', models.CharField(blank=True, max_length=140, verbose_name='référence')),
-                ('bank_file_sha256', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('insurer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='receipts', to='registry.insurer')),
-                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('transaction', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounting.transaction')),
-                ('statement', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='receipts', to='billing.statement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount_cents", models.BigIntegerField(verbose_name="montant (centimes)")),
+                ("received_on", models.DateField(verbose_name="reçu le")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("camt.054", "Avis de crédit (camt.054)"),
+                            ("manual", "Saisie manuelle"),
+                            ("direct_debit", "Prélèvement SEPA"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, max_length=140, verbose_name="référence")),
+                ("bank_file_sha256", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="receipts",
+                        to="registry.insurer",
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounting.transaction",
+                    ),
+                ),
+                (
+                    "statement",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="receipts",
+                        to="billing.statement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'encaissement',
-                'ordering': ['-received_on', '-pk'],
+                "verbose_name": "encaissement",
+                "ordering": ["-received_on", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='CollectionFile',
+            name="CollectionFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(max_length=35, unique=True)),
-                ('collection_date', models.DateField(verbose_name="date d'échéance du prélèvement")),
-                ('total_cents', models.BigIntegerField(default=0)),
-                ('file_content', models.BinaryField()),
-                ('file_sha256', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('statements', models.ManyToManyField(related_name='collection_files', to='billing.statement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reference", models.CharField(max_length=35, unique=True)),
+                ("collection_date", models.DateField(verbose_name="date d'échéance du prélèvement")),
+                ("total_cents", models.BigIntegerField(default=0)),
+                ("file_content", models.BinaryField()),
+                ("file_sha256", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "statements",
+                    models.ManyToManyField(related_name="collection_files", to="billing.statement"),
+                ),
             ],
             options={
-                'verbose_name': 'fichier de prélèvements',
-                'ordering': ['-created_at'],
+                "verbose_name": "fichier de prélèvements",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='StatementItem',
+            name="StatementItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('claim_id', models.BigIntegerField(null=True)),
-                ('amount_cents', models.BigIntegerField()),
-                ('statement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='items', to='billing.statement')),
-                ('transaction', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accounting.transaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("claim_id", models.BigIntegerField(null=True)),
+                ("amount_cents", models.BigIntegerField()),
+                (
+                    "statement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="items",
+                        to="billing.statement",
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.OneToOneField(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accounting.transaction",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'ligne de relevé assureur',
+                "verbose_name": "ligne de relevé assureur",
             },
         ),
         migrations.CreateModel(
-            name='FeeSchedule',
+            name="FeeSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('effective_from', models.DateField(verbose_name='en vigueur à partir du')),
-                ('per_rights_check_cents', models.PositiveIntegerField(default=0, verbose_name='par vérification de droits (centimes)')),
-                ('per_pec_cents', models.PositiveIntegerField(default=0, verbose_name='par prise en charge (centimes)')),
-                ('per_invoice_cents', models.PositiveIntegerField(default=0, verbose_name='par facture payée (centimes)')),
-                ('paid_share_basis_points', models.PositiveIntegerField(default=0, verbose_name='part des montants payés (points de base)')),
-                ('source', models.CharField(blank=True, max_length=200, verbose_name='source')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('insurer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='fee_schedules', to='registry.insurer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("effective_from", models.DateField(verbose_name="en vigueur à partir du")),
+                (
+                    "per_rights_check_cents",
+                    models.PositiveIntegerField(
+                        default=0, verbose_name="par vérification de droits (centimes)"
+                    ),
+                ),
+                (
+                    "per_pec_cents",
+                    models.PositiveIntegerField(default=0, verbose_name="par prise en charge (centimes)"),
+                ),
+                (
+                    "per_invoice_cents",
+                    models.PositiveIntegerField(default=0, verbose_name="par facture payée (centimes)"),
+                ),
+                (
+                    "paid_share_basis_points",
+                    models.PositiveIntegerField(
+                        default=0, verbose_name="part des montants payés (points de base)"
+                    ),
+                ),
+                ("source", models.CharField(blank=True, max_length=200, verbose_name="source")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "insurer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="fee_schedules",
+                        to="registry.insurer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'barème de frais',
-                'ordering': ['insurer_id', '-effective_from'],
-                'constraints': [models.UniqueConstraint(fields=('insurer', 'effective_from'), name='billing_one_schedule_per_day'), models.UniqueConstraint(condition=models.Q(('insurer__isnull', True)), fields=('effective_from',), name='billing_one_default_per_day')],
+                "verbose_name": "barème de frais",
+                "ordering": ["insurer_id", "-effective_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("insurer", "effective_from"), name="billing_one_schedule_per_day"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("insurer__isnull", True)),
+                        fields=("effective_from",),
+                        name="billing_one_default_per_day",
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='statement',
-            index=models.Index(fields=['insurer', 'due_date'], name='billing_statement_due'),
+            model_name="statement",
+            index=models.Index(fields=["insurer", "due_date"], name="billing_statement_due"),
         ),
         migrations.AddConstraint(
-            model_name='statement',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'regular')), fields=('insurer', 'period_start', 'period_end'), name='billing_one_regular_statement_per_period'),
+            model_name="statement",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "regular")),
+                fields=("insurer", "period_start", "period_end"),
+                name="billing_one_regular_statement_per_period",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='receipt',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_cents__gt', 0)), name='billing_receipt_positive'),
+            model_name="receipt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_cents__gt", 0)), name="billing_receipt_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='receipt',
-            constraint=models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), models.Q(('approved_by', models.F('recorded_by')), _negated=True), _connector='OR'), name='billing_receipt_four_eyes'),
+            model_name="receipt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("approved_by__isnull", True),
+                    models.Q(("approved_by", models.F("recorded_by")), _negated=True),
+                    _connector="OR",
+                ),
+                name="billing_receipt_four_eyes",
+            ),
         ),
         migrations.AddIndex(
-            model_name='statementitem',
-            index=models.Index(fields=['statement', 'claim_id'], name='billing_item_claim'),
+            model_name="statementitem",
+            index=models.Index(fields=["statement", "claim_id"], name="billing_item_claim"),
         ),
     ]
