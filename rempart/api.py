@@ -11,6 +11,7 @@ from rempart import outage
 from rempart.accounts.api import router as accounts_router
 from rempart.api_errors import BadInput
 from rempart.authorizations.api import router as pec_router
+from rempart.billing.api import router as billing_router
 from rempart.claims.api import router as claims_router
 from rempart.claims.lots import LotRejected
 from rempart.gate import RefusedDomain
@@ -35,6 +36,7 @@ api.add_router("/", pec_router)
 api.add_router("/", claims_router)
 api.add_router("/", ledger_router)
 api.add_router("/", payments_router)
+api.add_router("/", billing_router)
 
 
 @api.exception_handler(ValidationError)

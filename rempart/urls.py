@@ -53,6 +53,10 @@ urlpatterns = [
     path("comptoir/paiements/", include("rempart.payments.portal_urls")),
     path("operateur/paiements/retours/", include("rempart.payments.returns_urls")),  # before <reference>/
     path("operateur/paiements/", include("rempart.payments.console_urls")),
+    # The billing treasury before the billing console's own include (its paths would shadow it).
+    path("operateur/facturation/tresorerie/", include("rempart.billing.treasury_urls")),
+    path("operateur/facturation/", include("rempart.billing.console_urls")),
+    path("assureur/facturation/", include("rempart.billing.insurer_urls")),
     path("", include("rempart.surveillance.urls")),
     path("", include("rempart.accounts.urls")),
 ]

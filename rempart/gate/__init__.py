@@ -7,7 +7,9 @@ purpose over one shared identify-and-record core (:mod:`rempart.gate.core`):
 - :mod:`rempart.gate.rights_check` — confirm tiers payant for a card, a domain and a date;
 - :mod:`rempart.gate.pec` — identify for a prise-en-charge decision;
 - :mod:`rempart.gate.claim` — identify for an invoice's adjudication (one by one, or a lot's chunk at once
-  through :mod:`rempart.gate.batch`).
+  through :mod:`rempart.gate.batch`);
+- :mod:`rempart.gate.billing` — the adherent numbers and ranks of an insurer's detail file (recorded at
+  production, one row per beneficiary, and at each download).
 """
 
 from rempart.gate.claim import PURPOSE_CLAIM, ClaimFacts, decide_claim, decide_claims_chunk

@@ -65,6 +65,19 @@ def before_chunk(actor) -> ActorState | None:
 
 def refuse_switched_off(actor, card) -> None:
     switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
+    if switch is not None and switch.target == switch.Target.INSURER and switch.insurer:
+        # Tiers payant cut for one insurer's cards (e.g. an insurer that does not pay, rempart/billing/overdue.py):
+        # say whose cards, so the professional asks the patient to pay and claims nothing.
+        raise CheckRefused(
+            "switched_off",
+            _(
+                "La vérification des droits est momentanément coupée par l'opérateur pour les cartes de "
+                "%(insurer)s : le tiers payant n'est pas possible avec cet assureur pour l'instant. Faites régler "
+                "le patient ou contactez le support de Rempart."
+            )
+            % {"insurer": switch.insurer.name},
+            503,
+        )
     if switch is not None:
         raise CheckRefused(
             "switched_off",

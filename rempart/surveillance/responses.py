@@ -49,6 +49,7 @@ SIGNAL_LABELS = {
     "unusual_hour": _("activité hors des heures habituelles de l'organisation"),
     "suspended_actors": _("plusieurs comptes ou jetons suspendus dans l'organisation"),
     "session_context_changed": _("session utilisée depuis une autre adresse ou un autre appareil"),
+    "insurer_overdue": _("assureur en retard de paiement au-delà de la limite de son contrat"),
     "bank_change_suspicious": _(
         "changement d'IBAN peu après un nouvel appareil, une nouvelle adresse ou un changement d'identifiants"
     ),

@@ -44,6 +44,9 @@ ENTRY_MODULES = {
     "rempart.claims.lots": ["api:lot"],
     "rempart.claims.batch": ["api:lot"],  # the lots chunk by chunk
     "rempart.claims.management.commands.import_claims": ["api:lot"],  # the same lots module
+    # Insurer billing (purpose "billing"): no card is presented; the detail file names the beneficiaries of the
+    # claims a statement bills, chosen by the statement, never by the reader, and each is recorded at production.
+    "rempart.billing.detail": [],
 }
 
 

@@ -89,6 +89,7 @@ CSV_FILES_ALLOWED = {
     "registry/seeding.py": "writes the demo's rights and products files for the import (machine input)",
     "surveillance/canaries.py": "writes the canaries' rights file for the import (machine input)",
     "payments/demo.py": "writes the demo family's rights file for the import (machine input)",
+    "accounting/management/commands/accounts.py": "writes the bytes accounting/trial_balance_files.py rendered with csv_safe",
     "registry/views.py": "stores an uploaded rights file as received; serves errors.csv written by rights_import",
     "authorizations/catalogue.py": "reads the LPP catalogue (the import-lpp command copies the file as given)",
 }

@@ -210,4 +210,9 @@ def test_the_api_offers_no_search_listing_or_export(client, db):
         ("/api/v1/payments/{reference}", "get"),
         ("/api/v1/payments/{reference}/statement.pdf", "get"),
         ("/api/v1/payments/{reference}/statement.csv", "get"),
+        # Insurers' tokens only (billing:read): the operator's statements to the insurer and their detail
+        # files — the insurer's own adherent numbers for money paid on its behalf, each download in the ledger.
+        ("/api/v1/insurer/statements", "get"),
+        ("/api/v1/insurer/statements/{number}", "get"),
+        ("/api/v1/insurer/statements/{number}/detail", "get"),
     }

@@ -594,6 +594,11 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/payments/{reference}": ["get"],
         "/api/v1/payments/{reference}/statement.csv": ["get"],
         "/api/v1/payments/{reference}/statement.pdf": ["get"],
+        # Insurers' tokens only (billing:read): their statements and detail files (their own adherents, for
+        # money paid on their behalf; each download recorded in the ledger). A professional's token gets 403.
+        "/api/v1/insurer/statements": ["get"],
+        "/api/v1/insurer/statements/{number}": ["get"],
+        "/api/v1/insurer/statements/{number}/detail": ["get"],
     }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
 
     # Nothing changed in organisation A, and nothing was disclosed to B.

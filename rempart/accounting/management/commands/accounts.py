@@ -21,7 +21,8 @@ class Command(BaseCommand):
     help = (
         "The money ledger: `check` verifies every transaction balances and every balance equals its postings "
         "(exit status 1 on any break); `balances [--insurer AMC] [--professional FINESS] [--at YYYY-MM-DD]` "
-        "prints accounts' balances; `trial-balance [--at YYYY-MM-DD]` prints every account, debits = credits."
+        "prints accounts' balances; `trial-balance [--at YYYY-MM-DD] [--format text|csv|pdf] [--output FILE]` "
+        "every account, debits = credits, and the float (advanced to professionals, not yet recovered from insurers)."
     )
 
     def add_arguments(self, parser):
@@ -29,8 +30,15 @@ class Command(BaseCommand):
         parser.add_argument("--insurer", metavar="AMC", help="balances: this insurer's accounts (numéro AMC)")
         parser.add_argument("--professional", metavar="FINESS", help="balances: this professional's accounts")
         parser.add_argument("--at", metavar="YYYY-MM-DD", help="postings effective on or before this date")
+        parser.add_argument(
+            "--format", dest="fmt", choices=("text", "csv", "pdf"), default="text",
+            help="trial-balance: text (default), csv (integer cents) or pdf, with the float",
+        )  # fmt: skip
+        parser.add_argument(
+            "--output", metavar="FILE", help="trial-balance: write the file there, not to stdout"
+        )
 
-    def handle(self, *args, action, insurer, professional, at, **options):
+    def handle(self, *args, action, insurer, professional, at, fmt="text", output=None, **options):
         if action == "check":
             self._check()
             return
@@ -44,14 +52,30 @@ class Command(BaseCommand):
             rows = books.balances(at=day, **self._owners(insurer, professional))
             self._table(rows, day)
         else:
-            trial = books.trial_balance(day)
-            self._table(trial.rows, day)
-            state = "balanced" if trial.balanced else "NOT BALANCED"
-            self.stdout.write(
-                f"Total debits {euros(trial.debits_cents)}  credits {euros(trial.credits_cents)}: {state}"
-            )
+            trial = self._trial_balance(day, fmt, output)
             if not trial.balanced:
                 raise CommandError("the trial balance does not balance; run `rempart accounts check`")
+
+    def _trial_balance(self, day: dt.date | None, fmt: str, output: str | None) -> books.TrialBalance:
+        """Every account and the float (rempart.accounting.trial_balance_files), to stdout or ``--output``."""
+        from pathlib import Path
+
+        from rempart.accounting import trial_balance_files
+
+        if fmt == "pdf" and not output:
+            raise CommandError("--format pdf needs --output FILE")
+        trial, content = trial_balance_files.render(day, fmt)
+        if output:
+            try:
+                Path(output).write_bytes(content)
+            except OSError as exc:
+                raise CommandError(f"--output: cannot write {output}: {exc.strerror}") from None
+            self.stdout.write(
+                f"Trial balance at {day or 'today'} written to {output} ({fmt}, {len(content)} bytes)"
+            )
+        else:
+            self.stdout.write(content.decode("utf-8").lstrip("\ufeff"), ending="")
+        return trial
 
     def _check(self) -> None:
         report = integrity.verify()
