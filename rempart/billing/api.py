@@ -8,7 +8,6 @@ download is a ledger row (purpose ``billing``) and a security event, and an alte
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
@@ -20,6 +19,7 @@ from rempart.api_errors import BadInput
 from rempart.billing import detail
 from rempart.billing.models import Statement
 from rempart.ledger.actor import Actor
+from rempart.lib.api_pages import page_of, window
 
 router = Router(tags=["facturation des assureurs"])
 
@@ -148,22 +148,15 @@ def list_statements(
         rows = rows.filter(period_end__gte=first)
     if last:
         rows = rows.filter(period_end__lte=last)
-    count = rows.count()
-    start = (page - 1) * page_size
-    query = {"since": first, "until": last, "page_size": page_size}
-
-    def link(number: int) -> str:
-        params = {k: str(v) for k, v in query.items() if v} | {"page": number}
-        return f"/api/v1/insurer/statements?{urlencode(params)}"
-
-    return {
-        "count": count,
-        "page": page,
-        "page_size": page_size,
-        "next": link(page + 1) if start + page_size < count else None,
-        "previous": link(page - 1) if page > 1 and count else None,
-        "results": [_summary(s) for s in rows.order_by("-period_end", "-pk")[start : start + page_size]],
-    }
+    shown = rows.order_by("-period_end", "-pk")[window(page, page_size)]
+    return page_of(
+        "/api/v1/insurer/statements",
+        {"since": first, "until": last, "page_size": page_size},
+        page=page,
+        page_size=page_size,
+        count=rows.count(),
+        results=[_summary(s) for s in shown],
+    )
 
 
 @router.get(

@@ -9,7 +9,6 @@ request's ``Accept-Language`` (French by default).
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
 
 from django.db.models import Count
 from django.http import HttpRequest
@@ -19,6 +18,7 @@ from ninja.errors import HttpError
 
 from rempart.accounts.api_auth import TokenAuth
 from rempart.api_errors import BadInput
+from rempart.lib.api_pages import page_of, window
 from rempart.payments import return_reasons, statements
 from rempart.payments.models import Payment, PaymentItem
 from rempart.payments.portal_views import download, visible_payments
@@ -173,24 +173,16 @@ def list_payments(
         payments = payments.filter(run__execution_date__gte=first)
     if last:
         payments = payments.filter(run__execution_date__lte=last)
-    count = payments.count()
-    start = (page - 1) * page_size
-    rows = list(payments.order_by("-run__execution_date", "-pk")[start : start + page_size])
+    rows = list(payments.order_by("-run__execution_date", "-pk")[window(page, page_size)])
     counts = _line_counts([p.pk for p in rows])
-    query = {"since": first, "until": last, "page_size": page_size}
-
-    def link(number: int) -> str:
-        params = {k: str(v) for k, v in query.items() if v} | {"page": number}
-        return f"/api/v1/payments?{urlencode(params)}"
-
-    return {
-        "count": count,
-        "page": page,
-        "page_size": page_size,
-        "next": link(page + 1) if start + page_size < count else None,
-        "previous": link(page - 1) if page > 1 and count else None,
-        "results": [_summary(p, counts.get(p.pk, 0)) for p in rows],
-    }
+    return page_of(
+        "/api/v1/payments",
+        {"since": first, "until": last, "page_size": page_size},
+        page=page,
+        page_size=page_size,
+        count=payments.count(),
+        results=[_summary(p, counts.get(p.pk, 0)) for p in rows],
+    )
 
 
 def _line_counts(payment_ids: list[int]) -> dict[int, int]:
