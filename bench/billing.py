@@ -6,8 +6,9 @@
 Steps (each Django step in a child process: production mode, secrets of bench/out/var/secrets.env, PostgreSQL):
 
 1. **Base (cached, not timed).** A database ``rempart_bench_billing_l<L>_i<I>`` is migrated and filled once, then
-   kept as a template (reused while its sizes, seed, secrets and migrations are the same; ``--rebuild`` starts
-   again). It holds **one month of paid claim lines** — the calendar month before today — over I insurers
+   kept as a template (reused while its sizes, seed and secrets are the same and the migrations it was built
+   under are unedited — newer ones are applied to the run copy; ``--rebuild`` starts again; ``--base-only``
+   stops there). It holds **one month of paid claim lines** — the calendar month before today — over I insurers
    (skewed: a few big ones) with their receivables, billing contracts (monthly) and fee schedules (a default one,
    and for one insurer in eight a new schedule from the 16th: a change mid-period); P professional
    organisations (skewed senders) with their payables; contracts and beneficiaries (two per contract) of each
@@ -23,8 +24,8 @@ Steps (each Django step in a child process: production mode, secrets of bench/ou
 2. **Run database.** ``rempart_bench_billing`` is dropped and re-created from the template; the detail
    directory is emptied.
 3. **Timed, in one child process**: ``billing.statements.prepare_statements(first day, last day, user=…)`` for
-   the month, every insurer (items, totals, fees posted, PDF); then ``billing.detail.write_detail(statement)``
-   for each statement (a CSV row per paid claim line, the beneficiaries read through the recording gate, purpose
+   the month, every insurer (items, totals, fees posted, PDF); then ``billing.detail.write_details(statements)``
+   for the month's statements (a CSV row per paid claim line, the beneficiaries read through the recording gate, purpose
    ``billing``); preparing the month again (must bill nothing). Then the checks (statements = the generator's
    expectation to the cent, detail rows and digests, each transaction billed once) and
    ``rempart accounts check`` in its own process.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -441,13 +443,18 @@ def ensure_base(args, secrets: dict[str, str]) -> tuple[str, dict[str, str]]:
     name = f"{RUN_DB}_l{args.lines}_i{args.insurers}"
     wanted = {"status": "complete", "lines": str(args.lines), "insurers": str(args.insurers),
               "professionals": str(args.professionals), "beneficiaries": str(args.beneficiaries),
-              "seed": str(args.seed), "key": rc.key_fingerprint(secrets), "schema": pb.schema_hash()}  # fmt: skip
+              "seed": str(args.seed), "key": rc.key_fingerprint(secrets)}  # fmt: skip
     meta = rc.read_meta(name)
-    if not args.rebuild and all(meta.get(k) == v for k, v in wanted.items()):
+    same = all(meta.get(k) == v for k, v in wanted.items())
+    fresh = same and _migrations_kept(meta)
+    if same and not fresh and args.keep_base:
+        say(f"warning: {name} was built under migrations edited since; kept anyway (--keep-base)")
+        fresh = True
+    if not args.rebuild and fresh:
         say(f"reusing {name} (built {meta['built_at'][:16]}, month {meta['month']})")
         return name, meta
     if meta:
-        stale = [k for k, v in wanted.items() if meta.get(k) != v]
+        stale = [k for k, v in wanted.items() if meta.get(k) != v] or ["an edited or removed migration"]
         say(f"{name}: rebuilding ({'--rebuild' if args.rebuild else 'differs: ' + ', '.join(stale)})")
     started = time.monotonic()
     with rc.pg_connect(rc.PG_ADMIN_URL) as conn:
@@ -462,9 +469,31 @@ def ensure_base(args, secrets: dict[str, str]) -> tuple[str, dict[str, str]]:
     rc.child("build", *_common(args), "--month", start.isoformat(), env=env, script=__file__)
     with rc.pg_connect(rc.pg_url(name)) as conn:
         conn.execute("VACUUM (ANALYZE)")
-    rc.write_meta(name, **wanted, build_seconds=f"{time.monotonic() - started:.0f}")
+    rc.write_meta(
+        name, **wanted, migrations=json.dumps(migration_digests()),
+        build_seconds=f"{time.monotonic() - started:.0f}",
+    )  # fmt: skip
     say(f"built {name} in {time.monotonic() - started:.0f} s")
     return name, rc.read_meta(name)
+
+
+def migration_digests() -> dict[str, str]:
+    """Each migration file's digest, by path: what the base was built under."""
+    return {
+        str(path.relative_to(rc.ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted((rc.ROOT / "rempart").glob("*/migrations/*.py"))
+    }
+
+
+def _migrations_kept(meta: dict) -> bool:
+    """The base's migrations are all still there, unedited: it is reused and only newer ones are applied to the
+    run copy (``migrate``, not timed); an edited or removed one means a rebuild (the base's rows follow it)."""
+    try:
+        built_under = json.loads(meta.get("migrations") or "")
+    except ValueError:
+        return False
+    now = migration_digests()
+    return bool(built_under) and all(now.get(path) == digest for path, digest in built_under.items())
 
 
 def _common(args) -> list[str]:
@@ -501,7 +530,7 @@ def run_bench(args) -> None:
         [pid] = cursor.fetchone()
     probe, steps, checks = pb.Probe(pid), [], []
     for module, name in ((statements, "_bill_items"), (statements, "_period_fees"), (statements, "_totals"),
-                         (detail, "_chunk_rows"), (detail, "read_for_billing"),
+                         (detail, "_chunk_rows"), (detail, "read_for_billing"), (detail, "copy_details"),
                          (detail, "_payment_references"), (statements, "_aggregate")):  # fmt: skip
         if hasattr(module, name):  # the modules' internals may be renamed: time what is there
             probe.wrap(module, name)
@@ -523,12 +552,12 @@ def run_bench(args) -> None:
         say(f"  {steps[-1]['seconds']:.1f} s: {len(issued)} statements")
         items = StatementItem.objects.count()  # not timed
 
-        say("write_detail for each statement …")
+        say("write_details for the month's statements …")
         probe.start()
-        files = [detail.write_detail(s) for s in issued]
+        files = list(detail.write_details(issued).values())
         rows = sum(f.rows for f in files)
         size = sum(f.path.stat().st_size for f in files)
-        steps.append(probe.stop("write_detail, every statement (CSV, gate reads recorded)", rows,
+        steps.append(probe.stop("write_details, every statement (CSV, gate reads recorded)", rows,
                                 file_mb=size / 1e6))  # fmt: skip
         say(f"  {steps[-1]['seconds']:.1f} s: {rows:,} rows, {size / 1e6:.0f} MB")
 
@@ -632,6 +661,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="50,000 lines, 8 insurers, 500 professionals")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="build the cached base database again")
+    parser.add_argument(
+        "--base-only", action="store_true", help="build (or check) the cached base, time nothing"
+    )
+    parser.add_argument(
+        "--keep-base", action="store_true",
+        help="reuse the base even if a migration it was built under was edited since",
+    )  # fmt: skip
     parser.add_argument("--month", help=argparse.SUPPRESS)
     parser.add_argument("--meta", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -645,6 +681,8 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     secrets = rc.bench_secrets()
     base, meta = ensure_base(args, secrets)
+    if args.base_only:
+        return None
     started = time.monotonic()
     with rc.pg_connect(rc.PG_ADMIN_URL) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{RUN_DB}" WITH (FORCE)')
@@ -653,6 +691,12 @@ def main(argv: list[str] | None = None) -> None:
     billing_dir = OUT / "files"
     shutil.rmtree(billing_dir, ignore_errors=True)
     env = {**rc.base_env(secrets, RUN_DB), "REMPART_BILLING_DIR": str(billing_dir)}
+    newer = sorted(set(migration_digests()) - set(json.loads(meta.get("migrations") or "{}")))
+    if newer:  # migrations added since the base was built: applied to the copy, not timed
+        say(f"applying {len(newer)} newer migration(s) to {RUN_DB} …")
+        rc.run(rc.rempart_cli("migrate", "--verbosity", "0"), env)
+        with rc.pg_connect(rc.pg_url(RUN_DB)) as conn:
+            conn.execute("ANALYZE")
     result_path = OUT / "result.json"
     result_path.unlink(missing_ok=True)
     say(f"run database {RUN_DB} copied from {base} in {copy_seconds:.0f} s; timed steps …")

@@ -40,7 +40,11 @@ def api_response(request: HttpRequest, exc: BaseException | None = None) -> Http
     log.warning(
         "database unavailable: %s %s answered 503 (%s)", request.method, request.path, type(exc).__name__
     )
-    body = {"detail": _("service momentanément indisponible : réessayez plus tard"), "code": "unavailable"}
+    with translation.override(translation.get_language_from_request(request)):
+        body = {
+            "detail": _("service momentanément indisponible : réessayez plus tard"),
+            "code": "unavailable",
+        }
     return _no_store(JsonResponse(body, status=503))
 
 
@@ -66,23 +70,17 @@ def unavailable_response(request: HttpRequest, exc: BaseException | None = None)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: a database outage is a 503; anything else stays Django's plain 500 (JSON for the API)."""
+    """handler500: a database outage is a 503; anything else is the 500 page (JSON for the API)."""
     exc = sys.exc_info()[1]
     if is_unavailable(exc):
         return unavailable_response(request, exc)
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": _("erreur interne"), "code": "internal"}, status=500)
-    from django.views.defaults import server_error as django_server_error
+    from rempart import error_pages
 
-    return django_server_error(request)
+    return error_pages.server_error(request)
 
 
 def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     """Django's ``handler404``: the API answers JSON for every error, an unknown path under it included."""
-    if request.path.startswith("/api/"):
-        with translation.override(translation.get_language_from_request(request)):
-            body = {"detail": _("ressource introuvable"), "code": "not_found"}
-        return JsonResponse(body, status=404)
-    from django.views.defaults import page_not_found
+    from rempart import error_pages
 
-    return page_not_found(request, exception)
+    return error_pages.page_not_found(request, exception)

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rempart.api_middleware.ApiJsonErrorsMiddleware",  # first: every API error is JSON, whoever made it
     "django.middleware.security.SecurityMiddleware",
     "rempart.accounts.middleware.SecurityHeadersMiddleware",
     "rempart.accounts.middleware.ApiBodyLimitMiddleware",
@@ -137,6 +138,7 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "none"  # the invitation link proved the address
 ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Rempart] "  # not the request's host (rempart.accounts.adapters.rempart_site)
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
@@ -208,6 +210,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "rempart" / "locale"]
+FORMAT_MODULE_PATH = ["rempart.formats"]  # unambiguous dates in both languages: "1 déc. 2026", "1 Dec 2026"
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
@@ -222,6 +225,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "rempart.error_pages.csrf_failure"  # the site's 403 page, not Django's English one
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -269,6 +273,9 @@ REMPART_IBAN_HOLD_DAYS = int(os.environ.get("REMPART_IBAN_HOLD_DAYS", "5"))
 # detail files are kept, and the amount above which a receipt entered by hand needs a second person.
 REMPART_BILLING_CREDITOR_ID = os.environ.get("REMPART_BILLING_CREDITOR_ID", "FR72ZZZ123456")
 REMPART_BILLING_DIR = os.environ.get("REMPART_BILLING_DIR", str(VAR_DIR / "billing"))
+# PostgreSQL work_mem for the billing batch transactions (statements, detail files): a month's joins and sorts
+# in memory instead of spilled to disk. Set for those transactions only (SET LOCAL), never for the web's.
+REMPART_BILLING_WORK_MEM = os.environ.get("REMPART_BILLING_WORK_MEM", "256MB")
 REMPART_BILLING_MANUAL_RECEIPT_FOUR_EYES_CENTS = int(
     os.environ.get("REMPART_BILLING_MANUAL_RECEIPT_FOUR_EYES_CENTS", "1000000")
 )
@@ -279,6 +286,22 @@ REMPART_BANK_FILE_MAX_BYTES = int(os.environ.get("REMPART_BANK_FILE_MAX_BYTES", 
 REMPART_OPERATOR_ALERT_EMAIL = [
     a.strip() for a in os.environ.get("REMPART_OPERATOR_ALERT_EMAIL", "").split(",") if a.strip()
 ]
+# Alerts sent on (rempart/surveillance/forwarding.py, docs/configuration.md): an email to the security team
+# (comma-separated; empty: none) from a gravity up, and a JSON event (docs/formats/alert-event-v1.md) to a
+# SIEM by a signed HTTPS webhook and/or an RFC 5424 syslog line (udp://host:514 or tcp://host:6514).
+REMPART_SECURITY_ALERT_EMAIL = [
+    a.strip() for a in os.environ.get("REMPART_SECURITY_ALERT_EMAIL", "").split(",") if a.strip()
+]
+REMPART_ALERT_EMAIL_MIN_SEVERITY = os.environ.get("REMPART_ALERT_EMAIL_MIN_SEVERITY", "warning")
+REMPART_ALERT_WEBHOOK_URL = os.environ.get("REMPART_ALERT_WEBHOOK_URL", "")
+REMPART_ALERT_WEBHOOK_SECRET = os.environ.get("REMPART_ALERT_WEBHOOK_SECRET", "")
+REMPART_ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("REMPART_ALERT_WEBHOOK_TIMEOUT", "5"))
+REMPART_ALERT_WEBHOOK_ATTEMPTS = int(os.environ.get("REMPART_ALERT_WEBHOOK_ATTEMPTS", "3"))  # at most 5
+REMPART_ALERT_WEBHOOK_BACKOFF = float(
+    os.environ.get("REMPART_ALERT_WEBHOOK_BACKOFF", "2")
+)  # × attempt, seconds
+REMPART_ALERT_SYSLOG = os.environ.get("REMPART_ALERT_SYSLOG", "")
+REMPART_ALERT_FORWARD_MIN_SEVERITY = os.environ.get("REMPART_ALERT_FORWARD_MIN_SEVERITY", "info")
 REMPART_API_MAX_CLAIM_BYTES = int(os.environ.get("REMPART_API_MAX_CLAIM_BYTES", "65536"))  # one invoice
 REMPART_API_MAX_LOT_BYTES = int(os.environ.get("REMPART_API_MAX_LOT_BYTES", str(200 * 1024 * 1024)))  # a lot
 REMPART_CLAIMS_LOT_MAX_INVOICES = int(os.environ.get("REMPART_CLAIMS_LOT_MAX_INVOICES", "100000"))

@@ -34,8 +34,10 @@ stepped_up_mfa = [
 
 # A database outage is a 503 (JSON for the API, a page for people), never a 500 with a traceback.
 handler500 = "rempart.outage.server_error"
-# An unknown path under /api/ answers JSON like every other API error.
+# An unknown path under /api/ answers JSON like every other API error; people get the site's pages.
 handler404 = "rempart.outage.not_found"
+handler403 = "rempart.error_pages.permission_denied"
+handler400 = "rempart.error_pages.bad_request"
 
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url="/static/rempart/favicon.svg", permanent=True)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
@@ -21,9 +22,25 @@ from rempart.lib.http import client_ip
 THROTTLED = "Trop de tentatives de connexion. Réessayez dans {seconds} secondes."
 
 
+@dataclass(frozen=True)
+class RempartSite:
+    """What allauth's emails call the site: Rempart and its public address, never the request's host."""
+
+    name: str
+    domain: str
+
+
+def rempart_site() -> RempartSite:
+    return RempartSite(name="Rempart", domain=settings.REMPART_BASE_URL)
+
+
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request) -> bool:
         return False  # people join by invitation only
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's emails say « Rempart », not the host that served the request (« c'est 127.0.0.1:8000 »)."""
+        super().send_mail(template_prefix, email, {**context, "current_site": rempart_site()})
 
     def pre_authenticate(self, request, **credentials) -> None:
         keys = [throttle.email_key(credentials.get("email", "")), throttle.address_key(client_ip(request))]

@@ -59,6 +59,8 @@ TAGS = {
     "billing.receipts_refused": _("Avis de crédit refusé, rien n'a été modifié"),
     "billing.receipt_recorded": _("Encaissement saisi à la main"),
     "billing.receipt_approved": _("Encaissement saisi à la main approuvé par une seconde personne"),
+    "billing.receipt_discarded": _("Encaissement saisi à la main écarté avant approbation"),
+    "billing.debit_returned": _("Prélèvement SEPA rejeté par la banque de l'assureur : créance rouverte"),
     "billing.overdue_switch_off": _("Tiers payant coupé pour un assureur en retard de paiement"),
     "billing.detail_written": _("Fichier détaillé d'un relevé assureur produit"),
     "billing.detail_downloaded": _("Fichier détaillé d'un relevé assureur téléchargé"),
@@ -77,6 +79,10 @@ TAGS = {
     "canary.planted": _("Bénéficiaires témoins (canaris) implantés"),
     "canary.revealed": _("Données scellées des canaris consultées"),
     "alert.handled": _("Alerte de surveillance traitée"),
+    "registry.import_forced": _("Fichier de droits complet chargé en forçant le seuil de sécurité"),
+    "incident.notices_published": _("Notifications d'incident publiées à l'assureur"),
+    "alert.assigned": _("Alerte de surveillance attribuée"),
+    "alert.forward_failed": _("Alerte de surveillance non transmise (courriel, webhook ou syslog)"),
 }
 
 

@@ -25,6 +25,13 @@ class AcceptInvitationForm(forms.Form):
         return data
 
 
+LEAST_POWERFUL_ROLE = {
+    Organisation.Kind.PROFESSIONAL: Role.STAFF,
+    Organisation.Kind.INSURER: Role.INSURER_MEMBER,
+    Organisation.Kind.OPERATOR: Role.SUPPORT,
+}
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(label=_("Adresse électronique"))
     role = forms.ChoiceField(label=_("Rôle"))
@@ -32,6 +39,8 @@ class InviteForm(forms.Form):
     def __init__(self, *args, organisation: Organisation, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [(r.value, r.label) for r in ROLES_BY_KIND[organisation.kind]]
+        # The least powerful role is preselected: granting more is a choice, never an oversight.
+        self.fields["role"].initial = LEAST_POWERFUL_ROLE[organisation.kind]
 
 
 class RoleForm(forms.Form):

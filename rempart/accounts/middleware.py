@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.db import DatabaseError
-from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
@@ -17,6 +16,7 @@ from rempart.accounts import sessions
 from rempart.accounts.events import record_event
 from rempart.accounts.signals import DEVICE_COOKIE
 from rempart.accounts.stepup import STEP_UP_URL_NAMES, step_up_redirect
+from rempart.api_errors import error_response
 
 # Pages a person without a second factor may still reach: enrolling one, and leaving.
 ENROLMENT_URL_NAMES = {
@@ -207,22 +207,21 @@ class ApiBodyLimitMiddleware:
             else:
                 limit = settings.REMPART_API_MAX_BODY_BYTES
             if length > limit:
-                return JsonResponse(
-                    {
-                        "detail": f"corps de requête trop volumineux (au plus {limit} octets)",
-                        "code": "too_large",
-                    },
-                    status=413,
+                return error_response(
+                    request,
+                    413,
+                    lambda: (
+                        _("corps de requête trop volumineux (au plus %(limit)s octets)") % {"limit": limit}
+                    ),
+                    "too_large",
                 )
             content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
             expected = ("application/x-ndjson", "application/jsonl") if is_lot else ("application/json",)
             if request.method in ("POST", "PUT", "PATCH") and content_type not in expected:
-                return JsonResponse(
-                    {
-                        "detail": f"Content-Type: {expected[0]} attendu",
-                        "field": None,
-                        "code": "unsupported_media_type",
-                    },
-                    status=415,
+                return error_response(
+                    request,
+                    415,
+                    lambda: _("Content-Type: %(expected)s attendu") % {"expected": expected[0]},
+                    "unsupported_media_type",
                 )
         return self.get_response(request)

@@ -69,7 +69,8 @@ def suspend_account(request, pk: int):
     user.suspended_at = timezone.now()
     user.save(update_fields=["suspended_at"])
     end_sessions(user=user)
-    record_event("account.suspended", request=request, user=user, by=request.user.email)
+    reason = " ".join(request.POST.get("reason", "").split())[:300]  # optional, shown in the list
+    record_event("account.suspended", request=request, user=user, by=request.user.email, reason=reason)
     messages.success(request, _("Compte %(email)s suspendu et déconnecté.") % {"email": user.email})
     return redirect("accounts:operator_suspensions")
 
@@ -98,7 +99,14 @@ def suspend_organisation(request, pk: int):
     organisation.status = Organisation.Status.SUSPENDED
     organisation.save(update_fields=["status"])
     end_sessions(user___membership__organisation=organisation)
-    record_event("organisation.suspended", request=request, organisation=organisation, by=request.user.email)
+    reason = " ".join(request.POST.get("reason", "").split())[:300]
+    record_event(
+        "organisation.suspended",
+        request=request,
+        organisation=organisation,
+        by=request.user.email,
+        reason=reason,
+    )
     messages.success(
         request,
         _("Organisation « %(name)s » suspendue ; ses membres et jetons sont coupés.")

@@ -178,6 +178,15 @@ def remove_member(request, pk: int):
     if membership.user_id == request.user.pk or not roles.can_manage_member(request.user, membership):
         messages.error(request, _("Vous ne pouvez pas retirer ce membre."))
         return redirect("accounts:members")
+    if (
+        request.POST.get("confirm") != "yes"
+    ):  # cannot be undone: the box is ticked, with or without JavaScript
+        messages.error(
+            request,
+            _("Cochez la case de confirmation pour retirer %(email)s : son compte sera désactivé.")
+            % {"email": membership.user.email},
+        )
+        return redirect("accounts:members")
     user = membership.user
     end_sessions(user=user)
     user.is_active = False

@@ -53,10 +53,16 @@ class LineIn(Schema):
 
 
 class PecIn(Schema):
-    amc_number: str = Field(..., examples=["251895266"])
-    adherent_number: str = Field(..., examples=["0000001234"])
-    nir: str = Field(..., description="NIR lu sur la carte Vitale, 15 caractères clé comprise")
-    birth_date: str = Field(..., description="AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus")
+    amc_number: str = Field(..., examples=["391689460"])
+    adherent_number: str = Field(..., examples=["DEMO-0001"])
+    nir: str = Field(
+        ...,
+        description="NIR lu sur la carte Vitale, 15 caractères clé comprise",
+        examples=["285057512345623"],
+    )
+    birth_date: str = Field(
+        ..., description="AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus", examples=["1985-05-12"]
+    )
     birth_rank: int | None = Field(None, ge=1, le=9)
     domain: Literal["OPTI", "AUDI"]
     delivery_date: dt.date = Field(..., description="Date de délivrance prévue")

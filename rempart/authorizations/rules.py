@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from rempart.lib.dates import french_date
 from rempart.lib.identifiers import LunarDate
 
 from .catalogue import Catalogue, CatalogueEntry
@@ -524,7 +525,7 @@ def eur(cents: int) -> str:
 
 
 def _date_fr(day: dt.date) -> str:
-    return day.strftime("%d/%m/%Y")
+    return french_date(day)  # "1er décembre 2026": never a 01/12 that reads both ways
 
 
 def _duration_fr(months: int) -> str:
@@ -798,8 +799,12 @@ def _renewal(
     ages: AgeRange,
     rules: RuleSet,
     sight_changed: bool,
+    today: dt.date | None = None,
 ) -> None:
-    """Refuse the line when a device was covered on this eye / ear (or a frame) within the period."""
+    """Refuse the line when a device was covered on this eye / ear (or a frame) within the period.
+
+    The note says when the previous device was (or is to be) delivered, in the tense that fits ``today``: a PEC
+    granted for a delivery still to come is "est déjà pris en charge … délivrance prévue le"."""
     item, side = work.entry.item, work.line.side
     same = [h for h in history if h.item == item and (h.side == side or item == FRAME)]
     if not same:
@@ -828,12 +833,16 @@ def _renewal(
             return
         previous = closer  # still too early, even with the shorter period of a change of sight
     when = previous.delivery_date
-    if item == DEVICE:
-        what = f"Une aide auditive a déjà été prise en charge pour {_EAR[side]} le {_date_fr(when)}"
-    elif item == LENS:
-        what = f"Un verre a déjà été pris en charge pour {_EYE[side]} le {_date_fr(when)}"
+    if today is not None and when > today:
+        done, at = "est déjà", f"(délivrance prévue le {_date_fr(when)})"
     else:
-        what = f"Une monture a déjà été prise en charge le {_date_fr(when)}"
+        done, at = "a déjà été", f"(délivrance du {_date_fr(when)})"
+    if item == DEVICE:
+        what = f"Une aide auditive {done} prise en charge pour {_EAR[side]} {at}"
+    elif item == LENS:
+        what = f"Un verre {done} pris en charge pour {_EYE[side]} {at}"
+    else:
+        what = f"Une monture {done} prise en charge {at}"
     next_date = add_months(when, months)
     note = f"{what}, dans la période de renouvellement ({_duration_fr(months)})"
     note += (
@@ -996,7 +1005,7 @@ def decide(
         past = [h for h in history if h.domain == request.domain]
         sight_changed = request.domain == OPTI and _sight_changed(request, past, rules)
         for w in works:
-            _renewal(w, request, past, checked.ages, rules, sight_changed)
+            _renewal(w, request, past, checked.ages, rules, sight_changed, today)
 
     accepted = [w for w in works if not w.refused]
     for w in accepted:

@@ -201,3 +201,25 @@ def cancel_pec(pec: Pec, organisation_id: int) -> bool:
             pk=pec.pk, organisation_id=organisation_id, cancelled_at__isnull=True, consumed_at__isnull=True
         ).update(cancelled_at=timezone.now())
     return bool(updated)
+
+
+def blocking_pecs(pec: Pec) -> list[Pec]:
+    """The shop's own PECs, still open (neither cancelled nor invoiced), that refused lines of ``pec`` as too
+    early a renewal: a revised quote for the same patient meets the shop's first one. Only the same shop's:
+    another shop's PEC is not shown (its number and date would tell where the patient went)."""
+    lines = pec.decision.get("lines") or []
+    dates = {
+        line["previous_delivery"]
+        for line in lines
+        if line.get("status") == "refused"
+        and rules.Reason.RENEWAL_TOO_EARLY in (line.get("reasons") or ())
+        and line.get("previous_delivery")
+    }
+    if not dates:
+        return []
+    return list(
+        Pec.objects.filter(
+            organisation_id=pec.organisation_id, beneficiary_id=pec.beneficiary_id, domain=pec.domain,
+            cancelled_at__isnull=True, consumed_at__isnull=True, delivery_date__in=sorted(dates),
+        ).exclude(status=Pec.Status.REFUSED).exclude(pk=pec.pk).order_by("delivery_date", "created_at")
+    )  # fmt: skip

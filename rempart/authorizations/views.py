@@ -19,14 +19,21 @@ from rempart.accounts import roles
 from rempart.accounts.models import Organisation
 from rempart.accounts.sessions import log_out_if_suspended
 from rempart.authorizations import rules
+from rempart.authorizations.catalogue import default_catalogue
 from rempart.authorizations.forms import LINES, PecForm
 from rempart.authorizations.models import Pec
-from rempart.authorizations.optics import Correction, CorrectionError
-from rempart.authorizations.service import PEC_DOMAINS, PecConflict, cancel_pec, request_pec
+from rempart.authorizations.service import PEC_DOMAINS, PecConflict, blocking_pecs, cancel_pec, request_pec
 from rempart.gate import Actor, RefusedDomain
+from rempart.rights import carry
 from rempart.rights.cards import CardDataError, read_card_data
-from rempart.rights.forms import french_to_iso
-from rempart.rights.views import redirect_for_refusal, refused_domain_message
+from rempart.rights.forms import HistorySearchForm
+from rempart.rights.views import (
+    counter_form_after_step_up,
+    keep_for_step_up,
+    redirect_for_refusal,
+    refused_domain_message,
+    search_query,
+)
 from rempart.surveillance.engine import CheckRefused
 
 
@@ -44,25 +51,8 @@ def _pec_organisation(request) -> tuple[Organisation, list[str]]:
     return organisation, domains
 
 
-def _date(text: str, field: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(french_to_iso(text))
-    except ValueError:
-        raise rules.PecInputError(None, field, _("date au format JJ/MM/AAAA")) from None
-
-
 def _request_from(data: dict) -> rules.PecRequest:
-    corrections = {}
-    for eye in ("right", "left"):
-        values = [
-            (data.get(f"{eye}_{part}") or "").replace(",", ".").strip()
-            for part in ("sphere", "cylinder", "addition")
-        ]
-        if any(values):
-            try:
-                corrections[eye] = Correction.of(values[0] or "0", values[1] or "0", values[2] or "0")
-            except CorrectionError as exc:
-                raise rules.PecInputError(None, f"{eye}_{exc.field}", exc.message) from None
+    """The cleaned form (dates AAAA-MM-JJ, the prescription read by rempart.authorizations.spectacles)."""
     lines = []
     for n in range(1, LINES + 1):
         if not data.get(f"line{n}_code"):
@@ -71,64 +61,130 @@ def _request_from(data: dict) -> rules.PecRequest:
         lines.append(rules.QuoteLine(data[f"line{n}_code"].strip(), data[f"line{n}_class"], data[f"line{n}_side"] or None,
                                      data.get(f"line{n}_quantity") or 1, cents))  # fmt: skip
     prescription = rules.Prescription(
-        date=_date(data["prescription_date"], "prescription_date"),
+        date=dt.date.fromisoformat(data["prescription_date"]),
         prescriber_id=data["prescriber_id"].strip(),
-        right=corrections.get("right"),
-        left=corrections.get("left"),
+        right=data.get("right"),
+        left=data.get("left"),
         medical_condition=data.get("medical_condition", False),
     )
     return rules.PecRequest(
-        data["domain"], _date(data["delivery_date"], "delivery_date"), prescription, tuple(lines)
+        data["domain"], dt.date.fromisoformat(data["delivery_date"]), prescription, tuple(lines)
     )
 
 
 @login_required
 def ask(request):
     organisation, domains = _pec_organisation(request)
-    form = PecForm(request.POST or None, domains=domains, initial={"domain": domains[0]})
-    outcome, errors, status = None, [], 200
+    initial = {"domain": domains[0]}
+    outcome, status, blocking = None, 200, []
     if request.method == "POST":
-        if not form.is_valid():
-            status = 400
+        data = carry.fill_blanks(request, request.POST, ("nir",), carry.STEP_UP, REVISED, carry.CARDS)
+        form = PecForm(data, domains=domains, initial=initial)
+        outcome, status, response = _decide(request, form)
+        if response is not None:
+            return response
+        if outcome is not None:
+            carry.discard(request, carry.STEP_UP, REVISED, carry.CARDS)
+            if outcome.pec is not None and (blocking := blocking_pecs(outcome.pec)):
+                # A revised quote met the shop's own open PEC: kept, to come back filled once that one is cancelled.
+                carry.keep(request, REVISED, request.path, form.data.dict())
+            log_out_if_suspended(request)
+            form = PecForm(domains=domains, initial={"domain": form.cleaned_data.get("domain") or domains[0]})
         else:
-            data = form.cleaned_data
-            try:
-                card = read_card_data(
-                    amc_number=data["amc_number"], adherent_number=data["adherent_number"], nir=data["nir"],
-                    birth_date=french_to_iso(data["birth_date"]), birth_rank=data["birth_rank"],
-                    domain=data["domain"], today=timezone.localdate(), date_format=_("JJ/MM/AAAA"),
-                )  # fmt: skip
-                pec_request = _request_from(data)
-                card = dataclasses.replace(card, care_date=pec_request.delivery_date)
-                outcome = request_pec(Actor.portal(request), card, pec_request)
-            except CardDataError as exc:
-                form.add_error(exc.field, exc.message)
-                status = 400
-            except rules.PecInputError as exc:
-                errors = [e.as_dict() for e in exc.errors]
-                status = 400
-            except PecConflict as exc:
-                errors, status = [{"line": None, "field": "", "message": str(exc)}], 409
-            except RefusedDomain as exc:
-                form.add_error("domain", refused_domain_message(exc.domain))
-                status = 403
-            except CheckRefused as exc:
-                if (response := redirect_for_refusal(request, exc)) is not None:
-                    return response
-                errors, status = [{"line": None, "field": "", "message": exc.message}], exc.status
-            else:
-                log_out_if_suspended(request)
-    context = {"form": form, "outcome": outcome, "errors": errors, "organisation": organisation}
+            form.focus_first_error()
+    else:
+        form = _form_for_a_get(request, initial, domains)
+    context = {
+        "form": form, "outcome": outcome, "organisation": organisation, "blocking": blocking,
+        "summary": form.error_summary() if status >= 400 else [],
+    }  # fmt: skip
     return render(request, "authorizations/ask.html", context, status=status)
+
+
+REVISED = "counter.revised_quote"  # a quote refused because of the shop's own open PEC (rempart.rights.carry)
+
+
+def _form_for_a_get(request, initial: dict, domains: list[str]) -> PecForm:
+    """Blank, or filled again with what waits in the session: the form left for a step-up, the refused quote
+    of a revision (after its blocking PEC was cancelled), or the cards of a rights check. The NIR is never
+    written into the page: it is used when the field is left empty."""
+    form, kept = counter_form_after_step_up(request, PecForm, initial=initial, domains=domains)
+    if kept:
+        return form
+    for slot in (REVISED, carry.CARDS):
+        if (found := carry.peek(request, slot)) is not None:
+            data, extra = found
+            form = PecForm(
+                initial={**initial, **{k: v for k, v in data.items() if k != "nir"}}, domains=domains
+            )
+            form.carried = "revision" if slot == REVISED else "cards"
+            form.carried_reference = extra.get("reference", "")
+            if data.get("nir"):
+                form.fields["nir"].widget.attrs["placeholder"] = _("repris — laissez vide pour le réutiliser")
+            return form
+    return form
+
+
+def _decide(request, form: PecForm):
+    """Every error of the form and of the quote at once (nothing looked up), then the PEC.
+    Returns (outcome or None, HTTP status, a redirect for a step-up or a suspension, or None)."""
+    today = timezone.localdate()
+    form.is_valid()
+    pec_request = None
+    if form.quote_ready():
+        pec_request = _request_from(form.cleaned_data)
+        try:  # the quote's own checks, as request_pec runs them before the lookup: all shown with the cards'
+            rules.check_request(pec_request, None, default_catalogue(), rules.default_rules(), today)
+        except rules.PecInputError as exc:
+            for error in exc.errors:
+                form.add_rule_error(error.line, error.field, error.message)
+    if form.errors or pec_request is None:
+        return None, 400, None
+    data = form.cleaned_data
+    try:
+        card = read_card_data(
+            amc_number=data["amc_number"], adherent_number=data["adherent_number"], nir=data["nir"],
+            birth_date=data["birth_date"], birth_rank=data["birth_rank"],
+            domain=data["domain"], today=today, date_format=_("JJ/MM/AAAA"),
+        )  # fmt: skip
+        card = dataclasses.replace(card, care_date=pec_request.delivery_date)
+        return request_pec(Actor.portal(request), card, pec_request), 200, None
+    except CardDataError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return None, 400, None
+    except rules.PecInputError as exc:  # what only the beneficiary's facts reveal (an age band): recorded
+        for error in exc.errors:
+            form.add_rule_error(error.line, error.field, error.message)
+        return None, 400, None
+    except PecConflict as exc:
+        form.add_error(None, str(exc))
+        return None, 409, None
+    except RefusedDomain as exc:
+        form.add_error("domain", refused_domain_message(exc.domain))
+        return None, 403, None
+    except CheckRefused as exc:
+        if (response := redirect_for_refusal(request, exc)) is not None:
+            keep_for_step_up(request, exc, form)
+            return None, 302, response
+        form.add_error(None, exc.message)
+        return None, exc.status, None
 
 
 @login_required
 def history(request):
     organisation, _domains = _pec_organisation(request)
-    page = Paginator(Pec.objects.filter(organisation=organisation).order_by("-created_at"), 50).get_page(
-        request.GET.get("page")
+    search = HistorySearchForm(request.GET)
+    pecs = search.apply(
+        Pec.objects.filter(organisation=organisation),
+        on="created_at",
+        references=("number", "ledger_reference"),
     )
-    return render(request, "authorizations/history.html", {"page": page, "organisation": organisation})
+    page = Paginator(pecs.order_by("-created_at"), 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "organisation": organisation, "search": search, "search_query": search_query(request),
+        "today": timezone.localdate(),
+    }  # fmt: skip
+    return render(request, "authorizations/history.html", context)
 
 
 @login_required
@@ -136,8 +192,20 @@ def history(request):
 def cancel(request, number: str):
     organisation, _domains = _pec_organisation(request)
     pec = get_object_or_404(Pec, number=number, organisation=organisation)
+    then = "authorizations:ask" if request.POST.get("then") == "ask" else "authorizations:history"
+    if (
+        request.POST.get("confirm") != "yes"
+    ):  # cannot be undone: the box is ticked, with or without JavaScript
+        messages.error(
+            request,
+            _("Cochez la case de confirmation pour annuler %(n)s : l'annulation est définitive.")
+            % {"n": pec.number},
+        )
+        return redirect(then)
     if cancel_pec(pec, organisation.pk):
         messages.success(request, _("Prise en charge %(n)s annulée.") % {"n": pec.number})
     else:
         messages.error(request, _("Cette prise en charge ne peut plus être annulée."))
+    if request.POST.get("then") == "ask":  # from a refused revised quote: back to it, kept (REVISED)
+        return redirect("authorizations:ask")
     return redirect("authorizations:history")

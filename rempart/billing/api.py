@@ -16,7 +16,7 @@ from ninja.errors import HttpError
 from rempart.accounts.api_auth import TokenAuth
 from rempart.accounts.models import Organisation
 from rempart.api_errors import BadInput
-from rempart.billing import detail
+from rempart.billing import detail, receipts, statement_pdf, statements
 from rempart.billing.models import Statement
 from rempart.ledger.actor import Actor
 from rempart.lib.api_pages import page_of, window
@@ -40,7 +40,11 @@ class StatementOut(Schema):
     currency: str = "EUR"
     due_date: dt.date
     issued_at: dt.datetime
-    pdf_sha256: str
+    pdf_sha256: str = Field(..., description="Empreinte du PDF en français")
+    pdf_en_sha256: str | None = Field(None, description="Empreinte du PDF en anglais (mêmes montants)")
+    pdf_url: str = Field(
+        ..., description="Le PDF dans la langue demandée par Accept-Language (fr par défaut)"
+    )
     detail_sha256: str | None = Field(None, description="Empreinte du fichier détaillé, une fois produit")
     detail_rows: int | None = Field(None, description="Nombre de lignes du fichier détaillé (sans l'en-tête)")
     detail_url: str
@@ -103,6 +107,8 @@ def _summary(statement: Statement) -> dict:
         "due_date": statement.due_date,
         "issued_at": statement.issued_at,
         "pdf_sha256": statement.pdf_sha256,
+        "pdf_en_sha256": statement.pdf_en_sha256 or None,
+        "pdf_url": f"/api/v1/insurer/statements/{statement.number}/pdf",
         "detail_sha256": statement.detail_sha256 or None,
         "detail_rows": statement.detail_rows if statement.detail_sha256 else None,
         "detail_url": f"/api/v1/insurer/statements/{statement.number}/detail",
@@ -167,7 +173,7 @@ def list_statements(
 )
 def read_statement(request: HttpRequest, number: str):
     statement = _own(request, number)
-    received = sum(statement.receipts.values_list("amount_cents", flat=True))
+    received = receipts.received_cents(statement)  # posted, not returned (not a receipt waiting or discarded)
     return {**_summary(statement), "summary": statement.summary or {}, "received_cents": received}
 
 
@@ -188,3 +194,25 @@ def statement_detail(request: HttpRequest, number: str):
         return detail.download(statement, Actor.api(request), request=request)
     except detail.DetailError as exc:
         raise HttpError(409, str(exc)) from None
+
+
+@router.get(
+    "/insurer/statements/{number}/pdf",
+    auth=TokenAuth("billing:read"),
+    response={409: BillingErrorOut, **_ERRORS},
+    summary="Le PDF d'un relevé, en français ou en anglais selon Accept-Language",
+    description=(
+        "Le PDF écrit à l'émission dans la langue demandée (`Accept-Language: en` : anglais ; sinon français), "
+        "octet pour octet : `X-Content-SHA256` donne son empreinte (`pdf_sha256` ou `pdf_en_sha256`), "
+        "`Content-Language` sa langue. Un PDF altéré est refusé (409)."
+    ),
+)
+def statement_pdf_file(request: HttpRequest, number: str):
+    statement = _own(request, number)
+    try:
+        content, sha256, language = statements.verified_pdf_for(
+            statement, statement_pdf.requested_language(request), request=request
+        )
+    except statements.StatementTampered as exc:
+        raise HttpError(409, exc.message) from None
+    return statement_pdf.response(statement, content, sha256, language)

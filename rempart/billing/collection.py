@@ -11,8 +11,11 @@ direct debit, with a mandate (reference and signature date) and an IBAN, not yet
 a statement is collected once (checked under a row lock on the statements). The amount is what is still open
 on the statement (total less its receipts). The file posts nothing: the money is recorded when the bank's
 camt.054 reports the credit (``receipts.py``: the EndToEndId is the statement number), so the ledger only
-ever holds money that arrived. Scheme CORE (insurers may also sign B2B mandates; the contract model does not
-say which, and CORE is accepted by every bank). Sequence FRST for a mandate's first collection, RCUR after.
+ever holds money that arrived. The scheme (``LclInstrm/Cd``) is the contract's: CORE by default, B2B when the
+insurer signed a business-to-business mandate (no refund right; its bank checks the mandate); a file mixing
+both has one payment block per scheme, sequence and date. Sequence FRST for a mandate's first collection,
+RCUR after. ``blocks`` reads a stored file back (per MsgId and PmtInfId: the debits and their total), so a
+credit the bank books as one lump sum can be matched to it.
 """
 
 from __future__ import annotations
@@ -70,13 +73,14 @@ class Debit:
     mandate_signed_on: dt.date
     sequence: str  # FRST | RCUR
     remittance: str
+    scheme: str = BillingContract.Scheme.CORE  # pain.008 LclInstrm/Cd: CORE | B2B
 
 
 def open_cents(statement: Statement) -> int:
-    """What is still owed on a statement: its total less the receipts posted against it."""
-    received = statement.receipts.filter(transaction__isnull=False).aggregate(
-        s=Sum("amount_cents", default=0)
-    )
+    """What is still owed on a statement: its total less the receipts posted against it (and not returned)."""
+    received = statement.receipts.filter(
+        transaction__isnull=False, return_transaction__isnull=True
+    ).aggregate(s=Sum("amount_cents", default=0))
     return statement.total_cents - received["s"]
 
 
@@ -118,6 +122,7 @@ def _debit(statement: Statement, amount: int, first: bool) -> Debit:
         mandate_signed_on=contract.mandate_signed_on,
         sequence="FRST" if first else "RCUR",
         remittance=f"Releve {statement.number}",
+        scheme=contract.sepa_scheme or BillingContract.Scheme.CORE,
     )
 
 
@@ -207,10 +212,20 @@ class _Pain008(SepaDD):
         )
         self._message_id = message_id
 
+    def _add_to_batch_list(self, TX, payment) -> None:  # noqa: N803 (sepaxml's name)
+        """One payment block per sequence, date *and scheme* (sepaxml knows one scheme per document)."""
+        scheme = payment["scheme"]
+        payment = {**payment, "collection_date": f"{payment['collection_date']}::{scheme}"}
+        super()._add_to_batch_list(TX, payment)
+
     def _finalize_batch(self) -> None:
         super()._finalize_batch()
-        for number, node in enumerate(self._xml.find("CstmrDrctDbtInitn").iter("PmtInfId"), start=1):
-            node.text = f"{self._message_id}-{number}"
+        root = self._xml.find("CstmrDrctDbtInitn")
+        for number, (block, key) in enumerate(
+            zip(root.findall("PmtInf"), self._batches, strict=True), start=1
+        ):
+            block.find("PmtInfId").text = f"{self._message_id}-{number}"
+            block.find("PmtTpInf/LclInstrm/Cd").text = key.split("::")[2]
 
 
 def write_pain008(
@@ -245,6 +260,7 @@ def write_pain008(
             "mandate_date": debit.mandate_signed_on,
             "description": sepa_text(debit.remittance, REMITTANCE_LENGTH),
             "endtoend_id": debit.reference,
+            "scheme": debit.scheme,
         }
         if debit.bic:
             payment["BIC"] = debit.bic.upper()
@@ -284,3 +300,35 @@ def check_pain008(content: bytes, *, expected_count: int, expected_total_cents: 
     )
     if declared != (len(amounts), sum(amounts)) or declared != (expected_count, expected_total_cents):
         raise BankFileInvalid(_("Sommes de contrôle fausses dans le fichier de prélèvements."))
+
+
+@dataclass(frozen=True)
+class Block:
+    """What a stored collection file asked the bank to collect, under one reference (MsgId or PmtInfId)."""
+
+    reference: str
+    debits: tuple[tuple[str, int], ...]  # (EndToEndId = statement number, amount in cents)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(amount for _number, amount in self.debits)
+
+
+def blocks(made: CollectionFile) -> dict[str, Block]:
+    """The file read back from its stored bytes: the whole file under its MsgId, each PmtInf under its PmtInfId."""
+    document = _parse(bytes(made.file_content))
+    ns = {"p": NAMESPACE}
+    found, everything = {}, []
+    for block in document.iterfind(".//p:PmtInf", ns):
+        debits = tuple(
+            (
+                tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns),
+                cents_of(tx.findtext("p:InstdAmt", namespaces=ns)),
+            )
+            for tx in block.iterfind("p:DrctDbtTxInf", ns)
+        )
+        reference = block.findtext("p:PmtInfId", namespaces=ns)
+        found[reference] = Block(reference, debits)
+        everything.extend(debits)
+    found[made.reference] = Block(made.reference, tuple(everything))
+    return found

@@ -10,6 +10,6 @@ urlpatterns = [
     path("", views.statement_list, name="statements"),
     path("encaissements/", views.receipts, name="receipts"),
     path("releves/<str:number>/", views.statement_detail, name="statement"),
-    path("releves/<str:number>/releve.pdf", views.statement_pdf, name="statement_pdf"),
+    path("releves/<str:number>/releve.pdf", views.statement_pdf_view, name="statement_pdf"),
     path("releves/<str:number>/detail.csv", views.statement_detail_csv, name="statement_detail_csv"),
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -19,7 +19,7 @@ from rempart.accounting import service as accounting
 from rempart.accounts import roles
 from rempart.accounts.models import Organisation
 from rempart.accounts.stepup import step_up_required
-from rempart.billing import detail, statements
+from rempart.billing import detail, statement_pdf, statements
 from rempart.billing.models import Receipt, Statement
 from rempart.ledger.actor import Actor
 
@@ -78,24 +78,25 @@ def statement_detail(request, number: str):
         "statement": statement,
         "receipts": statement.receipts.order_by("-received_on", "-pk"),
         "corrections": statement.corrections.order_by("pk"),
-        "by_domain": sorted((statement.summary or {}).get("by_domain", {}).items()),
+        "by_domain": statement_pdf.summary_rows(statement, "by_domain"),
     }
     return render(request, "billing/insurer/statement.html", context)
 
 
 @login_required
-def statement_pdf(request, number: str):
+def statement_pdf_view(request, number: str):
+    """The PDF in the member's language (or ``?langue=fr|en``), after its SHA-256 is checked."""
     organisation = insurer_of(request)
     statement = own_statement(organisation, number)
     try:
-        content = statements.verified_pdf(statement, user=request.user, request=request)
+        content, sha256, language = statements.verified_pdf_for(
+            statement, statement_pdf.requested_language(request), user=request.user, request=request
+        )
     except statements.StatementTampered:
         return render(
             request, "billing/insurer/refused.html", {"statement": statement, "what": "pdf"}, status=409
         )
-    response = HttpResponse(content, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="releve-{statement.number}.pdf"'
-    return response
+    return statement_pdf.response(statement, content, sha256, language)
 
 
 @login_required

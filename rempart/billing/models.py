@@ -29,6 +29,13 @@ class BillingContract(models.Model):
         DIRECT_DEBIT = "direct_debit", _("Prélèvement SEPA")
         TRANSFER = "transfer", _("Virement de l'assureur")
 
+    class Scheme(models.TextChoices):
+        """The SEPA direct-debit scheme of the mandate (pain.008 ``LclInstrm/Cd``): insurers are businesses and
+        may sign a B2B mandate (no refund right, shorter return window); CORE is the default every bank takes."""
+
+        CORE = "CORE", _("SEPA Core")
+        B2B = "B2B", _("SEPA interentreprises (B2B)")
+
     insurer = models.OneToOneField(
         "registry.Insurer", on_delete=models.PROTECT, related_name="billing_contract"
     )
@@ -43,6 +50,9 @@ class BillingContract(models.Model):
     iban_cipher = models.BinaryField(null=True, editable=False)
     iban_masked = models.CharField(_("IBAN"), max_length=40, blank=True)
     bic = models.CharField(_("BIC"), max_length=11, blank=True)
+    sepa_scheme = models.CharField(
+        _("schéma du prélèvement"), max_length=4, choices=Scheme.choices, default=Scheme.CORE
+    )
     overdue_alert_days = models.PositiveSmallIntegerField(_("alerte de retard (jours)"), default=30)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -105,6 +115,8 @@ class Statement(models.Model):
         ISSUED = "issued", _("Émis")
         PAID = "paid", _("Réglé")
         PARTLY_PAID = "partly_paid", _("Réglé en partie")
+        # A direct debit that settled it came back (camt.054 return): due again, nothing received on it.
+        RETURNED = "returned", _("Prélèvement rejeté, dû à nouveau")
 
     number = models.CharField(_("numéro"), max_length=40, unique=True)
     insurer = models.ForeignKey("registry.Insurer", on_delete=models.PROTECT, related_name="statements")
@@ -129,7 +141,10 @@ class Statement(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     pdf_content = models.BinaryField(null=True, editable=False)
-    pdf_sha256 = models.CharField(max_length=64, blank=True)
+    pdf_sha256 = models.CharField(max_length=64, blank=True)  # the French PDF's
+    # The same statement in English (same figures), rendered at issue too; blank for statements issued before.
+    pdf_en_content = models.BinaryField(null=True, editable=False)
+    pdf_en_sha256 = models.CharField(max_length=64, blank=True)
     detail_path = models.CharField(max_length=300, blank=True)  # the detail CSV, written once (can be large)
     detail_sha256 = models.CharField(max_length=64, blank=True)
     detail_rows = models.PositiveIntegerField(default=0)
@@ -197,6 +212,24 @@ class Receipt(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )  # the second person, for a manual receipt above the threshold
+    # A direct debit's receipt: the collection file it came from (a return or a lump-sum credit finds it).
+    collection_file = models.ForeignKey(
+        "CollectionFile", on_delete=models.PROTECT, null=True, blank=True, related_name="receipts"
+    )
+    # A direct debit returned by the insurer's bank (camt.054 debit): the reversing posting, when and why.
+    return_transaction = models.OneToOneField(
+        "accounting.Transaction", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    returned_on = models.DateField(_("rejeté le"), null=True, blank=True)
+    return_reason = models.CharField(_("motif du rejet"), max_length=4, blank=True)  # ISO 20022 code
+    return_reference = models.CharField(max_length=140, blank=True)  # the bank's reference of the return
+    return_file_sha256 = models.CharField(max_length=64, blank=True)  # the camt.054 that reported it
+    # A manual receipt waiting for its second person, discarded instead (never posted).
+    discarded_at = models.DateTimeField(_("écarté le"), null=True, blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    discard_reason = models.CharField(_("motif de l'abandon"), max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -207,6 +240,15 @@ class Receipt(models.Model):
             models.CheckConstraint(
                 condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("recorded_by")),
                 name="billing_receipt_four_eyes",
+            ),
+            # A discarded receipt never posts; a returned one was posted first.
+            models.CheckConstraint(
+                condition=Q(discarded_at__isnull=True) | Q(transaction__isnull=True),
+                name="billing_receipt_discarded_unposted",
+            ),
+            models.CheckConstraint(
+                condition=Q(return_transaction__isnull=True) | Q(transaction__isnull=False),
+                name="billing_receipt_returned_posted",
             ),
         ]
 

@@ -29,6 +29,7 @@ from rempart.accounts.models import Organisation, Role
 from rempart.billing.models import BillingContract, Statement
 from rempart.registry.models import Insurer
 from rempart.surveillance import switches
+from rempart.surveillance.labels import TREASURY_MAY_SWITCH_OFF
 from rempart.surveillance.models import Alert, Switch
 
 SIGNAL = "insurer_overdue"
@@ -122,9 +123,7 @@ def raise_alerts(at: dt.date | None = None) -> list[Alert]:
                 level=1,
                 organisation=organisation,
                 evidence={SIGNAL: evidence},
-                response=_(
-                    "Aucune (la trésorerie peut couper le tiers payant pour les cartes de cet assureur)."
-                ),
+                response=TREASURY_MAY_SWITCH_OFF,  # a code, in words when shown (rempart.surveillance.labels)
             )  # fmt: skip
         )
     return raised

@@ -35,6 +35,7 @@ from rempart.accounts.events import record_event
 from rempart.accounts.models import Organisation, User
 from rempart.billing import fees as fee_rules
 from rempart.billing import periods
+from rempart.billing.batch_db import LARGE_BATCH, batch_memory, fresh_statistics
 from rempart.billing.models import BillingContract, Statement, StatementItem
 from rempart.registry.models import Insurer
 
@@ -122,6 +123,7 @@ def _prepare_all(
 ) -> list[Statement]:
     """Every insurer of the period in one transaction and a few set-wise statements (not one pass each)."""
     with transaction.atomic():
+        batch_memory()
         ids = [c.pk for c in contracts]
         list(BillingContract.objects.select_for_update().filter(pk__in=ids).order_by("pk"))  # one writer
         existing = {
@@ -136,7 +138,8 @@ def _prepare_all(
             for contract in contracts
             if contract.insurer_id not in existing  # a replay: nothing billed twice
         ]
-        _bill_items(new, end)
+        if _bill_items(new, end) > LARGE_BATCH:
+            fresh_statistics("billing_statementitem")
         by_statement = _aggregate(new)
         fees = _period_fees(new, start, end, by_statement)
         issued, empty = [], []
@@ -263,31 +266,58 @@ def _bill_items(statements: list[Statement], end: dt.date) -> int:
         return inserted
 
 
-# (day, transaction kind, domain, organisation id, lines, debits, credits) per statement, in one statement.
+# (day, transaction kind, domain, professional category, lines, debits, credits) per statement, in one statement.
+# The category of each organisation comes from a temporary table filled just before: grouped in SQL, a month of
+# millions of items comes back as a few thousand rows (by organisation, it was millions, all in memory).
 _AGGREGATE = """
-SELECT s.statement_id, t.effective_date, t.kind, c.domain, c.organisation_id, COUNT(*),
+SELECT s.statement_id, t.effective_date, t.kind, c.domain, COALESCE(cat.category, '—'), COUNT(*),
        SUM(CASE WHEN s.amount_cents > 0 THEN s.amount_cents ELSE 0 END),
        SUM(CASE WHEN s.amount_cents < 0 THEN s.amount_cents ELSE 0 END)
   FROM billing_statementitem s
   JOIN accounting_transaction t ON t.id = s.transaction_id
   JOIN claims_claim c ON c.id = s.claim_id
+  LEFT JOIN billing_org_category cat ON cat.organisation_id = c.organisation_id
  WHERE s.statement_id IN ({marks})
- GROUP BY s.statement_id, t.effective_date, t.kind, c.domain, c.organisation_id
+ GROUP BY s.statement_id, t.effective_date, t.kind, c.domain, COALESCE(cat.category, '—')
 """
 
 
+def _categories() -> list[tuple[int, str]]:
+    """Each professional organisation's category: its domains, sorted, joined by « + » (« — » if none)."""
+    return [
+        (org_id, "+".join(sorted(domains or [])) or "—")
+        for org_id, domains in Organisation.objects.filter(kind=Organisation.Kind.PROFESSIONAL).values_list(
+            "pk", "professional__domains"
+        )
+    ]
+
+
 def _aggregate(statements: list[Statement]) -> dict[int, list[tuple]]:
+    """Per statement: [(day, kind, domain, category, lines, debits, credits)], from its items."""
     if not statements:
         return {}
     rows: dict[int, list[tuple]] = {}
+    temporary = "ON COMMIT DROP" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS billing_org_category")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE billing_org_category (organisation_id bigint PRIMARY KEY, "
+            f"category varchar(200)) {temporary}"
+        )
+        categories = _categories()
+        for start in range(0, len(categories), 5000):
+            cursor.executemany(
+                "INSERT INTO billing_org_category (organisation_id, category) VALUES (%s, %s)",
+                categories[start : start + 5000],
+            )
         cursor.execute(
             _AGGREGATE.format(marks=", ".join(["%s"] * len(statements))), [s.pk for s in statements]
         )
-        for statement_id, day, kind, domain, org_id, n, plus, minus in cursor.fetchall():
+        for statement_id, day, kind, domain, category, n, plus, minus in cursor.fetchall():
             rows.setdefault(statement_id, []).append(
-                (_as_date(day), kind, domain, org_id, int(n), int(plus or 0), int(minus or 0))
+                (_as_date(day), kind, domain, category, int(n), int(plus or 0), int(minus or 0))
             )
+        cursor.execute("DROP TABLE billing_org_category")
     return rows
 
 
@@ -337,7 +367,7 @@ def _fees(
     for day, (checks, pecs) in activity.items():
         counts[day].rights_checks += checks
         counts[day].pecs += pecs
-    for day, kind, _domain, _org, n, plus, minus in rows:
+    for day, kind, _domain, _category, n, plus, minus in rows:
         day = min(max(day, start), end)
         if kind == accounting.Kind.CLAIM_ACCEPTED:
             counts[day].invoices += n
@@ -357,18 +387,12 @@ def _period_fees(
 
 def _totals(rows: list[tuple]) -> tuple[int, int, int, dict, dict]:
     """(lines, paid, reversals, by domain, by professional category) of a statement's aggregated items."""
-    categories = {
-        org_id: "+".join(sorted(domains or [])) or "—"
-        for org_id, domains in Organisation.objects.filter(pk__in={row[3] for row in rows}).values_list(
-            "pk", "professional__domains"
-        )
-    }
     by_domain: dict[str, dict] = {}
     by_category: dict[str, dict] = {}
     lines = paid = reversals = 0
-    for _day, _kind, domain, org_id, n, plus, minus in rows:
+    for _day, _kind, domain, category, n, plus, minus in rows:
         lines, paid, reversals = lines + n, paid + plus, reversals + minus
-        for bucket, key in ((by_domain, domain), (by_category, categories.get(org_id, "—"))):
+        for bucket, key in ((by_domain, domain), (by_category, category)):
             entry = bucket.setdefault(key, {"lines": 0, "paid_cents": 0, "reversals_cents": 0})
             entry["lines"] += n
             entry["paid_cents"] += plus
@@ -399,8 +423,7 @@ def _finish(
             idempotency_key=f"billing:{statement.number}:fee", memo=f"frais {statement.number}",
             source=("statement", str(statement.pk)), effective_date=statement.period_end,
         )  # fmt: skip
-    pdf = statement_pdf.render(statement)
-    statement.pdf_content, statement.pdf_sha256 = pdf, hashlib.sha256(pdf).hexdigest()
+    statement_pdf.render_all(statement)  # the PDF in French and in English, each with its SHA-256
     statement.save()
     record_event(
         "billing.statement_issued", user=user, statement=statement.number, kind=statement.kind,
@@ -429,6 +452,37 @@ def verified_pdf(statement: Statement, *, user: User | None = None, request=None
         )
     record_event("billing.statement_downloaded", request=request, user=user, statement=statement.number)
     return content
+
+
+def verified_pdf_for(
+    statement: Statement, language: str, *, user=None, request=None
+) -> tuple[bytes, str, str]:
+    """(content, SHA-256, language served) of the statement's PDF in ``language``, digest checked first.
+
+    French goes through :func:`verified_pdf`; English is checked the same way and records the same
+    events (with ``language="en"``). A statement issued before English PDFs existed has none: French is
+    served. Raises ``StatementTampered`` (recorded) when the bytes no longer match their digest.
+    """
+    if language != "en" or not statement.pdf_en_sha256:
+        return verified_pdf(statement, user=user, request=request), statement.pdf_sha256, "fr"
+    content = bytes(statement.pdf_en_content or b"")
+    if hashlib.sha256(content).hexdigest() != statement.pdf_en_sha256:
+        record_event(
+            "billing.statement_tampered",
+            request=request,
+            user=user,
+            statement=statement.number,
+            language="en",
+        )
+        raise StatementTampered(
+            "pdf_tampered",
+            _("Le PDF du relevé %(n)s ne correspond plus à son empreinte : il n'est pas servi.")
+            % {"n": statement.number},
+        )
+    record_event(
+        "billing.statement_downloaded", request=request, user=user, statement=statement.number, language="en"
+    )
+    return content, statement.pdf_en_sha256, "en"
 
 
 def items_of(statement: Statement):

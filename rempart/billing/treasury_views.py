@@ -1,8 +1,8 @@
 """The operator's treasury for insurer billing: ageing, receipts, receipts by hand, camt.054 import, pain.008.
 
 Thin: ``ageing``, ``receipts``, ``collection`` and ``overdue`` decide and record. Operator treasury, admin and
-support staff see the pages; only the treasury records or approves a receipt, imports a bank file or makes
-a direct-debit file, each with a fresh second factor (a pain.008 holds IBANs in clear; a receipt moves
+support staff see the pages; only the treasury records, approves or discards a receipt, imports a bank file
+or makes a direct-debit file, each with a fresh second factor (a pain.008 holds IBANs in clear; a receipt moves
 money). Cutting tiers payant for an overdue insurer: treasury, admin or security, fresh second factor too.
 Anyone else gets a plain 404. Insurers' IBANs are shown masked only.
 """
@@ -29,7 +29,7 @@ from rempart.accounts import roles
 from rempart.accounts.events import record_event
 from rempart.accounts.models import Role
 from rempart.accounts.stepup import second_factor_is_fresh, step_up_redirect
-from rempart.billing import ageing, collection, overdue, receipts
+from rempart.billing import ageing, collection, debit_return_reasons, overdue, receipts
 from rempart.billing.models import CollectionFile, Receipt, Statement
 from rempart.payments.bank_xml import max_bytes
 from rempart.registry.models import Insurer
@@ -146,7 +146,15 @@ def receipt_list(request):
     page = Paginator(
         Receipt.objects.select_related("insurer", "statement", "recorded_by", "approved_by"), 50
     ).get_page(request.GET.get("page"))
-    return render(request, "billing/treasury/receipts.html", {"page": page})
+    for receipt in page:  # a returned direct debit's reason, as a label in the reader's language
+        receipt.return_label = (
+            debit_return_reasons.label(receipt.return_reason) if receipt.return_transaction_id else ""
+        )
+    return render(
+        request,
+        "billing/treasury/receipts.html",
+        {"page": page, "can_record": receipts.can_record(request.user)},
+    )
 
 
 @treasury_console
@@ -176,7 +184,7 @@ def receipt_new(request):
                 messages.success(request, _("Encaissement comptabilisé."))
             return redirect("billing_treasury:overview")
     status = 400 if form.errors else 200
-    context = {"form": form, "threshold": receipts.four_eyes_threshold()}
+    context = {"form": form, "threshold": receipts.four_eyes_threshold(), "can_record": True}
     return render(request, "billing/treasury/receipt_new.html", context, status=status)
 
 
@@ -194,6 +202,26 @@ def receipt_approve(request, pk: int):
         messages.error(request, exc.message)
         return redirect("billing_treasury:overview")
     messages.success(request, _("Encaissement approuvé et comptabilisé."))
+    return redirect("billing_treasury:overview")
+
+
+@treasury_console
+@require_POST
+def receipt_discard(request, pk: int):
+    """Discard a manual receipt waiting for its second person (its author or another treasury member)."""
+    _treasury_only(request)
+    stale = _stale(request)
+    if stale is not None:
+        return stale
+    receipt = get_object_or_404(Receipt, pk=pk, source=Receipt.Source.MANUAL)
+    try:
+        receipts.discard_manual_receipt(
+            receipt, user=request.user, reason=request.POST.get("reason", "")[:300], request=request
+        )
+    except receipts.ReceiptError as exc:
+        messages.error(request, exc.message)
+        return redirect("billing_treasury:overview")
+    messages.success(request, _("Encaissement écarté : il ne sera pas comptabilisé."))
     return redirect("billing_treasury:overview")
 
 
@@ -218,9 +246,15 @@ def import_receipts(request):
                 _("%(n)s encaissement(s) comptabilisé(s), %(total)s centimes.")
                 % {"n": len(result.receipts), "total": result.total_cents},
             )
+            if result.returns:
+                messages.warning(
+                    request,
+                    _("%(n)s prélèvement(s) rejeté(s) par la banque de l'assureur, %(total)s centimes : créance "
+                      "rouverte, alerte levée.") % {"n": len(result.returns), "total": result.returned_cents},
+                )  # fmt: skip
             return redirect("billing_treasury:receipts")
     status = 400 if form.errors else 200
-    return render(request, "billing/treasury/import.html", {"form": form}, status=status)
+    return render(request, "billing/treasury/import.html", {"form": form, "can_record": True}, status=status)
 
 
 @treasury_console
@@ -249,6 +283,7 @@ def collection_page(request):
         "collectable": collection.collectable(),
         "files": CollectionFile.objects.select_related("created_by")[:50],
         "can_make": receipts.can_record(request.user),
+        "can_record": receipts.can_record(request.user),
     }
     return render(request, "billing/treasury/collection.html", context, status=400 if form.errors else 200)
 

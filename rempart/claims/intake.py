@@ -41,10 +41,16 @@ class ClaimIn(Schema):
     )
     invoice_date: dt.date
     care_date: dt.date
-    amc_number: StrictStr = Field(..., examples=["251895266"])
-    adherent_number: StrictStr = Field(..., examples=["0000001234"])
-    nir: StrictStr = Field(..., description="NIR lu sur la carte Vitale, 15 caractères clé comprise")
-    birth_date: StrictStr = Field(..., description="AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus")
+    amc_number: StrictStr = Field(..., examples=["391689460"])
+    adherent_number: StrictStr = Field(..., examples=["DEMO-0001"])
+    nir: StrictStr = Field(
+        ...,
+        description="NIR lu sur la carte Vitale, 15 caractères clé comprise",
+        examples=["285057512345623"],
+    )
+    birth_date: StrictStr = Field(
+        ..., description="AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus", examples=["1985-05-12"]
+    )
     birth_rank: StrictInt | None = Field(None, ge=1, le=9)
     domain: StrictStr = Field(..., examples=["OPTI"], description="Domaine de soins (PHAR, OPTI, AUDI, …)")
     prescriber_rpps: StrictStr | None = Field(

@@ -85,6 +85,7 @@ ACTION_LABELS = {
     "status": _("Statut"),
     "note": _("Note"),
     "notices": _("Notifications générées"),
+    "published": _("Notifications publiées à l'assureur"),
 }
 
 
@@ -123,6 +124,12 @@ class Scope(models.Model):
     ledger_ok = models.BooleanField(default=False)
     ledger_report = models.TextField(blank=True)
     ledger_rows = models.BigIntegerField(default=0)
+    # What the check before the freeze started from and re-hashed (rempart.incidents.ledger_words): the
+    # oldest chain checkpoint used and the verification that saved it (none: every chain from its first row),
+    # and how many of the scope's own rows were re-hashed one by one (None: frozen before this was kept).
+    ledger_checkpoint_at = models.DateTimeField(null=True, blank=True)
+    ledger_checkpoint_run = models.BigIntegerField(null=True, blank=True)
+    ledger_scope_rows = models.BigIntegerField(null=True, blank=True)
     matched_rows = models.BigIntegerField(default=0)
     people = models.BigIntegerField(default=0)
     disclosures = models.BigIntegerField(default=0)
@@ -184,6 +191,12 @@ class Document(models.Model):
     size = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Set by the operator's review step (rempart.incidents.publication): until then the insurer neither sees the
+    # document nor is told of it.
+    published_at = models.DateTimeField(_("publié le"), null=True, blank=True)
+    published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 

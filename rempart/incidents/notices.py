@@ -30,11 +30,13 @@ from django.db import transaction
 from django.utils import timezone, translation
 from reportlab.lib.units import cm
 
-from rempart.incidents import exposure, workflow
+from rempart.incidents import categories, exposure, workflow
 from rempart.incidents.documents import store_document
+from rempart.incidents.ledger_words import ledger_line
 from rempart.incidents.models import Document, Incident, Scope
 from rempart.ledger.actor import Actor
 from rempart.lib import csv_safe
+from rempart.lib.dates import french_date, french_datetime
 from rempart.lib.pdf import PdfDocument as _Pdf
 from rempart.lib.progress import progress_bar
 from rempart.registry.models import CareDomain, Insurer
@@ -103,8 +105,9 @@ def field_labels(fields: frozenset[str]) -> tuple[str, str]:
         plain.append("la date de fin de validité de vos droits")
     known = {_IDENTITY, _VALID_UNTIL}
     others = sorted(f for f in fields if f not in known and not f.startswith(("coverage:", "tp_terms:")))
-    short += others
-    plain += others
+    described = [found for found in map(categories.words, others) if found]  # words, never a raw code
+    short += list(dict.fromkeys(found[0] for found in described))
+    plain += list(dict.fromkeys(found[1] for found in described))
     words = plain[0] if len(plain) < 2 else f"{', '.join(plain[:-1])} et {plain[-1]}"
     return ", ".join(short), words
 
@@ -128,9 +131,13 @@ def _category_rows(insurer: Insurer, counts: Counter) -> list[tuple[str, int]]:
             rows.append((f"{words} — {_domain(code)}", counts[prefix + code]))
     if counts.get(_VALID_UNTIL):
         rows.append(("Date de fin de validité des droits", counts[_VALID_UNTIL]))
+    grouped: Counter = Counter()  # the other codes, in words (a person counted once per code, as above)
     for name in sorted(counts):
         if name not in (_IDENTITY, _VALID_UNTIL) and not name.startswith(("coverage:", "tp_terms:")):
-            rows.append((name, counts[name]))
+            category = categories.grouping(name)
+            if category:
+                grouped[category] = max(grouped[category], counts[name])
+    rows += sorted(grouped.items())
     return rows
 
 
@@ -154,14 +161,14 @@ def _local(moment: dt.datetime) -> dt.datetime:
 
 
 def _when(moment: dt.datetime | None) -> str:
-    return f"{_local(moment):%d/%m/%Y à %H:%M}" if moment else "—"
+    return french_datetime(moment) if moment else "—"
 
 
 @lru_cache(maxsize=4096)
 def period_words(first: dt.date, last: dt.date) -> str:
     if first == last:
-        return f"le {first:%d/%m/%Y}"
-    return f"entre le {first:%d/%m/%Y} et le {last:%d/%m/%Y}"
+        return f"le {french_date(first)}"
+    return f"entre le {french_date(first)} et le {french_date(last)}"
 
 
 def _window(scope: Scope) -> str:
@@ -302,7 +309,7 @@ class Facts:
 
     def ledger_verdict(self) -> str:
         if self.scope.ledger_ok:
-            return f"vérifié avant le gel du périmètre : intègre ({_n(self.scope.ledger_rows)} ligne(s) contrôlée(s))"
+            return ledger_line(self.scope)  # rows verified, from which checkpoint, the scope's own re-hashed
         return "ALTÉRÉ — voir l'avertissement en tête de document"
 
     def footer(self, what: str) -> str:
@@ -612,7 +619,7 @@ def _letter(facts: Facts, merge_name: str) -> bytes:
     )
     pdf.text("Ce qui s'est passé", "letter_head")
     pdf.text(
-        f"Le {_local(incident.detected_at):%d/%m/%Y}, des consultations anormales de ce service ont été détectées. "
+        f"Le {french_date(_local(incident.detected_at).date())}, des consultations anormales de ce service ont été détectées. "
         "Vos données ont été consultées «periode». Les informations suivantes ont été communiquées à la personne "
         "à l'origine de ces consultations : «donnees_exposees».",
         "letter",

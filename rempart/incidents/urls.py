@@ -15,6 +15,11 @@ urlpatterns = [
         views.generate,
         name="generate",
     ),
+    path(
+        "operateur/incidents/<int:pk>/perimetres/<int:scope_pk>/publier/<int:insurer_pk>/",
+        views.publish,
+        name="publish",
+    ),
     path("operateur/incidents/<int:pk>/statut/", views.change_status, name="status"),
     path("operateur/incidents/<int:pk>/mesure/", views.add_text, {"kind": "measure"}, name="measure"),
     path("operateur/incidents/<int:pk>/note/", views.add_text, {"kind": "note"}, name="note"),

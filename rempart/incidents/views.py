@@ -16,6 +16,7 @@ from rempart.accounts.models import Organisation, Role
 from rempart.incidents import exposure, workflow
 from rempart.incidents.export import describe
 from rempart.incidents.forms import IncidentForm, ScopeForm, StatusForm, TextForm
+from rempart.incidents.ledger_words import ledger_line
 from rempart.incidents.models import Document, Incident
 from rempart.incidents.scope import summarise
 from rempart.ledger.actor import Actor
@@ -63,6 +64,7 @@ def incident_detail(request, pk: int):
     names = _insurer_names({i for scope in scopes for i in scope.per_insurer})
     for scope in scopes:
         scope.description = describe(scope.criteria)
+        scope.ledger_line = ledger_line(scope)
         scope.insurers = sorted(
             ((names.get(int(i), i), totals) for i, totals in scope.per_insurer.items()),
             key=lambda item: str(item[0]),
@@ -202,6 +204,13 @@ def generate(request, pk: int, scope_pk: int):
         messages.error(request, str(exc))
     else:
         messages.success(request, _("%(n)s document(s) générés.") % {"n": len(documents)})
+        if documents:
+            messages.info(
+                request,
+                _(
+                    "Relisez-les, puis publiez-les à chaque assureur : il ne les voit et n'en est prévenu qu'après."
+                ),
+            )
     return redirect("incidents:detail", pk=incident.pk)
 
 
@@ -224,6 +233,29 @@ def _send(request, document: Document, actor: Actor):
     return FileResponse(
         handle, as_attachment=True, filename=document.filename, content_type=document.content_type
     )
+
+
+@login_required
+@require_POST
+def publish(request, pk: int, scope_pk: int, insurer_pk: int):
+    """The review step: the insurer's documents of this scope become visible to it, and its members are emailed."""
+    _require_security(request)
+    from rempart.incidents.publication import publish as publish_notices
+
+    incident = get_object_or_404(Incident, pk=pk)
+    scope = get_object_or_404(incident.scopes, pk=scope_pk)
+    insurer = get_object_or_404(Insurer, pk=insurer_pk)
+    if publish_notices(incident, scope, insurer, by=request.user, request=request):
+        messages.success(
+            request,
+            _("Notifications publiées à %(name)s : ses membres sont prévenus par courriel.")
+            % {"name": insurer.name},
+        )
+    else:
+        messages.info(
+            request, _("Ces notifications étaient déjà publiées : personne n'a été prévenu de nouveau.")
+        )
+    return redirect("incidents:detail", pk=incident.pk)
 
 
 @login_required
@@ -250,12 +282,18 @@ def _insurer_of(request) -> Insurer:
 @login_required
 def insurer_notices(request):
     insurer = _insurer_of(request)
-    documents = Document.objects.filter(insurer=insurer).select_related("incident").order_by("-created_at")
+    documents = (
+        Document.objects.filter(
+            insurer=insurer, published_at__isnull=False
+        )  # after the operator's review only
+        .select_related("incident")
+        .order_by("-created_at")
+    )
     return render(request, "incidents/insurer_notices.html", {"insurer": insurer, "documents": documents})
 
 
 @login_required
 def insurer_download(request, document_pk: int):
     insurer = _insurer_of(request)
-    document = get_object_or_404(Document, pk=document_pk, insurer=insurer)
+    document = get_object_or_404(Document, pk=document_pk, insurer=insurer, published_at__isnull=False)
     return _send(request, document, Actor.portal(request))

@@ -104,6 +104,9 @@ class LedgerCheck:
     rows: int
     seconds: float
     report: str
+    checkpoint_at: dt.datetime | None = None  # the oldest chain checkpoint the check started from
+    checkpoint_run: int | None = None  # the verification that saved it (its number)
+    scope_rows: int = 0  # the scope's own rows, re-hashed one by one
 
 
 def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
@@ -111,12 +114,14 @@ def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
     newest anchor, every row the scope reads re-hashed on its own, and any earlier failure not yet cleared by a
     complete verification (rempart.ledger.verification: a failed run moves no checkpoint)."""
     started = time.monotonic()
+    checkpoint_run = _checkpoint_run()
     outcome = verification.run(
         VerificationRun.Kind.FREEZE,
         from_checkpoints=True,
         extra=lambda: chain.check_rows(ledger_rows(criteria)),
     )
     result = outcome.report
+    scope_rows = ledger_rows(criteria).count()
     if not outcome.ok:
         report = "\n".join(outcome.all_problems)
     elif result.checkpoint_at:
@@ -126,7 +131,27 @@ def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
         )
     else:
         report = f"{result.rows} ligne(s) vérifiée(s) dans {result.chains} chaînes : intègre"
-    return LedgerCheck(outcome.ok, result.rows, time.monotonic() - started, report)
+    return LedgerCheck(
+        outcome.ok, result.rows, time.monotonic() - started, report,
+        checkpoint_at=result.checkpoint_at,
+        checkpoint_run=checkpoint_run.pk if checkpoint_run and result.checkpoint_at else None,
+        scope_rows=scope_rows,
+    )  # fmt: skip
+
+
+def _checkpoint_run() -> VerificationRun | None:
+    """The verification that saved the oldest checkpoint a check from checkpoints starts at (read before the
+    check, which may save newer ones): the checkpoint's reference in the words of the freeze."""
+    from rempart.ledger.models import ChainCheckpoint
+
+    oldest = ChainCheckpoint.objects.order_by("verified_at").values_list("verified_at", flat=True).first()
+    if oldest is None:
+        return None
+    return (
+        VerificationRun.objects.filter(checkpoints_saved=True, finished_at__gte=oldest)
+        .order_by("finished_at", "pk")
+        .first()
+    )
 
 
 def _anchor(check: LedgerCheck) -> str:
@@ -178,6 +203,9 @@ def attach_scope(
             ledger_ok=check.ok,
             ledger_report=check.report,
             ledger_rows=check.rows,
+            ledger_checkpoint_at=check.checkpoint_at,
+            ledger_checkpoint_run=check.checkpoint_run,
+            ledger_scope_rows=check.scope_rows,
         )
         insert_entries(criteria, scope.pk)
         totals = (

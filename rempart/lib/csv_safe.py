@@ -25,7 +25,9 @@ from typing import Any
 
 # ASCII and full-width (U+FF1D, U+FF0B, U+FF0D, U+FF20) formula leaders, tab and carriage return.
 FORMULA_LEADS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)")
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+(?:[.,][0-9]+)?|[.,][0-9]+)"
+)  # ASCII digits only, as in SQL (gate.billing)
 
 
 def neutralise(value: Any) -> Any:

@@ -136,8 +136,9 @@ RED = colors.HexColor("#9b1c1c")
 class PdfDocument:
     """A short French document: title, sections, facts tables, warnings; a footer on every page."""
 
-    def __init__(self, *, title: str, footer: str, banner: str = "") -> None:
+    def __init__(self, *, title: str, footer: str, banner: str = "", lang: str = "fr-FR") -> None:
         self.title = title
+        self.lang = lang  # the document's language, for readers and screen readers
         self.footer = pdf_text(footer)
         self.banner = pdf_text(banner)
         self.story: list = []
@@ -225,7 +226,7 @@ class PdfDocument:
             title=pdf_text(self.title),
             author="Rempart",
             creator="Rempart",
-            lang="fr-FR",
+            lang=self.lang,
         )
         document.build(self.story, onFirstPage=self._decorate, onLaterPages=self._decorate)
         return buffer.getvalue()

@@ -317,7 +317,9 @@ class ImportRun(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True)
     counts = models.JSONField(default=dict)
-    message = models.TextField(blank=True)
+    message = models.TextField(blank=True)  # older runs: an English sentence, shown as it is
+    # The refusal or the warnings, as codes and parameters (rempart.registry.import_messages), worded when shown.
+    notes = models.JSONField(default=list, blank=True)
     report_dir = models.CharField(max_length=500, blank=True)
     # Which process runs it, to tell a run in progress from one whose process died (rempart.registry.import_runs).
     host = models.CharField(max_length=255, blank=True)
@@ -345,3 +347,23 @@ class ImportRun(models.Model):
 
     def get_current_status_display(self) -> str:
         return str(self.Status(self.current_status()).label)
+
+    def notes_text(self) -> list[str]:
+        """The refusal or the warnings in the reader's language; an older run's stored sentence as it is."""
+        from rempart.registry.import_messages import describe_all
+
+        return describe_all(self.notes) if self.notes else describe_all(self.message)
+
+    def get_mode_display(self) -> str:
+        return str(IMPORT_MODES.get(self.mode, IMPORT_MODES["delta"]))
+
+    def get_kind_display(self) -> str:
+        return str(IMPORT_KINDS.get(self.kind, IMPORT_KINDS["rights"]))
+
+    @property
+    def rejected(self) -> int:
+        return int(self.counts.get("rejected") or 0)
+
+
+IMPORT_MODES = {"delta": _("Delta"), "full": _("Complet")}
+IMPORT_KINDS = {"rights": _("Droits"), "products": _("Produits")}

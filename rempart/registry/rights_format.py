@@ -49,12 +49,42 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class RowError(ValueError):
-    """A problem with one field of one row; the message never repeats the value."""
+    """A problem with one field of one row, as a stable code and its parameters (rempart.registry.import_messages);
+    never the value. ``str()`` and ``reason`` are the English words, for logs and tracebacks; pages and
+    reports render ``message`` in their reader's language."""
 
-    def __init__(self, column: str, reason: str) -> None:
-        super().__init__(f"{column}: {reason}")
+    def __init__(self, column: str, code: str, **params) -> None:
+        super().__init__(column, code)
         self.column = column
-        self.reason = reason
+        self.code = code
+        self.params = params
+
+    @property
+    def message(self) -> dict:
+        return {"code": self.code, **self.params}
+
+    @property
+    def reason(self) -> str:
+        from rempart.registry.import_messages import describe
+
+        return describe(self.message, "en")
+
+    def __str__(self) -> str:
+        return f"{self.column}: {self.reason}"
+
+
+# The reasons of rempart.lib.identifiers (English words) and LunarDate, as codes.
+_NIR_CODES = (
+    ("wrong length", "nir_length"),
+    ("check key", "nir_checksum"),
+    ("impossible component", "nir_component"),
+    ("wrong format", "nir_format"),
+)
+_BIRTH_CODES = (
+    ("year before 1880", "year_before_1880"),
+    ("impossible month", "month_impossible"),
+    ("impossible day", "day_impossible"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +127,16 @@ _NAMES: dict[str, str] = {}  # as written → normalised
 def _date(column: str, text: str, required: bool) -> dt.date | None:
     if not text:
         if required:
-            raise RowError(column, "missing (YYYY-MM-DD expected)")
+            raise RowError(column, "date_missing")
         return None
     value = _DATES.get(text)
     if value is None:
         if not _ISO_DATE.match(text):
-            raise RowError(column, "YYYY-MM-DD expected")
+            raise RowError(column, "date_format")
         try:
             value = dt.date.fromisoformat(text)
         except ValueError:
-            raise RowError(column, "impossible date") from None
+            raise RowError(column, "date_impossible") from None
         if len(_DATES) >= _CACHE_LIMIT:
             _DATES.clear()
         _DATES[text] = value
@@ -120,7 +150,9 @@ def _birth(text: str) -> tuple[int, int | None, int | None, str]:
         try:
             birth = LunarDate.parse(text)
         except ValueError as exc:
-            raise RowError("birth_date", str(exc).removeprefix("date: ")) from None
+            text_reason = str(exc)
+            code = next((c for words, c in _BIRTH_CODES if words in text_reason), "date_format")
+            raise RowError("birth_date", code) from None
         value = (birth.year, birth.month, birth.day, str(birth))
         if len(_BIRTHS) >= _CACHE_LIMIT:
             _BIRTHS.clear()
@@ -134,7 +166,9 @@ def _nir(column: str, text: str) -> str | None:
     try:
         return validate_nir(text)
     except InvalidIdentifier as exc:
-        raise RowError(column, str(exc).removeprefix("NIR: ")) from None
+        text_reason = str(exc)
+        code = next((c for words, c in _NIR_CODES if words in text_reason), "nir_invalid")
+        raise RowError(column, code) from None
 
 
 def _name(column: str, text: str) -> str:
@@ -146,9 +180,9 @@ def _name(column: str, text: str) -> str:
     if not name:
         raise RowError(column, "missing")
     if len(name) > 60:
-        raise RowError(column, "longer than 60 characters")
+        raise RowError(column, "name_too_long")
     if not _NAME.match(name):
-        raise RowError(column, "letters, spaces, apostrophes, hyphens and dots only")
+        raise RowError(column, "name_characters")
     if len(_NAMES) >= _CACHE_LIMIT:
         _NAMES.clear()
     _NAMES[text] = name
@@ -159,7 +193,7 @@ def _small_int(column: str, text: str, low: int, high: int, default: int | None 
     if not text and default is not None:
         return default
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:  # not '²'
-        raise RowError(column, f"whole number from {low} to {high} expected")
+        raise RowError(column, "integer_range", low=low, high=high)
     return int(text)
 
 
@@ -174,52 +208,52 @@ def check_row(fields: list[str], amc_number: str, cipher: FieldCipher) -> tuple:
     The bulk import calls this once per row, so it avoids building a dict and a dataclass per row.
     """
     if len(fields) != _COLUMN_COUNT:
-        raise RowError("(row)", f"{len(fields)} fields instead of {_COLUMN_COUNT}")
+        raise RowError("(row)", "field_count", count=len(fields), expected=_COLUMN_COUNT)
     (
         amc, adherent, product, contract_start_text, contract_end_text, status_text, member_text, quality_text,
         last_name, first_name, sex, birth_text, rank_text, nir_text, od_nir_text, coverage_start_text,
         coverage_end_text,
     ) = [field.strip() for field in fields]  # fmt: skip
     if amc != amc_number:
-        raise RowError("amc_number", "differs from the file's insurer")
+        raise RowError("amc_number", "amc_mismatch")
 
     adherent = adherent.upper()
     if not _ADHERENT.match(adherent):
-        raise RowError("adherent_number", "1 to 20 letters, digits or hyphens expected")
+        raise RowError("adherent_number", "adherent_format")
     product = product.upper()
     if not _PRODUCT.match(product):
-        raise RowError("product_code", "1 to 20 letters, digits, '_' or '-' expected")
+        raise RowError("product_code", "product_format")
     contract_start = _date("contract_start", contract_start_text, required=True)
     contract_end = _date("contract_end", contract_end_text, required=False)
     if contract_end and contract_end < contract_start:
-        raise RowError("contract_end", "before contract_start")
+        raise RowError("contract_end", "date_before", other="contract_start")
     status = CONTRACT_STATUSES.get(status_text.lower())
     if status is None:
-        raise RowError("contract_status", "active, suspended or terminated expected")
+        raise RowError("contract_status", "contract_status_choice")
 
     member = _small_int("member_number", member_text, 1, 99)
     quality = QUALITIES.get(quality_text.upper())
     if quality is None:
-        raise RowError("quality", "ASSURE, CONJOINT, ENFANT or AUTRE expected")
+        raise RowError("quality", "quality_choice")
     last_name = _name("last_name", last_name)
     first_name = _name("first_name", first_name)
     sex = sex.upper()
     if sex not in SEXES:
-        raise RowError("sex", "M or F expected")
+        raise RowError("sex", "sex_choice")
     birth_year, birth_month, birth_day, birth_text = _birth(birth_text)
     birth_rank = _small_int("birth_rank", rank_text, 1, 9, default=1)
 
     nir = _nir("nir", nir_text)
     od_nir = _nir("ouvrant_droit_nir", od_nir_text)
     if nir is None and od_nir is None:
-        raise RowError("nir", "missing: give the beneficiary's NIR or the ouvrant droit's")
+        raise RowError("nir", "nir_missing")
     if quality == "A" and nir is None:
-        raise RowError("nir", "the assuré principal must have a NIR of their own")
+        raise RowError("nir", "nir_assure_required")
 
     coverage_start = _date("coverage_start", coverage_start_text, required=True)
     coverage_end = _date("coverage_end", coverage_end_text, required=False)
     if coverage_end and coverage_end < coverage_start:
-        raise RowError("coverage_end", "before coverage_start")
+        raise RowError("coverage_end", "date_before", other="coverage_start")
 
     fingerprint = cipher.fingerprint64
     contract_parts = (adherent, product, contract_start_text, contract_end_text, status)

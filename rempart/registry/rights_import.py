@@ -29,12 +29,14 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rempart.lib import csv_safe
 from rempart.lib.crypto import field_cipher
 from rempart.lib.progress import CountingReader, progress_bar
 from rempart.registry import import_runs
 from rempart.registry import rights_format as fmt
+from rempart.registry.import_messages import describe, entry, to_json
 from rempart.registry.models import ImportRun, Insurer
 from rempart.registry.rights_staging import (
     COPY_SIGNATURE,
@@ -54,7 +56,24 @@ PARALLEL_MIN_BYTES = 2 << 20
 
 
 class FileRefused(Exception):
-    """The file is wrong as a whole: nothing was changed."""
+    """The file is wrong as a whole: nothing was changed. Carries a stable code and its parameters
+    (rempart.registry.import_messages); ``str()`` is the English words, ``describe()`` the reader's."""
+
+    def __init__(self, code: str, **params) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+        self.run: ImportRun | None = None  # the run that recorded the refusal
+
+    @property
+    def message(self) -> dict:
+        return entry(self.code, **self.params)
+
+    def describe(self) -> str:
+        return describe(self.message)
+
+    def __str__(self) -> str:
+        return describe(self.message, "en")
 
 
 class _DryRunDone(Exception):
@@ -72,25 +91,37 @@ class ImportSummary:
     rejected: int = 0
     seconds: float = 0.0
     dry_run: bool = False
-    warnings: list[str] = field(default_factory=list)
+    # A full file that would end more than the safety share: refused, unless forced; a dry run says so.
+    above_threshold: bool = False
+    warnings: list[dict] = field(default_factory=list)  # messages: code and parameters
 
     @property
     def rows_per_second(self) -> float:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
     def as_text(self) -> str:
-        lines = [
-            f"rows read       {self.rows_read:>12,}",
-            f"created         {self.created:>12,}",
-            f"updated         {self.updated:>12,}",
-            f"unchanged       {self.unchanged:>12,}",
-            f"ended           {self.ended:>12,}  (beneficiaries; contracts ended: {self.contracts_ended:,})",
-            f"rejected        {self.rejected:>12,}",
-            f"time            {self.seconds:>12.1f} s  ({self.rows_per_second:,.0f} rows/s)",
+        """The summary in the active language (the command's ``--language``)."""
+        rows = [
+            (_("lignes lues"), f"{self.rows_read:>12,}"),
+            (_("créées"), f"{self.created:>12,}"),
+            (_("modifiées"), f"{self.updated:>12,}"),
+            (_("inchangées"), f"{self.unchanged:>12,}"),
+            (
+                _("sorties"),
+                f"{self.ended:>12,}  "
+                + _("(bénéficiaires ; contrats clos : %(n)s)") % {"n": f"{self.contracts_ended:,}"},
+            ),
+            (_("rejetées"), f"{self.rejected:>12,}"),
+            (
+                _("durée"),
+                f"{self.seconds:>12.1f} s  "
+                + _("(%(rate)s lignes/s)") % {"rate": f"{self.rows_per_second:,.0f}"},
+            ),
         ]
+        lines = [f"{label:<16}{value}" for label, value in rows]
         if self.dry_run:
-            lines.append("DRY RUN: nothing was changed.")
-        lines.extend(f"warning: {warning}" for warning in self.warnings)
+            lines.append(_("SIMULATION : rien n'a été modifié."))
+        lines.extend(_("avertissement : %(text)s") % {"text": describe(w)} for w in self.warnings)
         return "\n".join(lines)
 
 
@@ -111,28 +142,26 @@ class RightsFileReader:
         try:
             yield from self._rows(reader)
         except UnicodeDecodeError:
-            raise FileRefused(f"not valid UTF-8 (near line {reader.line_num + 1})") from None
-        except csv.Error as exc:
-            raise FileRefused(f"unreadable CSV at line {reader.line_num}: {exc}") from None
+            raise FileRefused("not_utf8", line=reader.line_num + 1) from None
+        except csv.Error:
+            raise FileRefused("unreadable_csv", line=reader.line_num) from None
 
     def _rows(self, reader) -> Iterator[tuple[int, list[str]]]:
         magic = next(reader, None)
         if not magic or magic[0] != fmt.MAGIC:
-            raise FileRefused(f"line 1: not a rights file (expected '{fmt.magic_line(self._amc)}')")
+            raise FileRefused("not_rights_file", expected=fmt.magic_line(self._amc))
         if len(magic) < 3 or magic[1] != fmt.VERSION:
-            raise FileRefused(
-                f"line 1: unsupported format version (this platform reads version {fmt.VERSION})"
-            )
+            raise FileRefused("unsupported_version", version=fmt.VERSION)
         if magic[2] != self._amc:
-            raise FileRefused("line 1: the file is for another insurer than the one given")
+            raise FileRefused("other_insurer")
         header = next(reader, None)
         if header is None or [name.strip() for name in header] != list(fmt.COLUMNS):
-            raise FileRefused(f"line 2: wrong header (expected '{fmt.header_line()}')")
+            raise FileRefused("wrong_header", expected=fmt.header_line())
         trailer: list[str] | None = None
         for fields in reader:
             if trailer is not None:
                 if any(f.strip() for f in fields):
-                    raise FileRefused(f"line {reader.line_num}: data after the '{fmt.TRAILER}' line")
+                    raise FileRefused("data_after_trailer", line=reader.line_num, trailer=fmt.TRAILER)
                 continue
             if not fields or (not fields[0].strip() and not any(f.strip() for f in fields)):
                 continue
@@ -142,12 +171,11 @@ class RightsFileReader:
             self.data_rows += 1
             yield reader.line_num, fields
         if trailer is None:
-            raise FileRefused(f"truncated: no '{fmt.TRAILER}' line at the end of the file")
+            raise FileRefused("no_trailer", trailer=fmt.TRAILER)
         announced = trailer[1].strip() if len(trailer) > 1 else ""
         if not (announced.isascii() and announced.isdigit()) or int(announced) != self.data_rows:
             raise FileRefused(
-                f"truncated or altered: the '{fmt.TRAILER}' line announces {trailer[1:2]} rows, "
-                f"the file has {self.data_rows}"
+                "trailer_count", trailer=fmt.TRAILER, announced=_announced(announced), found=self.data_rows
             )
 
 
@@ -244,8 +272,17 @@ class Staging:
 # ---------------------------------------------------------------------------------------------- errors
 
 
+ERROR_COLUMNS = ("line", "column", "reason", "code", "params")
+
+
+def _announced(text: str) -> str:
+    """What a trailer announces, as shown in a refusal: digits, or a mark that it is not a count."""
+    return text[:12] if text.isascii() and text.isdigit() else "?"
+
+
 class ErrorReport:
-    """Bad rows, written as they are found: line, column, reason (never the value)."""
+    """Bad rows, written as they are found: line, column, reason in the import's language, and the reason's
+    code and parameters (never the value), from which the portal words it again in its reader's language."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -256,12 +293,12 @@ class ErrorReport:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("w", encoding="utf-8", newline="")
             self._writer = csv_safe.writer(self._handle)
-            self._writer.writerow(["line", "column", "reason"])
+            self._writer.writerow(ERROR_COLUMNS)
 
-    def add(self, line: int, column: str, reason: str) -> None:
+    def add(self, line: int, column: str, message: dict) -> None:
         self.count += 1
         if self._writer is not None:
-            self._writer.writerow([line, column, reason])
+            self._writer.writerow([line, column, describe(message), message["code"], to_json(message)])
 
     def close(self) -> None:
         if self._handle is not None:
@@ -282,16 +319,19 @@ def import_rights(
     show_progress: bool | None = None,
     today: dt.date | None = None,
     workers: int | None = None,
+    file_name: str | None = None,
 ) -> tuple[ImportRun, ImportSummary]:
     """Import a rights file for one insurer. Returns the recorded run and its summary.
 
     Raises FileRefused (after recording it) when the file is wrong as a whole. ``workers``: processes
-    checking and encrypting rows (0: this process only; default: by file size and CPUs).
+    checking and encrypting rows (0: this process only; default: by file size and CPUs). ``file_name``: the
+    name the run is listed under (the portal's uploaded name; by default the file's own). A dry run of a full
+    file above the safety share goes on and says what it would do (``summary.above_threshold``).
     """
     if mode not in ("full", "delta"):
         raise ValueError("mode must be 'full' or 'delta'")
     today = today or timezone.localdate()
-    name = source.name if isinstance(source, Path) else getattr(source, "name", "<stream>")
+    name = file_name or (source.name if isinstance(source, Path) else getattr(source, "name", "<stream>"))
     run = ImportRun.objects.create(
         insurer=insurer, kind="rights", mode=mode, file_name=str(name)[:255], **import_runs.process_fields()
     )
@@ -302,7 +342,7 @@ def import_rights(
     summary = ImportSummary(dry_run=dry_run)
     started = time.monotonic()
     digest = hashlib.sha256()
-    status, message = ImportRun.Status.FAILED, ""
+    status, refusal = ImportRun.Status.FAILED, None
     handle = source.open("rb") if isinstance(source, Path) else source
     try:
         total = source.stat().st_size if isinstance(source, Path) else None
@@ -316,7 +356,9 @@ def import_rights(
             reader = RightsFileReader(_Hashing(handle, digest), insurer.amc_number, on_bytes)
             try:
                 with import_runs.Heartbeat(run) as heartbeat, transaction.atomic():
-                    _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers)
+                    _import_in_transaction(
+                        reader, insurer, mode, force, today, report, summary, workers, dry_run=dry_run
+                    )
                     if dry_run:
                         raise _DryRunDone
                     heartbeat.stop()
@@ -325,21 +367,25 @@ def import_rights(
                 pass
         status = ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.SUCCEEDED
     except FileRefused as exc:
-        status, message = ImportRun.Status.REFUSED, str(exc)
+        status, refusal = ImportRun.Status.REFUSED, exc.message
+        exc.run = run
         raise
     finally:
         report.close()
         if isinstance(source, Path):
             handle.close()
         summary.seconds = time.monotonic() - started
-        run.status, run.message = status, message or "\n".join(summary.warnings)
+        run.status, run.message = status, ""
+        run.notes = [refusal] if refusal else list(summary.warnings)
         run.file_sha256 = digest.hexdigest()
-        run.counts = {k: v for k, v in asdict(summary).items() if k not in ("warnings", "dry_run")}
+        run.counts = _counts(summary)
         run.finished_at = timezone.now()
         run.report_dir = str(report_dir)
-        run.save(update_fields=["status", "message", "file_sha256", "counts", "finished_at", "report_dir"])
+        run.save(
+            update_fields=["status", "message", "notes", "file_sha256", "counts", "finished_at", "report_dir"]
+        )
         (report_dir / "summary.txt").write_text(
-            f"Rights import #{run.pk} — {insurer} — {mode} — {status}\n{message}\n{summary.as_text()}\n",
+            f"#{run.pk} — {insurer} — {mode} — {status}\n{describe(refusal)}\n{summary.as_text()}\n",
             encoding="utf-8",
         )
     return run, summary
@@ -350,7 +396,7 @@ def _mark_done_in_transaction(
 ) -> None:
     """The run's outcome, written in the merge's own transaction: a committed merge carries its "done"
     mark, even if the process is killed before it writes the rest (docs/registry.md, section 5)."""
-    counts = {k: v for k, v in asdict(summary).items() if k not in ("warnings", "dry_run")}
+    counts = _counts(summary)
     counts["seconds"] = time.monotonic() - started
     ImportRun.objects.filter(pk=run.pk).update(
         status=ImportRun.Status.SUCCEEDED,
@@ -358,8 +404,16 @@ def _mark_done_in_transaction(
         counts=counts,
         file_sha256=digest.hexdigest(),
         report_dir=str(report_dir),
-        message="\n".join(summary.warnings),
+        message="",
+        notes=list(summary.warnings),
     )
+
+
+def _counts(summary: ImportSummary) -> dict:
+    counts = {k: v for k, v in asdict(summary).items() if k not in ("warnings", "dry_run", "above_threshold")}
+    if summary.above_threshold:
+        counts["above_threshold"] = True
+    return counts
 
 
 class _Hashing:
@@ -387,7 +441,9 @@ def _default_workers(size: int | None) -> int:
     return min(cpus - 1, 4)
 
 
-def _import_in_transaction(reader, insurer, mode, force, today, report, summary, workers=0) -> None:
+def _import_in_transaction(
+    reader, insurer, mode, force, today, report, summary, workers=0, *, dry_run: bool = False
+) -> None:
     products = dict(insurer.products.values_list("code", "id"))
     stage = Staging()
     stager = RowStager(insurer.amc_number, products, field_cipher(), binary=stage.binary)
@@ -409,7 +465,7 @@ def _import_in_transaction(reader, insurer, mode, force, today, report, summary,
         _reject_whole_file_conflicts(stage, report)
         summary.rejected = report.count
         if mode == "full":
-            _end_absent(stage, insurer, force, today, summary)
+            _end_absent(stage, insurer, force, today, summary, dry_run=dry_run)
         _merge(stage, insurer, summary)
     finally:
         gc.set_threshold(*gc_thresholds)
@@ -450,7 +506,7 @@ def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:
            WHERE s.rejected = 0 AND s.row_no <> f.first_row ORDER BY s.row_no"""
     )
     for row_no, first_row in duplicates:
-        report.add(row_no, "member_number", f"same adherent and member number as line {first_row}")
+        report.add(row_no, "member_number", entry("duplicate_member", first=first_row))
     if duplicates:
         stage.execute(
             """UPDATE rempart_stage SET rejected = 1 WHERE rejected = 0 AND row_no NOT IN (
@@ -465,12 +521,7 @@ def _reject_whole_file_conflicts(stage: Staging, report: ErrorReport) -> None:
            WHERE s.rejected = 0 ORDER BY s.row_no"""
     )
     for row_no, first_row in conflicts:
-        report.add(
-            row_no,
-            "adherent_number",
-            f"the contract's fields (product, dates, status) differ between its rows (first at line {first_row}); "
-            "none of its rows were imported",
-        )
+        report.add(row_no, "adherent_number", entry("contract_conflict", first=first_row))
     if conflicts:
         stage.execute(
             """UPDATE rempart_stage SET rejected = 1 WHERE rejected = 0 AND adherent IN (
@@ -492,14 +543,19 @@ def _contract_ids(stage: Staging, insurer: Insurer) -> tuple[int, int] | None:
 
 
 def _end_absent(
-    stage: Staging, insurer: Insurer, force: bool, today: dt.date, summary: ImportSummary
+    stage: Staging,
+    insurer: Insurer,
+    force: bool,
+    today: dt.date,
+    summary: ImportSummary,
+    *,
+    dry_run: bool = False,
 ) -> None:
-    """Full import: end what the file no longer lists — unless that is suspiciously much."""
+    """Full import: end what the file no longer lists — unless that is suspiciously much. A dry run goes
+    past the safety share (nothing is kept) to say what the file would do, forced."""
     [(unreadable,)] = stage.fetch("SELECT COUNT(*) FROM rempart_stage WHERE adherent = ''")
     if unreadable:
-        summary.warnings.append(
-            f"{unreadable} rejected row(s) have no readable adherent number: nothing was ended by this full import"
-        )
+        summary.warnings.append(entry("unreadable_adherents", count=unreadable))
         return
     ids = _contract_ids(stage, insurer)
     if ids is None:
@@ -512,11 +568,20 @@ def _end_absent(
         [insurer.pk],
     )
     limit = settings.REMPART_FULL_IMPORT_MAX_END_SHARE
-    if open_contracts and to_end / open_contracts > limit and not force:
-        raise FileRefused(
-            f"this full file would end {to_end} of {open_contracts} open contracts "
-            f"({to_end / open_contracts:.0%}, limit {limit:.0%}); check the file, or import it with --force"
-        )
+    if open_contracts and to_end / open_contracts > limit:
+        summary.above_threshold = True
+        shares = {
+            "to_end": to_end,
+            "open": open_contracts,
+            "share": round(100 * to_end / open_contracts),
+            "limit": round(100 * limit),
+        }
+        if dry_run and not force:
+            summary.warnings.append(entry("above_threshold_dry_run", **shares))
+        elif not force:
+            raise FileRefused("above_threshold", **shares)
+        else:
+            summary.warnings.append(entry("forced"))
     yesterday = today - dt.timedelta(days=1)
     # Ended: the insurer's beneficiaries whose (adherent, member) the file does not list, unless a
     # rejected row names their contract without a readable member number.

@@ -39,11 +39,11 @@ _DATE_COLUMNS = tuple(i for i, (_name, kind) in enumerate(STAGE_COLUMNS) if kind
 
 CHUNK_ROWS = 5000
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while rows are staged
-UNKNOWN_PRODUCT = ("product_code", "unknown product for this insurer (load the products file)")
+UNKNOWN_PRODUCT = ("product_code", "unknown_product")
 
 
 class RowStager:
-    """Checks a chunk of rows; returns its errors (line, column, reason) and its staging rows, encoded."""
+    """Checks a chunk of rows; returns its errors (line, column, message) and its staging rows, encoded."""
 
     def __init__(self, amc_number: str, products: dict[str, int], cipher: FieldCipher, binary: bool) -> None:
         self.amc_number = amc_number
@@ -51,9 +51,9 @@ class RowStager:
         self.cipher = cipher
         self.binary = binary
 
-    def stage(self, rows: Iterable[tuple[int, list[str]]]) -> tuple[list[tuple[int, str, str]], object]:
+    def stage(self, rows: Iterable[tuple[int, list[str]]]) -> tuple[list[tuple[int, str, dict]], object]:
         amc, products, cipher, check_row = self.amc_number, self.products, self.cipher, fmt.check_row
-        errors: list[tuple[int, str, str]] = []
+        errors: list[tuple[int, str, dict]] = []  # (line, column, message: code and parameters)
         staged: list[tuple] = []
         for row_no, fields in rows:
             try:
@@ -62,7 +62,7 @@ class RowStager:
                 if product_id is None:
                     raise fmt.RowError(*UNKNOWN_PRODUCT)
             except fmt.RowError as exc:
-                errors.append((row_no, exc.column, exc.reason))
+                errors.append((row_no, exc.column, exc.message))
                 staged.append(rejected_values(row_no, fields))
                 continue
             staged.append((row_no, 0, product_id, *values))

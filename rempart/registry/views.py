@@ -1,23 +1,28 @@
-"""Insurer pages: load a rights file and read the result. Members of an insurer see only their insurer's imports."""
+"""Insurer pages: load rights and products files, read the result, see the registry's state in counts.
+
+Members of an insurer see only their insurer's imports (anyone else: 404). The portal offers what the
+command line offers: delta or full, a dry run (which goes past the safety share to say what a full file
+would do), forcing a full file past that share (a confirmation and a fresh second factor), products files.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from rempart.accounts import roles
+from rempart.accounts import roles, stepup
+from rempart.accounts.events import record_event
 from rempart.accounts.models import Organisation
-from rempart.registry.forms import RightsUploadForm
+from rempart.registry import portal
+from rempart.registry.forms import ProductsUploadForm, RightsUploadForm
 from rempart.registry.models import ImportRun
 from rempart.registry.rights_import import FileRefused, import_rights
+
+RUNS_LISTED = 50
 
 
 def _insurer(request):
@@ -27,13 +32,21 @@ def _insurer(request):
     return organisation.insurer
 
 
+def _imports_page(request, insurer, *, form=None, products_form=None, status=200):
+    runs = list(ImportRun.objects.filter(insurer=insurer)[:RUNS_LISTED])
+    context = {
+        "insurer": insurer,
+        "runs": runs,
+        "form": form or RightsUploadForm(),
+        "products_form": products_form or ProductsUploadForm(prefix="products"),
+        "step_up_methods": stepup.step_up_methods(request.user),
+    }
+    return render(request, "registry/imports.html", context, status=status)
+
+
 @login_required
 def imports(request):
-    insurer = _insurer(request)
-    runs = ImportRun.objects.filter(insurer=insurer)[:50]
-    return render(
-        request, "registry/imports.html", {"insurer": insurer, "runs": runs, "form": RightsUploadForm()}
-    )
+    return _imports_page(request, _insurer(request))
 
 
 @login_required
@@ -42,45 +55,105 @@ def upload(request):
     insurer = _insurer(request)
     form = RightsUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        runs = ImportRun.objects.filter(insurer=insurer)[:50]
-        return render(
-            request, "registry/imports.html", {"insurer": insurer, "runs": runs, "form": form}, status=400
+        return _imports_page(request, insurer, form=form, status=400)
+    force = form.cleaned_data["force"]
+    if force and not stepup.second_factor_is_fresh(request):
+        # Nothing is loaded: the file is not kept while the person proves their second factor.
+        messages.warning(
+            request,
+            _(
+                "Forcer un fichier complet demande une preuve récente de votre second facteur : confirmez-le, "
+                "puis chargez de nouveau le fichier."
+            ),
         )
-    upload_dir = Path(settings.VAR_DIR) / "uploads"
-    upload_dir.mkdir(parents=True, exist_ok=True)
+        if stepup.step_up_methods(request.user):
+            return stepup.step_up_redirect(request)
+        return _imports_page(request, insurer, form=form, status=403)
     uploaded = form.cleaned_data["file"]
-    with tempfile.NamedTemporaryFile(dir=upload_dir, prefix="rights-", suffix=".csv") as handle:
-        for chunk in uploaded.chunks():
-            handle.write(chunk)
-        handle.flush()
-        path = Path(handle.name)
+    with portal.saved_upload(uploaded, "rights-") as path:
         try:
             run, _summary = import_rights(
                 path,
                 insurer,
                 mode=form.cleaned_data["mode"],
                 dry_run=form.cleaned_data["dry_run"],
+                force=force,
                 show_progress=False,
+                file_name=uploaded.name,
             )
         except FileRefused as exc:
-            messages.error(request, _("Fichier refusé, rien n'a été modifié : %(exc)s") % {"exc": exc})
-            return redirect("registry:imports")
-    ImportRun.objects.filter(pk=run.pk).update(file_name=uploaded.name[:255])
+            return _refused(request, exc)
+    if force:
+        record_event(
+            "registry.import_forced", request=request, run=run.pk, ended=run.counts.get("contracts_ended", 0)
+        )
     return redirect("registry:import_detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def upload_products(request):
+    insurer = _insurer(request)
+    form = ProductsUploadForm(request.POST, request.FILES, prefix="products")
+    if not form.is_valid():
+        return _imports_page(request, insurer, products_form=form, status=400)
+    uploaded = form.cleaned_data["file"]
+    with portal.saved_upload(uploaded, "products-") as path:
+        try:
+            run = portal.import_products_file(
+                path, insurer, file_name=uploaded.name, dry_run=form.cleaned_data["dry_run"]
+            )
+        except FileRefused as exc:
+            return _refused(request, exc)
+    return redirect("registry:import_detail", pk=run.pk)
+
+
+def _refused(request, exc: FileRefused):
+    """To the refused run's page: it says why, and the run is listed under the file's name."""
+    if exc.run is not None:
+        return redirect("registry:import_detail", pk=exc.run.pk)
+    messages.error(
+        request, _("Fichier refusé, rien n'a été modifié : %(reason)s") % {"reason": exc.describe()}
+    )
+    return redirect("registry:imports")
+
+
+def _page_number(request) -> int:
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
 
 
 @login_required
 def import_detail(request, pk: int):
     run = get_object_or_404(ImportRun, pk=pk, insurer=_insurer(request))
-    errors = Path(run.report_dir) / "errors.csv"
-    return render(request, "registry/import_detail.html", {"run": run, "has_errors": bool(run.counts.get("rejected"))
-                  and errors.exists()})  # fmt: skip
+    page = portal.errors_page(run, _page_number(request))
+    context = {
+        "run": run,
+        "notes": run.notes_text(),
+        "has_errors": portal.has_rejected_rows(run),
+        "errors": page,
+        "above_threshold": bool(run.counts.get("above_threshold")),
+    }
+    return render(request, "registry/import_detail.html", context)
 
 
 @login_required
 def import_errors(request, pk: int):
     run = get_object_or_404(ImportRun, pk=pk, insurer=_insurer(request))
-    path = Path(run.report_dir) / "errors.csv"
-    if not path.exists():
+    if not portal.has_rejected_rows(run):
         raise Http404
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"rejets-import-{run.pk}.csv")
+    response = StreamingHttpResponse(portal.worded_errors_csv(run), content_type="text/csv; charset=utf-8")
+    name = _("rejets-import-%(pk)s.csv") % {"pk": run.pk}
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
+def registry_state(request):
+    """Counts only (see rempart.registry.portal.registry_state): no personal data, so no gate."""
+    insurer = _insurer(request)
+    return render(
+        request, "registry/state.html", {"insurer": insurer, "state": portal.registry_state(insurer)}
+    )

@@ -19,14 +19,14 @@ router = Router(tags=["droits"])
 
 class RightsCheckIn(Schema):
     amc_number: str = Field(
-        ..., description="Numéro AMC (carte de tiers payant), 9 chiffres", examples=["251895266"]
+        ..., description="Numéro AMC (carte de tiers payant), 9 chiffres", examples=["391689460"]
     )
     adherent_number: str = Field(
-        ..., description="Numéro d'adhérent (carte de tiers payant)", examples=["0000001234"]
+        ..., description="Numéro d'adhérent (carte de tiers payant)", examples=["DEMO-0001"]
     )
     nir: str = Field(
         ..., description="NIR lu sur la carte Vitale, 15 caractères clé comprise (celui du bénéficiaire ou de l'ouvrant droit)",
-        examples=["185057512345673"],
+        examples=["285057512345623"],
     )  # fmt: skip
     birth_date: str = Field(
         ..., description="Date de naissance AAAA-MM-JJ ; 00 pour un jour ou un mois inconnus (dates « lunaires »)",

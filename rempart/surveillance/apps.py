@@ -10,4 +10,5 @@ class SurveillanceConfig(AppConfig):
         from rempart.surveillance import (
             bank_change,  # noqa: F401 - judges IBAN changes (hijacked accounts)
             bindings,  # noqa: F401 - registers the receiver of refused sessions
+            forwarding,  # noqa: F401 - sends new alerts on (email, webhook, syslog) once committed
         )

@@ -14,6 +14,7 @@ import hashlib
 from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from rempart.accounts.models import KnownDevice, SecurityEvent, User
@@ -23,6 +24,7 @@ from rempart.lib.http import client_ip
 from rempart.registry.bank_hold import bank_change_requested, organisation_of
 from rempart.registry.models import BankDetailsChange, Professional
 from rempart.surveillance import engine, policy
+from rempart.surveillance import labels as words
 from rempart.surveillance.models import Alert
 from rempart.surveillance.policy import ALERT
 
@@ -35,6 +37,11 @@ CREDENTIAL_TAGS = (
     "mfa.recovery_codes_generated",
 )
 CONTEXT_TAGS = ("login.new_device", "session.context_changed")
+
+
+def sign_labels() -> dict[str, str]:
+    """The signs of a takeover in words (the alert's evidence keeps their codes)."""
+    return _sign_labels()
 
 
 def _sign_labels() -> dict[str, str]:
@@ -53,7 +60,9 @@ def _sign_labels() -> dict[str, str]:
 
 
 def _local(moment: dt.datetime) -> str:
-    return timezone.localtime(moment).strftime("%d/%m/%Y %H:%M")
+    return date_format(
+        timezone.localtime(moment), "DATETIME_FORMAT"
+    )  # "1 déc. 2026, 14:05" (rempart/formats)
 
 
 def _enrolment_ends(user: User) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -142,18 +151,18 @@ def judge_bank_change(
             severity=Alert.Severity.CRITICAL,
             signal=SIGNAL,
             level=ALERT,
-            response=_("nouvel IBAN en attente jusqu'au %(date)s : appelez les titulaires, annulez au besoin")
-            % {"date": _local(change.hold_until)},
+            response=words.IBAN_HELD,
+            response_params={"until": change.hold_until.isoformat()},
             user=user,
             organisation=organisation,
             ip_address=client_ip(request) if request is not None else None,
             evidence={
                 SIGNAL: {
-                    "signs": sorted({sign for sign, _when in signs}),
-                    "why": lines,
+                    "signs": sorted({sign for sign, _when in signs}),  # codes, in words when shown
+                    "sign_times": {sign: when.isoformat() for sign, when in signs if when},
                     "bank_change": change.pk,
                     "iban": change.iban_masked,
-                    "hold_until": _local(change.hold_until),
+                    "hold_until": change.hold_until.isoformat(),
                 }
             },
         )

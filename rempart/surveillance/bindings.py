@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.dispatch import receiver
 
 from rempart.accounts.sessions import context_refused
-from rempart.surveillance import engine, responses
+from rempart.surveillance import engine, labels, responses
 from rempart.surveillance.policy import STEP_UP, Finding
 
 SIGNAL = "session_context_changed"
@@ -22,8 +22,6 @@ def session_used_elsewhere(sender, request, first: bool, attempted: bool, eviden
         return
     actor = Actor.portal(request)
     if first:
-        responses.alert(
-            actor, STEP_UP, [Finding(SIGNAL, STEP_UP, evidence)], "second facteur redemandé à cette session"
-        )
+        responses.alert(actor, STEP_UP, [Finding(SIGNAL, STEP_UP, evidence)], labels.SESSION_STEP_UP)
     if attempted:
         engine.count_refused_attempt(actor, SIGNAL)

@@ -99,9 +99,89 @@ class PlantForm(forms.Form):
 
 
 class AlertFilterForm(forms.Form):
+    """The queue's filters; each one that is wrong is said so and left out, the others still apply."""
+
     status = forms.ChoiceField(
         label=_("Statut"), choices=[("", _("Tous"))] + list(Alert.Status.choices), required=False
     )
     severity = forms.ChoiceField(
         label=_("Gravité"), choices=[("", _("Toutes"))] + list(Alert.Severity.choices), required=False
     )
+    actor = forms.CharField(
+        label=_("Acteur"), max_length=120, required=False,
+        help_text=_("adresse électronique d'un compte, préfixe d'un jeton (rmp_…) ou adresse IP"),
+    )  # fmt: skip
+    organisation = forms.ModelChoiceField(
+        label=_("Organisation"),
+        queryset=Organisation.objects.order_by("name"),
+        required=False,
+        empty_label=_("Toutes"),
+    )
+    signal = forms.ChoiceField(label=_("Signal"), required=False)
+    since = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    assigned = forms.ChoiceField(
+        label=_("Attribution"),
+        required=False,
+        choices=[("", _("Toutes")), ("me", _("À moi")), ("nobody", _("Personne"))],
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        from rempart.surveillance.responses import SIGNAL_LABELS
+
+        super().__init__(*args, **kwargs)
+        signals = sorted(((code, str(label)) for code, label in SIGNAL_LABELS.items()), key=lambda c: c[1])
+        self.fields["signal"].choices = [("", _("Tous"))] + signals
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", _("La fin de la période précède son début."))
+        return data
+
+    def filter(self, alerts, user):
+        """The alerts that pass every valid filter (call after ``is_valid``, whatever its answer)."""
+        import datetime as dt
+
+        from django.db.models import Q
+        from django.utils import timezone
+
+        data = getattr(self, "cleaned_data", {})
+        for name in ("status", "severity", "signal"):
+            if data.get(name):
+                alerts = alerts.filter(**{name: data[name]})
+        if data.get("organisation"):
+            alerts = alerts.filter(organisation=data["organisation"])
+        actor = (data.get("actor") or "").strip()
+        if actor:
+            alerts = alerts.filter(actor_filter(actor))
+        zone = timezone.get_current_timezone()
+        if data.get("since"):
+            alerts = alerts.filter(created_at__gte=dt.datetime.combine(data["since"], dt.time.min, zone))
+        if data.get("until"):
+            end = dt.datetime.combine(data["until"] + dt.timedelta(days=1), dt.time.min, zone)
+            alerts = alerts.filter(created_at__lt=end)
+        if data.get("assigned") == "me":
+            alerts = alerts.filter(assigned_to=user)
+        elif data.get("assigned") == "nobody":
+            alerts = alerts.filter(Q(assigned_to__isnull=True))
+        return alerts
+
+
+def actor_filter(text: str):
+    """Alerts of an actor given as the console shows it: an email, a token (rmp_… or its prefix), an address."""
+    import ipaddress
+
+    from django.db.models import Q
+
+    try:
+        return Q(ip_address=str(ipaddress.ip_address(text)))
+    except ValueError:
+        pass
+    if "@" in text:
+        return Q(user__email__iexact=text)
+    token = token_by_prefix(text)
+    if token is not None:
+        return Q(token=token)
+    return Q(user__email__icontains=text) | Q(token__name__icontains=text)

@@ -121,7 +121,10 @@ class Alert(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices)
     signal = models.CharField(max_length=40)
     level = models.PositiveSmallIntegerField()  # 1 alert, 2 step-up/throttle, 3 suspension, 4 organisation
-    response = models.CharField(max_length=200, blank=True)  # what was done automatically
+    # What was done automatically, as a code of rempart.surveillance.labels.RESPONSES with its parameters
+    # (translated when shown; rows from before the codes may still hold a French sentence, shown as is).
+    response = models.CharField(max_length=200, blank=True)
+    response_params = models.JSONField(default=dict, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -141,6 +144,11 @@ class Alert(models.Model):
     incident = models.ForeignKey(
         "incidents.Incident", on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
     )
+    # Who of the operator's security team follows it up (rempart.surveillance.queue.assign).
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

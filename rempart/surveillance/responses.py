@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rempart.accounts.events import record_event
 from rempart.accounts.models import ApiToken, Membership, Organisation, Role, User
-from rempart.surveillance import policy
+from rempart.surveillance import labels, policy
 from rempart.surveillance.models import ActorState, Alert
 from rempart.surveillance.policy import ALERT, STEP_UP, SUSPEND, SUSPEND_ORGANISATION, Finding
 
@@ -50,6 +50,7 @@ SIGNAL_LABELS = {
     "suspended_actors": _("plusieurs comptes ou jetons suspendus dans l'organisation"),
     "session_context_changed": _("session utilisée depuis une autre adresse ou un autre appareil"),
     "insurer_overdue": _("assureur en retard de paiement au-delà de la limite de son contrat"),
+    "insurer_debit_returned": _("prélèvement SEPA d'un assureur rejeté par sa banque"),
     "bank_change_suspicious": _(
         "changement d'IBAN peu après un nouvel appareil, une nouvelle adresse ou un changement d'identifiants"
     ),
@@ -73,12 +74,17 @@ def _actor_fields(actor) -> dict:
     }
 
 
-def alert(actor, level: int, findings: list[Finding], response: str) -> Alert | None:
-    """An Alert row for the console (alert-level ones at most once an hour per actor and signal)."""
-    return _alert(actor, level, findings, response)
+def alert(
+    actor, level: int, findings: list[Finding], response: str, params: dict | None = None
+) -> Alert | None:
+    """An Alert row for the console (alert-level ones at most once an hour per actor and signal); ``response``
+    is a code of rempart.surveillance.labels.RESPONSES."""
+    return _alert(actor, level, findings, response, params)
 
 
-def _alert(actor, level: int, findings: list[Finding], response: str) -> Alert | None:
+def _alert(
+    actor, level: int, findings: list[Finding], response: str, params: dict | None = None
+) -> Alert | None:
     now = timezone.now()
     signal = findings[0].signal
     if level == ALERT:  # the same explanation once an hour is enough
@@ -94,7 +100,7 @@ def _alert(actor, level: int, findings: list[Finding], response: str) -> Alert |
     evidence = {f.signal: f.evidence for f in findings}
     return Alert.objects.create(
         severity=_severity(level, findings), signal=signal, level=level, response=response,
-        evidence=evidence, **_actor_fields(actor),
+        response_params=params or {}, evidence=evidence, **_actor_fields(actor),
     )  # fmt: skip
 
 
@@ -122,14 +128,14 @@ def _step_up(actor, findings: list[Finding]) -> None:
     state.last_level2_at = now
     if actor.channel == "api":
         state.throttled_until = now + dt.timedelta(seconds=policy.threshold("throttle_seconds"))
-        response = f"jeton ralenti (429) jusqu'à {timezone.localtime(state.throttled_until):%H:%M:%S}"
+        response, params = labels.THROTTLED, {"until": state.throttled_until.isoformat()}
         tag = "surveillance.throttled"
     else:
         state.step_up_since = now
-        response = "second facteur redemandé avant la prochaine vérification"
+        response, params = labels.STEP_UP, {}
         tag = "surveillance.step_up"
     state.save()
-    _alert(actor, STEP_UP, findings, response)
+    _alert(actor, STEP_UP, findings, response, params)
     organisation = Organisation.objects.filter(pk=actor.organisation_id).first()
     record_event(tag, user=User.objects.filter(pk=actor.user_id).first() if actor.user_id else None,
                  organisation=organisation, signal=findings[0].signal)  # fmt: skip
@@ -144,6 +150,7 @@ def _suspend_actor(actor, findings: list[Finding]) -> None:
             return
         ApiToken.objects.filter(pk=token.pk).update(suspended_at=now)
         label = f"jeton rmp_{token.prefix}… ({token.name})"
+        response = labels.TOKEN_SUSPENDED
         user = None
     else:
         user = User.objects.filter(pk=actor.user_id).first()
@@ -151,7 +158,7 @@ def _suspend_actor(actor, findings: list[Finding]) -> None:
             return
         User.objects.filter(pk=user.pk).update(suspended_at=now)
         label = f"compte {user.email}"
-    response = f"{label} suspendu automatiquement ; incident ouvert"
+        response = labels.ACCOUNT_SUSPENDED
     alert = _alert(actor, SUSPEND, findings, response)
     organisation = Organisation.objects.filter(pk=actor.organisation_id).first()
     record_event("surveillance.suspended", user=user, organisation=organisation, signal=findings[0].signal,
@@ -230,7 +237,7 @@ def _suspend_organisation(organisation_id: int | None, findings: list[Finding]) 
     Organisation.objects.filter(pk=organisation.pk).update(status=Organisation.Status.SUSPENDED)
     Alert.objects.create(
         severity=Alert.Severity.CRITICAL, signal=findings[0].signal, level=SUSPEND_ORGANISATION,
-        response=f"organisation « {organisation.name} » suspendue", organisation=organisation,
+        response=labels.ORGANISATION_SUSPENDED, organisation=organisation,
         evidence={f.signal: f.evidence for f in findings},
     )  # fmt: skip
     record_event("organisation.suspended", organisation=organisation, by="surveillance")

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from rempart.surveillance import views
+from rempart.surveillance import queue_views, views
 
 app_name = "surveillance"
 
 urlpatterns = [
-    path("operateur/surveillance/", views.alert_queue, name="alerts"),
+    path("operateur/surveillance/", queue_views.alert_queue, name="alerts"),
+    path("operateur/surveillance/direct/", queue_views.alert_queue_live, name="alerts_live"),
+    path("operateur/surveillance/alertes/<int:pk>/attribuer/", queue_views.alert_assign, name="alert_assign"),
+    path("operateur/surveillance/suspendus/", queue_views.suspended_list, name="suspended"),
     path("operateur/surveillance/alertes/<int:pk>/statut/", views.alert_status, name="alert_status"),
     path("operateur/surveillance/comptes/<int:pk>/", views.account_page, name="account"),
     path("operateur/surveillance/comptes/<int:pk>/suspendre/", views.account_suspend, name="account_suspend"),

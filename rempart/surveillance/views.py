@@ -15,13 +15,13 @@ import logging
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, Max, Min, Q, Value, When
+from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -37,8 +37,8 @@ from rempart.incidents import workflow
 from rempart.incidents.models import Incident
 from rempart.ledger.models import Disclosure
 from rempart.registry.models import CareDomain, Insurer
-from rempart.surveillance import canaries, switches
-from rempart.surveillance.forms import AlertFilterForm, PlantForm, SwitchOffForm
+from rempart.surveillance import bank_change, canaries, labels, switches
+from rempart.surveillance.forms import PlantForm, SwitchOffForm
 from rempart.surveillance.models import ActorState, Alert, Canary, Switch
 from rempart.surveillance.policy import SUSPEND
 from rempart.surveillance.responses import SIGNAL_LABELS
@@ -87,7 +87,21 @@ EVIDENCE_LABELS = {
     "bank_change": gettext_lazy("changement d'IBAN n°"),
     "iban": gettext_lazy("nouvel IBAN"),
     "hold_until": gettext_lazy("en attente jusqu'au"),
+    "amc_number": gettext_lazy("numéro AMC"),
+    "name": gettext_lazy("nom"),
+    "days": gettext_lazy("jours de retard"),
+    "limit_days": gettext_lazy("retard admis par le contrat (jours)"),
+    "statement": gettext_lazy("relevé"),
+    "due_date": gettext_lazy("échéance"),
+    "unpaid_cents": gettext_lazy("reste dû"),
+    "amount_cents": gettext_lazy("montant"),
+    "reason": gettext_lazy("code de rejet"),
+    "reason_label": gettext_lazy("motif"),
+    "returned_on": gettext_lazy("rejeté le"),
+    "receipt": gettext_lazy("encaissement n°"),
 }
+# Keys the analyst does not need to read (shown elsewhere or internal references).
+HIDDEN_EVIDENCE = {"severity", "sign_times", "insurer_id", "known_reason"}
 
 
 # --- access ------------------------------------------------------------------------------------------
@@ -117,6 +131,11 @@ def _back(request, default: str):
     return redirect(default)
 
 
+def _reason(request) -> str:
+    """The motive a person gives for a suspension (optional; shown in the list of what is suspended)."""
+    return " ".join(request.POST.get("reason", "").split())[:300]
+
+
 def _can_see_incidents(user) -> bool:
     return roles.is_operator(
         user, {Role.SECURITY}
@@ -126,18 +145,29 @@ def _can_see_incidents(user) -> bool:
 # --- describing things -------------------------------------------------------------------------------
 
 
-def _value(key: str, value, insurers: dict[int, str]) -> str:
+def _value(key: str, value, insurers: dict[int, str], facts: dict) -> str:
     if key == "insurer" and isinstance(value, int):
         return insurers.get(value, str(value))
     if key == "ratio" and isinstance(value, (int, float)):
         return f"{round(value * 100)} %"
     if key == "hour" and isinstance(value, int):
         return f"{value} h"
-    if key == "previous" and isinstance(value, str):
-        try:
-            return timezone.localtime(dt.datetime.fromisoformat(value)).strftime("%d/%m/%Y %H:%M:%S")
-        except ValueError:
-            return value
+    if key in ("previous", "hold_until") and isinstance(value, str):
+        return labels.when(value)  # ISO 8601 (an old row's already formatted date comes back as it is)
+    if key in ("due_date", "returned_on") and isinstance(value, str):
+        return labels.day(value)
+    if key in ("unpaid_cents", "amount_cents") and isinstance(value, int):
+        return labels.euros(value)
+    if key == "refusal" and isinstance(value, str):
+        return str(labels.REFUSALS.get(value, value))
+    if key == "signs" and isinstance(value, list):
+        names, times = bank_change.sign_labels(), facts.get("sign_times") or {}
+        return ", ".join(
+            f"{names.get(sign, sign)} ({labels.when(times[sign])})"
+            if sign in times
+            else str(names.get(sign, sign))
+            for sign in value
+        )
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -153,9 +183,9 @@ def evidence_lines(alert: Alert, insurers: dict[int, str]) -> list[tuple[str, li
         if not isinstance(facts, dict):
             facts = {"": facts}
         pairs = [
-            (str(EVIDENCE_LABELS.get(key, key)), _value(key, value, insurers))
+            (str(EVIDENCE_LABELS.get(key, key)), _value(key, value, insurers, facts))
             for key, value in facts.items()
-            if key != "severity"
+            if key not in HIDDEN_EVIDENCE and not (key == "why" and "signs" in facts)
         ]
         lines.append((SIGNAL_LABELS.get(signal, signal), pairs))
     return lines
@@ -180,6 +210,7 @@ def alert_rows(alerts) -> list[dict]:
             "alert": alert,
             "signal": SIGNAL_LABELS.get(alert.signal, alert.signal),
             "evidence": evidence_lines(alert, insurers),
+            "response": labels.response_label(alert),
         }
         for alert in alerts
     ]
@@ -197,51 +228,6 @@ def _note_measure(alerts, text: str, by) -> None:
 
 
 # --- the alert queue ---------------------------------------------------------------------------------
-
-
-@security_staff
-def alert_queue(request):
-    form = AlertFilterForm(request.GET or None)
-    alerts = Alert.objects.select_related("user", "token", "organisation", "incident", "handled_by")
-    if form.is_valid():
-        if form.cleaned_data["status"]:
-            alerts = alerts.filter(status=form.cleaned_data["status"])
-        if form.cleaned_data["severity"]:
-            alerts = alerts.filter(severity=form.cleaned_data["severity"])
-    order = Case(
-        When(status=Alert.Status.OPEN, then=Value(0)),
-        When(status=Alert.Status.ACKNOWLEDGED, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
-    )
-    severity = Case(
-        When(severity=Alert.Severity.CRITICAL, then=Value(0)),
-        When(severity=Alert.Severity.WARNING, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
-    )
-    alerts = alerts.annotate(rank=order, weight=severity).order_by("rank", "weight", "-created_at", "-pk")
-    page = Paginator(alerts, ALERTS_PER_PAGE).get_page(request.GET.get("page"))
-    open_counts = dict(
-        Alert.objects.filter(status=Alert.Status.OPEN)
-        .values("severity")
-        .annotate(n=Count("id"))
-        .values_list("severity", "n")
-    )
-    filters = {k: v for k, v in request.GET.items() if k in ("status", "severity") and v}
-    context = {
-        "rows": alert_rows(page),
-        "page": page,
-        "form": form,
-        "filter_query": urlencode(filters),
-        "open_counts": [
-            (value, label, open_counts.get(value, 0)) for value, label in reversed(Alert.Severity.choices)
-        ],
-        "active_switches": Switch.objects.filter(on_at__isnull=True).count(),
-        "can_see_incidents": _can_see_incidents(request.user),
-        "next": request.get_full_path(),
-    }
-    return render(request, "surveillance/alerts.html", context)
 
 
 @security_staff
@@ -296,7 +282,7 @@ def activity_chart(checks) -> dict:
         bars.append(
             {
                 "day": day,
-                "label": day.strftime("%d/%m"),
+                "label": date_format(day, "MONTH_DAY_FORMAT"),
                 "total": total,
                 "misses": missed,
                 "x": x,
@@ -455,7 +441,10 @@ def account_suspend(request, pk: int):
     user.suspended_at = timezone.now()
     user.save(update_fields=["suspended_at"])
     ended = end_sessions(user=user)
-    record_event("account.suspended", request=request, user=user, by=request.user.email, via="surveillance")
+    record_event(
+        "account.suspended", request=request, user=user, by=request.user.email, via="surveillance",
+        reason=_reason(request),
+    )  # fmt: skip
     _note_measure(
         Alert.objects.filter(user=user),
         f"compte {user.email} suspendu depuis la console de surveillance",
@@ -506,7 +495,7 @@ def token_suspend(request, pk: int):
     ApiToken.objects.filter(pk=token.pk).update(suspended_at=timezone.now())
     record_event(
         "token.suspended", request=request, organisation=token.organisation, token=f"rmp_{token.prefix}",
-        name=token.name, by=request.user.email,
+        name=token.name, by=request.user.email, reason=_reason(request),
     )  # fmt: skip
     _note_measure(
         Alert.objects.filter(token=token),

@@ -84,7 +84,7 @@ def test_operator_support_cannot_remove_or_demote_an_admin(client, cast):
     TOTP.activate(support, secret)
     login(client, support, secret)
     admin_membership = cast.admin.membership
-    client.post(f"/organisation/membres/{admin_membership.pk}/retirer/")
+    client.post(f"/organisation/membres/{admin_membership.pk}/retirer/", {"confirm": "yes"})
     client.post(f"/organisation/membres/{admin_membership.pk}/role/", {"role": Role.SUPPORT})
     cast.admin.refresh_from_db()
     assert cast.admin.is_active and cast.admin.membership.role == Role.ADMIN
@@ -104,7 +104,7 @@ def test_demoting_an_operator_admin_takes_away_the_superuser_flag(client, cast):
 
 def test_a_removed_member_gets_the_wrong_password_answer_and_can_be_invited_back(client, client_class, cast):
     login(client, cast.owner, cast.secrets[cast.owner.email])
-    client.post(f"/organisation/membres/{cast.staff.membership.pk}/retirer/")
+    client.post(f"/organisation/membres/{cast.staff.membership.pk}/retirer/", {"confirm": "yes"})
     former = client_class()
     response = former.post("/accounts/login/", {"login": cast.staff.email, "password": PASSWORD})
     assert response.status_code == 200  # same page as a wrong password, no "inactive account" page

@@ -729,7 +729,7 @@ def test_a_renewal_refusal_says_when_and_until_when():
         case.request, case.facts, case.history, default_catalogue(), default_rules(), today=TODAY
     )
     text = decision.lines[0].explanation
-    assert "oreille droite" in text and "10/01/2024" in text and "10/01/2028" in text
+    assert "oreille droite" in text and "10 janvier 2024" in text and "10 janvier 2028" in text
     assert decision.reasons == ("renewal_too_early",)
     assert "accordée en partie" in decision.explanation
 
@@ -913,7 +913,7 @@ def test_the_class_is_read_in_any_letter_case():
 
 def test_the_expired_code_message_gives_its_validity_period():
     error = bad(opti(line("2261874", "B", "right", "30.00")))
-    assert "du 06/03/2004 au 31/12/2019" in error.message
+    assert "du 6 mars 2004 au 31 décembre 2019" in error.message
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -1032,3 +1032,17 @@ def test_a_decision_is_reproducible():
     first = decide(case.request, case.facts, case.history, default_catalogue(), default_rules(), today=TODAY)
     second = decide(case.request, case.facts, case.history, default_catalogue(), default_rules(), today=TODAY)
     assert first == second and first.as_dict() == second.as_dict()
+
+
+def test_a_renewal_refusal_speaks_of_a_delivery_still_to_come_in_the_present():
+    request = audi(line("2390100", "I", "right", "950.00"))
+    for day, words in (
+        (dt.date(2024, 1, 10), "a déjà été prise en charge pour l'oreille droite (délivrance du {})"),
+        (dt.date(2027, 3, 1), "est déjà prise en charge pour l'oreille droite (délivrance prévue le {})"),
+    ):
+        decision = decide(
+            request, facts(birth=SENIOR, guarantee=ESS_AUDI), ears_history(day, "right"),
+            default_catalogue(), default_rules(), today=TODAY,
+        )  # fmt: skip
+        expected = words.format(engine._date_fr(day))  # the date as the rules write it
+        assert expected in decision.lines[0].explanation, decision.lines[0].explanation

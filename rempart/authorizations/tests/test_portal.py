@@ -77,7 +77,20 @@ def test_the_list_shows_the_organisations_pecs_and_cancels_them(shop, client, ca
     pec = Pec.objects.get()
     page = shop.get("/comptoir/prises-en-charge/").content.decode()
     assert pec.number in page
-    shop.post(f"/comptoir/prises-en-charge/{pec.number}/annuler/")
+    shop.post(f"/comptoir/prises-en-charge/{pec.number}/annuler/", {"confirm": "yes"})
+    pec.refresh_from_db()
+    assert pec.cancelled_at is not None
+
+
+def test_cancelling_a_pec_asks_for_a_confirmation_that_works_without_javascript(shop, population):
+    shop.post("/comptoir/prise-en-charge/", _form(_adult(population)))
+    pec = Pec.objects.get()
+    page = shop.get("/comptoir/prises-en-charge/").content.decode()
+    assert 'name="confirm" value="yes" required' in page  # the browser refuses to send it unticked
+    response = shop.post(f"/comptoir/prises-en-charge/{pec.number}/annuler/", follow=True)  # unticked anyway
+    pec.refresh_from_db()
+    assert pec.cancelled_at is None and "Cochez la case de confirmation" in response.content.decode()
+    shop.post(f"/comptoir/prises-en-charge/{pec.number}/annuler/", {"confirm": "yes"})
     pec.refresh_from_db()
     assert pec.cancelled_at is not None
 

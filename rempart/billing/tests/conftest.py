@@ -31,6 +31,12 @@ NOV_1, NOV_30 = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
 
 
 @pytest.fixture(autouse=True)
+def _own_billing_dir(settings, tmp_path):
+    """Detail files of a test go to its own directory (the command writes them at issue)."""
+    settings.REMPART_BILLING_DIR = str(tmp_path / "billing-files")
+
+
+@pytest.fixture(autouse=True)
 def _french_unless_asked():
     translation.activate(settings.LANGUAGE_CODE)
     yield

@@ -108,3 +108,62 @@ def test_an_invalid_document_never_passes_the_check():
         collection.check_pain008(
             b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', expected_count=0, expected_total_cents=0
         )
+
+
+@pytest.mark.django_db
+def test_the_contract_chooses_the_sepa_scheme(cast):
+    insurer = cast.insurer.insurer
+    contract(insurer, sepa_scheme="B2B")
+    other = second_insurer()
+    contract(other)  # CORE, the default
+    b2b, core = statement(insurer, 10_000), statement(other, 2_500)
+
+    made = collection.make_collection_file(collection_date=_later())
+
+    document = etree.fromstring(bytes(made.file_content))
+    assert collection._schema().validate(document)  # both schemes in one file, XSD-valid
+    by_scheme = {
+        block.findtext("p:PmtTpInf/p:LclInstrm/p:Cd", namespaces=NS): [
+            n.text for n in block.iterfind(".//p:EndToEndId", NS)
+        ]
+        for block in document.iterfind(".//p:PmtInf", NS)
+    }
+    assert by_scheme == {"B2B": [b2b.number], "CORE": [core.number]}
+    ids = [n.text for n in document.iterfind(".//p:PmtInfId", NS)]
+    assert ids == [f"{made.reference}-1", f"{made.reference}-2"]
+    blocks = collection.blocks(made)
+    assert blocks[made.reference].total_cents == 12_500
+    assert sorted(blocks[i].debits for i in ids) == sorted([((b2b.number, 10_000),), ((core.number, 2_500),)])
+
+
+@pytest.mark.django_db
+def test_a_b2b_only_file_is_valid_and_core_is_the_default(cast):
+    from rempart.billing.models import BillingContract
+
+    insurer = cast.insurer.insurer
+    assert BillingContract(insurer=insurer).sepa_scheme == "CORE"
+    contract(insurer, sepa_scheme=BillingContract.Scheme.B2B)
+    statement(insurer, 10_000)
+    made = collection.make_collection_file(collection_date=_later())
+    document = etree.fromstring(bytes(made.file_content))
+    assert collection._schema().validate(document)
+    assert [n.text for n in document.iterfind(".//p:LclInstrm/p:Cd", NS)] == ["B2B"]
+
+
+@pytest.mark.django_db
+def test_a_returned_debit_is_open_again(cast):
+    """What a file collects is what is still open: a returned direct debit no longer counts as received."""
+    from rempart.billing.models import Receipt
+
+    from .bank_credit_support import camt054_returns
+    from .receivables_support import camt054_credits
+
+    insurer = cast.insurer.insurer
+    contract(insurer)
+    bill = statement(insurer, 10_000)
+    collection.make_collection_file(collection_date=_later())
+    receipts.import_camt054(camt054_credits([{"amount": 10_000, "e2e": bill.number}]))
+    assert collection.open_cents(bill) == 0
+    receipts.import_camt054(camt054_returns([{"amount": 10_000, "e2e": bill.number}]))
+    assert collection.open_cents(bill) == 10_000
+    assert Receipt.objects.get().return_transaction is not None

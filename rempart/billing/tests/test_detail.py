@@ -248,16 +248,69 @@ def test_a_claim_reviewed_down_to_nothing_still_adds_up(cast, population):  # no
     assert [int(r["billed_cents"]) for r in rows] == [-750, -750]
 
 
-def test_a_failure_while_writing_leaves_nothing(billed, monkeypatch):
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_a_failure_while_writing_leaves_nothing(billed, monkeypatch, row_by_row):
+    """The rows and their ledger rows are written, then the disk fails: no file, no ledger row, no digest."""
     statement = billed[0]
+    monkeypatch.setattr(detail, "ROW_BY_ROW", row_by_row)
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(detail.csv_safe.SafeWriter, "writerows", broken)
+    monkeypatch.setattr(detail.os, "fsync", broken)
     before = Disclosure.objects.count()
     with pytest.raises(RuntimeError):
         detail.write_detail(statement)
     assert Disclosure.objects.count() == before
     assert not Statement.objects.get(pk=statement.pk).detail_sha256
     assert not list(detail.detail_path(statement).parent.glob("*"))
+
+
+def test_the_command_writes_the_detail_files_at_issue(cast, amc, default_fees, population):  # noqa: F811
+    """`rempart billing prepare` writes each new statement's file (its readers recorded); a replay writes none."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from rempart.billing.tests.conftest import accept, paid
+
+    claim = accept(amc, cast.optician, 10_000, dt.date(2026, 10, 3))
+    (person,) = people_of(amc, 1)
+    ClaimLine.objects.create(
+        claim=claim, number=1, organisation_id_copy=cast.optician.pk, beneficiary_id=person.pk,
+        care_date=claim.care_date, code_system="LPP", code="2203240", quantity=1, unit_price_cents=15_000,
+        base_cents=5_000, amo_paid_cents=3_000, amc_claimed_cents=10_000, status="accepted", accepted_cents=10_000,
+    )  # fmt: skip
+    paid([claim], dt.date(2026, 10, 10))
+    out = StringIO()
+    call_command("billing", "prepare", "--period", "2026-10", stdout=out)
+    statement = Statement.objects.get()
+    assert "1 detail file(s), 1 row(s)" in out.getvalue()
+    assert statement.detail_sha256 == detail.file_digest(detail.detail_path(statement))
+    recorded = Disclosure.objects.filter(purpose="billing").count()
+    assert recorded == 1
+    again = StringIO()
+    call_command("billing", "prepare", "--period", "2026-10", stdout=again)
+    assert "detail file" not in again.getvalue() and Disclosure.objects.filter(purpose="billing").count() == 1
+
+
+def test_several_files_in_one_pass_each_get_their_own_rows(cast, population):  # noqa: F811
+    """Two statements written together: each file holds its own claims, each reader row names its own file."""
+    insurer = cast.insurer.insurer
+    first, second = people_of(insurer, 2)
+    run = payment_run()
+    one = make_statement(insurer, [paid_claim(cast.optician, insurer, first, [(1_000, "accepted")], run=run)])
+    two = make_statement(
+        insurer,
+        [paid_claim(cast.optician, insurer, second, [(2_000, "accepted")], run=run),
+         paid_claim(cast.optician, insurer, first, [(3_000, "accepted")], run=run)],
+    )  # fmt: skip
+    files = detail.write_details([two, one])
+    assert [files[one.pk].rows, files[two.pk].rows] == [1, 2]
+    assert [r["billed_cents"] for r in read_rows(files[two.pk].path)] == ["2000", "3000"]
+    assert {r["statement_number"] for r in read_rows(files[one.pk].path)} == {one.number}
+    rows = Disclosure.objects.filter(purpose="billing")
+    assert sorted((r.beneficiary_id, r.fields[-1]) for r in rows) == sorted(
+        [(first.pk, f"billing_detail:{one.number}"), (second.pk, f"billing_detail:{two.number}"),
+         (first.pk, f"billing_detail:{two.number}")]
+    )  # fmt: skip

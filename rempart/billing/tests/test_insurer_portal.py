@@ -4,13 +4,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 
 import pytest
 
+from rempart.accounts import tokens
 from rempart.accounts.models import Organisation, Role, SecurityEvent
 from rempart.billing import detail
 from rempart.billing.models import Receipt, Statement
+from rempart.billing.statements import prepare_statements
+from rempart.billing.tests.conftest import OCT_1, OCT_31, accept, paid
+from rempart.billing.tests.tamper_support import forged
 from rempart.billing.tests.test_detail import (  # noqa: F401 - fixtures
     _billing_dir,
     billed,
@@ -122,15 +128,75 @@ def test_the_pdf_is_served_only_if_it_matches_its_digest(client, member, billed)
     import hashlib
 
     statement = billed[0]
-    Statement.objects.filter(pk=statement.pk).update(
-        pdf_content=b"%PDF-1.4 test", pdf_sha256=hashlib.sha256(b"%PDF-1.4 test").hexdigest()
-    )
+    forged(statement, pdf_content=b"%PDF-1.4 test", pdf_sha256=hashlib.sha256(b"%PDF-1.4 test").hexdigest())
     response = client.get(f"/assureur/facturation/releves/{statement.number}/releve.pdf")
     assert response.status_code == 200 and response.content == b"%PDF-1.4 test"
-    Statement.objects.filter(pk=statement.pk).update(pdf_content=b"%PDF-1.4 forged")
+    forged(statement, pdf_content=b"%PDF-1.4 forged")
     assert client.get(f"/assureur/facturation/releves/{statement.number}/releve.pdf").status_code == 409
 
 
 def test_the_pages_in_english(client, member, billed):
     page = client.get("/assureur/facturation/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Statements" in page
+
+
+# --- the PDF in the reader's language: portal and API -------------------------------------------------------
+
+
+@pytest.fixture
+def issued(cast, amc, default_fees):
+    """A statement issued the normal way (prepare_statements): PDFs in French and English, digests kept."""
+    claim = accept(amc, cast.optician, 10_000, dt.date(2026, 10, 3))
+    paid([claim], dt.date(2026, 10, 10))
+    (statement,) = prepare_statements(OCT_1, OCT_31, user=None)
+    return statement
+
+
+def test_the_portal_serves_the_pdf_in_the_members_language(client, member, issued):
+    url = f"/assureur/facturation/releves/{issued.number}/releve.pdf"
+    french, english = client.get(url), client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    assert french.content == bytes(issued.pdf_content) and french["X-Content-SHA256"] == issued.pdf_sha256
+    assert english.content == bytes(issued.pdf_en_content) and english["Content-Language"] == "en"
+    assert client.get(f"{url}?langue=fr", HTTP_ACCEPT_LANGUAGE="en").content == french.content
+    page = client.get(f"/assureur/facturation/releves/{issued.number}/").content.decode()
+    assert issued.pdf_sha256 in page and issued.pdf_en_sha256 in page and f"{url}?langue=en" in page
+    assert "Optique" in page and ">OPTI<" not in page
+    forged(issued, pdf_en_content=b"%PDF-1.4 forged")
+    assert client.get(url, HTTP_ACCEPT_LANGUAGE="en").status_code == 409
+    assert client.get(url).status_code == 200  # the French one is intact
+
+
+def test_the_api_serves_the_pdf_by_accept_language(client, cast, issued):
+    owner = make_user("dsi@insurer.test", cast.insurer, Role.OWNER)
+    _token, raw = tokens.create_token(cast.insurer, "Comptabilité", ["billing:read"], owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    listed = client.get("/api/v1/insurer/statements", **auth).json()["results"][0]
+    assert listed["pdf_sha256"] == issued.pdf_sha256 and listed["pdf_en_sha256"] == issued.pdf_en_sha256
+    assert listed["pdf_url"] == f"/api/v1/insurer/statements/{issued.number}/pdf"
+    french = client.get(listed["pdf_url"], **auth)
+    english = client.get(listed["pdf_url"], HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.8", **auth)
+    assert french.status_code == english.status_code == 200
+    assert hashlib.sha256(french.content).hexdigest() == french["X-Content-SHA256"] == issued.pdf_sha256
+    assert hashlib.sha256(english.content).hexdigest() == english["X-Content-SHA256"] == issued.pdf_en_sha256
+    assert english["Content-Language"] == "en" and french["Content-Language"] == "fr"
+    downloads = SecurityEvent.objects.filter(
+        tag="billing.statement_downloaded", details__statement=issued.number
+    )
+    assert downloads.count() == 2
+    unknown = client.get("/api/v1/insurer/statements/REL-000000000-20261031-1/pdf", **auth)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "relevé inconnu pour votre organisme"
+    forged(issued, pdf_content=b"%PDF-1.4 forged")
+    refused = client.get(listed["pdf_url"], **auth)
+    assert refused.status_code == 409 and "empreinte" in refused.json()["detail"]
+    assert SecurityEvent.objects.filter(tag="billing.statement_tampered").count() == 1
+
+
+def test_another_insurers_token_gets_the_same_404_for_the_pdf(client, cast, issued, other_amc):
+    organisation = Organisation.objects.create(kind="insurer", name=other_amc.name, insurer=other_amc)
+    owner = make_user("dsi@deux.test", organisation, Role.OWNER)
+    _token, raw = tokens.create_token(organisation, "Compta", ["billing:read"], owner)
+    response = client.get(
+        f"/api/v1/insurer/statements/{issued.number}/pdf", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    assert response.status_code == 404 and response.json()["detail"] == "relevé inconnu pour votre organisme"
+    assert not SecurityEvent.objects.filter(tag="billing.statement_downloaded").exists()

@@ -25,6 +25,7 @@ from rempart.billing.tests.conftest import (
     money_ok,
     paid,
 )
+from rempart.billing.tests.tamper_support import forged
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +173,7 @@ def test_pdf_is_kept_with_its_digest_and_checked(cast, amc, default_fees):
     (statement,) = prepare_statements(OCT_1, OCT_31)
     content = statements.verified_pdf(statement)
     assert content.startswith(b"%PDF") and hashlib.sha256(content).hexdigest() == statement.pdf_sha256
-    Statement.objects.filter(pk=statement.pk).update(pdf_content=content + b"x")
+    forged(statement, pdf_content=content + b"x")  # the database's guards switched off, as an attacker would
     statement.refresh_from_db()
     with pytest.raises(statements.StatementTampered):
         statements.verified_pdf(statement)
@@ -224,7 +225,7 @@ def test_all_insurers_or_none(cast, amc, other_amc, default_fees, monkeypatch):
           accept(other_amc, cast.optician, 5_000, dt.date(2026, 10, 3))], dt.date(2026, 10, 10))  # fmt: skip
     calls = []
 
-    def failing(statement):
+    def failing(statement, language="fr"):
         calls.append(statement.number)
         if len(calls) == 2:
             raise RuntimeError("disk full")

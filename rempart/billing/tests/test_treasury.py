@@ -171,3 +171,86 @@ def test_the_overdue_alert_in_the_surveillance_queue_leads_to_the_insurer_switch
     )
     assert response.status_code == 302
     assert Switch.objects.get().insurer == insurer
+
+
+def _waiting(cast, settings, owed, author):
+    settings.REMPART_BILLING_MANUAL_RECEIPT_FOUR_EYES_CENTS = 10_000
+    insurer, billed = owed
+    from rempart.billing import receipts
+
+    return receipts.record_manual_receipt(
+        insurer=insurer, statement=billed, amount_cents=30_000, received_on=timezone.localdate(),
+        reference="VIR 2026-78", user=author,
+    )  # fmt: skip
+
+
+def test_a_waiting_receipt_discarded_through_the_console(cast, client_class, owed, settings):
+    from rempart.accounting.models import Transaction
+
+    author, other = _member(cast, "t1@operator.test"), _member(cast, "t2@operator.test")
+    receipt = _waiting(cast, settings, owed, author)
+    url = f"{BASE}encaissements/{receipt.pk}/ecarter/"
+    browser = browser_of(client_class, cast, author)
+    assert f'action="{url}"' in text(browser.get(BASE))  # its author may discard it
+    before = Transaction.objects.count()
+
+    support = browser_of(client_class, cast, _member(cast, "support@operator.test", Role.SUPPORT))
+    assert support.post(url, {"reason": "non"}).status_code == 404  # outside the treasury: refused
+    assert browser_of(client_class, cast, cast.admin).post(url, {"reason": "non"}).status_code == 404
+    empty = browser.post(url, {"reason": " "}, follow=True)
+    assert "Indiquez pourquoi" in text(empty)
+    receipt.refresh_from_db()
+    assert receipt.discarded_at is None
+
+    settings.REMPART_STEP_UP_SECONDS = 0
+    stale = browser.post(url, {"reason": "doublon"})
+    assert stale.status_code == 302 and "/accounts/" in stale.url
+    receipt.refresh_from_db()
+    assert receipt.discarded_at is None
+    settings.REMPART_STEP_UP_SECONDS = 600
+
+    second = browser_of(client_class, cast, other)
+    assert second.post(url, {"reason": "virement jamais reçu"}).status_code == 302
+    receipt.refresh_from_db()
+    assert receipt.discarded_by == other and receipt.transaction_id is None
+    approve = second.post(f"{BASE}encaissements/{receipt.pk}/approuver/", follow=True)
+    assert "écarté" in text(approve)
+    receipt.refresh_from_db()
+    assert receipt.transaction_id is None and Transaction.objects.count() == before
+    listing = text(second.get(f"{BASE}encaissements/"))
+    assert "écarté (virement jamais reçu)" in listing
+    assert "Aucun encaissement en attente." in text(second.get(BASE))
+    assert SecurityEvent.objects.filter(tag="billing.receipt_discarded").count() == 1
+
+
+def test_a_returned_direct_debit_shows_its_reason_as_a_label(cast, client_class, owed):
+    from rempart.billing import collection, receipts
+
+    from .bank_credit_support import camt054_returns
+
+    insurer, billed = owed
+    contract(insurer)
+    collection.make_collection_file(collection_date=timezone.localdate() + dt.timedelta(days=2))
+    receipts.import_camt054(camt054_credits([{"amount": 50_000, "e2e": billed.number}]))
+    browser = browser_of(client_class, cast, _member(cast, "t1@operator.test"))
+    response = browser.post(
+        f"{BASE}encaissements/importer/",
+        {"file": SimpleUploadedFile("r.xml", camt054_returns([{"amount": 50_000, "e2e": billed.number,
+                                                                "reason": "MD01"}]))},
+        follow=True,
+    )  # fmt: skip
+    page = text(response)
+    assert "1 prélèvement(s) rejeté(s)" in page and "rejeté le 01/12/2026" in page
+    assert "Pas de mandat valable (MD01)" in page and ">MD01<" not in page
+    english = browser_of(client_class, cast, cast.admin)
+    english.cookies["django_language"] = "en"
+    listing = english.get(f"{BASE}encaissements/", HTTP_ACCEPT_LANGUAGE="en")
+    assert "No valid mandate (MD01)" in text(listing)
+    assert books.balance(accounting.insurer_receivable(insurer)) == 50_000
+
+
+def test_the_collection_page_shows_the_scheme(cast, client_class, owed):
+    insurer, _billed = owed
+    contract(insurer, sepa_scheme="B2B")
+    page = text(browser_of(client_class, cast, _member(cast, "t1@operator.test")).get(f"{BASE}prelevements/"))
+    assert "<td>B2B</td>" in page

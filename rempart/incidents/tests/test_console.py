@@ -95,10 +95,13 @@ def _document(incident, insurer, tmp_path):
 
     path = tmp_path / "notice.csv"
     path.write_text("numero_adherent;rang\nA1;1\n", encoding="utf-8")
-    return store_document(
+    document = store_document(
         incident, kind=Document.Kind.AFFECTED_LIST, filename="liste.csv", content_type="text/csv",
         path_or_bytes=path, insurer=insurer,
     )  # fmt: skip
+    document.published_at = timezone.now()  # reviewed by the operator (test_publication.py covers the step)
+    document.save(update_fields=["published_at"])
+    return document
 
 
 def test_an_insurer_reaches_its_notices_and_not_another_insurers(

@@ -204,7 +204,11 @@ def test_an_analyst_works_an_incident_from_alert_to_notices(
     assert scope.ledger_ok and scope.people == 10 and scope.disclosures == 10 and scope.misses == 2
     assert "Périmètre figé : 10 personne(s)." in message(tab)
     article = page.locator(f"#scope-{scope.pk}")
-    assert "✔ Registre vérifié avant le gel" in article.inner_text()
+    ledger = article.locator(".ledger-check").inner_text()  # what was verified, counted
+    assert (
+        ledger.startswith("✔ Registre vérifié : ")
+        and f"{scope.ledger_scope_rows} lignes du périmètre" in ledger
+    )
     assert scope.digest in article.inner_text()
     assert sorted(r.split("\t") for r in article.locator("tbody tr").all_inner_texts()) == [
         [first.name, "6", "6"],
@@ -287,6 +291,15 @@ def test_an_analyst_works_an_incident_from_alert_to_notices(
     shot(page.get_by_role("heading", name="Documents"), "documents", down_to=table)
     shot(page.get_by_role("heading", name="Statut et mesures"), "timeline", down_to=page.locator("#timeline"))
     assert_clean(tab)
+
+    # 6b. The review step: the insurer sees nothing until the analyst publishes its notices (confirmed first).
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.get_by_role("button", name=f"Publier à {first.name}").click()
+    assert "ses membres sont prévenus" in message(tab)
+    assert page.locator("#documents").get_by_text("publié le").count() == 5
+    assert page.get_by_role("button", name=f"Publier à {second.name}").count() == 1
+    assert not Document.objects.filter(insurer=second, published_at__isnull=False).exists()
 
     # 7. The insurer's member: its own five notices, not the other insurer's.
     own = {d.sha256: d for d in documents if d.insurer_id == first.pk}

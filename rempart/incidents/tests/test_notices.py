@@ -26,6 +26,7 @@ from rempart.incidents.notices import (
 )
 from rempart.incidents.scope import ScopeCriteria
 from rempart.ledger.models import Disclosure
+from rempart.lib.dates import french_date, french_datetime
 from rempart.lib.pdf import pdf_text
 
 from .conftest import COL, actor_for, check, since
@@ -140,8 +141,9 @@ def test_each_insurer_gets_its_five_documents_with_its_own_exact_numbers(cast, a
         assert "Tentatives de consultation sans correspondance : 3" in notice
         assert "Compte suspendu et sessions fermées" in notice
         assert "Équipe sécurité Rempart" in notice  # the default contact
-        assert f"{timezone.localtime(incident.deadline):%d/%m/%Y à %H:%M}" in notice
-        assert "intègre" in notice and "REGISTRE ALTÉRÉ" not in notice
+        assert french_datetime(incident.deadline) in notice  # never a 01/12 that reads both ways
+        assert "Registre vérifié : " in notice and "recalculées une à une : intactes" in notice
+        assert "REGISTRE ALTÉRÉ" not in notice
         assert "Ouverture des droits au tiers payant — Optique" in notice
 
         draft = _flat(_pdf_text(_of(documents, insurer, Document.Kind.CNIL_DRAFT)))
@@ -182,7 +184,7 @@ def test_the_lists_hold_exactly_the_people_of_each_insurer(cast, abuse):
         header, *merge = _csv_rows(_of(documents, insurer, Document.Kind.LETTER_MERGE))
         assert tuple(header) == MERGE_COLUMNS
         assert {(line[0], line[1]) for line in merge} == expected
-        today = f"le {timezone.localdate():%d/%m/%Y}"
+        today = f"le {french_date(timezone.localdate())}"
         assert all(line[3] == today and "complémentaire santé" in line[2] for line in merge)
 
     # The person checked twice (optics, then pharmacy) has both domains and two disclosures.

@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 from rempart.conftest import TODAY
+from rempart.registry.import_messages import describe, from_csv
 from rempart.registry.models import Beneficiary, Contract, Guarantee, ImportRun, Product
 from rempart.registry.rights_import import import_rights
 
@@ -27,11 +28,21 @@ def run_import(path: Path, insurer, tmp_path: Path, **kwargs):
 
 
 def read_errors(run: ImportRun) -> list[tuple[int, str, str]]:
-    """The rows of a run's errors.csv as (line, column, reason)."""
+    """The rows of a run's errors.csv as (line, column, reason in English, worded again from the stored code)."""
     with (Path(run.report_dir) / "errors.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle, delimiter=";"))
-    assert rows[0] == ["line", "column", "reason"]
-    return [(int(line), column, reason) for line, column, reason in rows[1:]]
+    assert rows[0] == ["line", "column", "reason", "code", "params"]
+    return [
+        (int(line), column, describe(from_csv(code, params), "en"))
+        for line, column, _reason, code, params in rows[1:]
+    ]
+
+
+def read_error_codes(run: ImportRun) -> list[tuple[int, str, str]]:
+    """The rows of a run's errors.csv as (line, column, code)."""
+    with (Path(run.report_dir) / "errors.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    return [(int(row[0]), row[1], row[3]) for row in rows[1:]]
 
 
 def report_text(run: ImportRun) -> str:

@@ -15,7 +15,10 @@ from rempart.registry.tests.support import BIRTH, registry_state
 
 
 def run(*args) -> str:
+    """A command's output; the import commands in English (their default is the platform's French)."""
     out = io.StringIO()
+    if args[0] in ("import_rights", "import_products"):
+        args = (*args, "--language", "en")
     call_command(*args, stdout=out)
     return out.getvalue()
 
@@ -86,7 +89,7 @@ def test_import_products_refused_file(insurer, tmp_path):
     path.write_text(synthetic.products_file_text("999999999"), encoding="utf-8")
     before = registry_state()
     with pytest.raises(CommandError, match="file refused, nothing was changed: .*another insurer"):
-        call_command("import_products", str(path), "--insurer", insurer.amc_number)
+        call_command("import_products", str(path), "--insurer", insurer.amc_number, "--language", "en")
     assert registry_state() == before
 
 
@@ -109,7 +112,7 @@ def test_import_rights(insurer, rows_for, rights_file, tmp_path):
     assert f"Rejected rows: {tmp_path / 'r' / 'errors.csv'}" in output
     assert f"Report: {tmp_path / 'r' / 'summary.txt'}" in output
     assert (tmp_path / "r" / "errors.csv").read_text(encoding="utf-8").splitlines()[1:] == [
-        "6;birth_date;impossible month"
+        "6;birth_date;impossible month;month_impossible;{}"
     ]
     summary = (tmp_path / "r" / "summary.txt").read_text(encoding="utf-8")
     assert "succeeded" in summary and "rejected" in summary
@@ -152,6 +155,8 @@ def test_import_rights_dry_run_and_full_mode(insurer, rows_for, rights_file, tmp
     with pytest.raises(CommandError, match="file refused, nothing was changed: .*--force"):
         call_command(
             "import_rights",
+            "--language",
+            "en",
             str(half),
             "--insurer",
             insurer.amc_number,
@@ -192,7 +197,14 @@ def test_import_rights_refused_file(insurer, rows_for, rights_file, tmp_path):
     path = rights_file(rows_for(10), trailer=9)
     with pytest.raises(CommandError, match="file refused, nothing was changed: truncated"):
         call_command(
-            "import_rights", str(path), "--insurer", insurer.amc_number, "--report-dir", str(tmp_path / "r")
+            "import_rights",
+            "--language",
+            "en",
+            str(path),
+            "--insurer",
+            insurer.amc_number,
+            "--report-dir",
+            str(tmp_path / "r"),
         )
     assert not Contract.objects.exists()
     assert ImportRun.objects.get().status == "refused"
@@ -203,6 +215,8 @@ def test_import_rights_rejects_an_unknown_mode(insurer, rows_for, rights_file):
     with pytest.raises(CommandError):
         call_command(
             "import_rights",
+            "--language",
+            "en",
             str(rights_file(rows_for(2))),
             "--insurer",
             insurer.amc_number,
@@ -215,3 +229,18 @@ def test_import_rights_rejects_an_unknown_mode(insurer, rows_for, rights_file):
 def test_generate_rejects_zero_beneficiaries(db):
     with pytest.raises(CommandError, match="at least 1"):
         call_command("generate", beneficiaries=0)
+
+
+def test_import_commands_speak_french_by_default(insurer, rows_for, rights_file, tmp_path):
+    """The platform's language unless --language says otherwise: output, refusal and the reasons of errors.csv."""
+    rows = rows_for(5)
+    rows[1][BIRTH] = "1980-13-01"
+    out = io.StringIO()
+    call_command("import_rights", str(rights_file(rows)), "--insurer", insurer.amc_number,
+                 "--report-dir", str(tmp_path / "fr"), stdout=out)  # fmt: skip
+    assert "lignes lues" in out.getvalue() and "Lignes rejetées" in out.getvalue()
+    assert (tmp_path / "fr" / "errors.csv").read_text(encoding="utf-8").splitlines()[1] == (
+        "4;birth_date;mois impossible;month_impossible;{}"
+    )
+    with pytest.raises(CommandError, match="fichier refusé, rien n'a été modifié : fichier tronqué"):
+        call_command("import_rights", str(rights_file(rows, trailer=9)), "--insurer", insurer.amc_number)

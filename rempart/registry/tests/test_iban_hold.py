@@ -279,7 +279,7 @@ def test_every_owner_and_the_operator_are_told_at_once_with_masks_only(cast, sho
     operator = [m for m in mail.outbox if m.to == ["tresorerie@operateur.test"]]
     assert len(owners) == 1 and len(operator) == 1
     body = owners[0].body
-    assert "FR76 •••• 0189" in body and "FR76 •••• 7830" in body and "06/12/2026" in body
+    assert "FR76 •••• 0189" in body and "FR76 •••• 7830" in body and "6 déc. 2026" in body
     assert "/organisation/banque/" in body and "Annuler ce changement" in body
     assert cast.optician.name in operator[0].subject and "/operateur/banque/" in operator[0].body
     assert cast.staff.email not in {a for m in mail.outbox for a in m.to}  # staff are not owners

@@ -105,7 +105,7 @@ def test_no_nir_in_clear_anywhere(insurer, rows_for, rights_file, tmp_path, capl
     logged = "\n".join(f"{r.getMessage()}\n{r.exc_text or ''}" for r in caplog.records) + caplog.text
     assert_absent(nirs, "the logs", logged)
     out, err = capfd.readouterr()
-    assert "rows read" in out
+    assert "lignes lues" in out
     assert_absent(nirs, "stdout/stderr", out + err)
     for report in (tmp_path / "r").iterdir():
         assert_absent(nirs, report.name, report.read_text(encoding="utf-8"))

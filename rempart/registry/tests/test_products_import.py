@@ -171,7 +171,7 @@ def test_bad_rows_are_reported_with_line_and_column(bare_insurer, tmp_path):
     # the good rows went in despite the bad ones
     assert summary.guarantees_written == 2
     assert set(Product.objects.filter(insurer=bare_insurer).values_list("code", flat=True)) == {"ESS", "CONF"}
-    assert "rejected            " + str(len(BAD_ROWS)) in summary.as_text()
+    assert "rejetées            " + str(len(BAD_ROWS)) in summary.as_text()
 
 
 @pytest.mark.parametrize(
@@ -250,5 +250,5 @@ def test_strict_dates_codes_and_duplicates_in_products_files(tmp_path, db):
         (5, "effective_from"),
         (6, "effective_from"),
     ]
-    assert "line 3" in summary.errors[2][2]
+    assert summary.errors[2][2] == {"code": "duplicate_guarantee", "first": 3}
     assert summary.guarantees_written == 1

@@ -40,7 +40,11 @@ def test_bad_rows_are_reported_and_good_rows_imported(insurer, rows_for, rights_
     assert summary.rejected == 2
     assert summary.created == 8
     report = (Path(run.report_dir) / "errors.csv").read_text().splitlines()
-    assert report[1:] == ["5;nir;wrong check key", "8;birth_date;impossible month"]
+    # The reason in the import's language (French by default), then its code and parameters.
+    assert report[1:] == [
+        "5;nir;clé incorrecte;nir_checksum;{}",
+        "8;birth_date;mois impossible;month_impossible;{}",
+    ]
 
 
 def test_truncated_file_is_refused_and_changes_nothing(insurer, rows_for, rights_file, tmp_path):

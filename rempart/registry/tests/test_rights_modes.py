@@ -250,7 +250,8 @@ def test_full_with_an_unreadable_rejected_row_ends_nothing(insurer, rows_for, ri
     assert summary.rejected == 1
     assert (summary.ended, summary.contracts_ended) == (0, 0)
     assert summary.warnings
-    assert "nothing was ended" in run.message
+    assert run.notes == [{"code": "unreadable_adherents", "count": 1}]
+    assert "n'a mis fin à rien" in run.notes_text()[0]
     assert Contract.objects.get(insurer=insurer, adherent_number=gone).status == "active"
 
 
@@ -343,7 +344,7 @@ def test_dry_run_changes_nothing_but_reports_counts(insurer, rows_for, rights_fi
     assert summary.unchanged == len(offered) - 22
     assert (summary.contracts_ended, summary.ended) == (1, len(gone_rows))
     assert [line for line, _c, _r in read_errors(run)] == [4]
-    assert "DRY RUN" in summary.as_text()
+    assert "SIMULATION" in summary.as_text()
 
 
 def test_dry_run_of_a_refused_file_raises(insurer, rows_for, rights_file, tmp_path):

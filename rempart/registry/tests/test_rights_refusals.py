@@ -44,7 +44,8 @@ def assert_refused(path, insurer, tmp_path, match, **kwargs):
     assert ImportRun.objects.count() == runs_before + 1
     run = ImportRun.objects.order_by("-pk").first()
     assert run.status == ImportRun.Status.REFUSED
-    assert run.message == str(info.value)
+    assert run.notes == [info.value.message] and run.message == ""
+    assert run.notes_text() == [info.value.describe()]  # worded when shown, from the stored code
     assert run.finished_at is not None
     return info.value
 

@@ -215,4 +215,5 @@ def test_the_api_offers_no_search_listing_or_export(client, db):
         ("/api/v1/insurer/statements", "get"),
         ("/api/v1/insurer/statements/{number}", "get"),
         ("/api/v1/insurer/statements/{number}/detail", "get"),
+        ("/api/v1/insurer/statements/{number}/pdf", "get"),  # its PDF (totals only), French or English
     }

@@ -20,3 +20,13 @@
   render();
   setInterval(render, 30000);
 })();
+
+// Publishing notices to an insurer emails its members: the operator confirms first (forms with data-confirm).
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+})();

@@ -599,6 +599,7 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/insurer/statements": ["get"],
         "/api/v1/insurer/statements/{number}": ["get"],
         "/api/v1/insurer/statements/{number}/detail": ["get"],
+        "/api/v1/insurer/statements/{number}/pdf": ["get"],  # the statement itself: no beneficiary in it
     }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
 
     # Nothing changed in organisation A, and nothing was disclosed to B.

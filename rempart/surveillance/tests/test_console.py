@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from rempart.accounts import tokens
 from rempart.accounts.models import ApiToken, SecurityEvent, User
@@ -390,7 +391,8 @@ def test_a_canary_hit_shows_in_the_panel(analyst, cast, population):
     check_rights(actor_for(cast.outsider), card_of(_canary_row(planted[0])))
     page = analyst.get("/operateur/surveillance/canaris/").content.decode()
     row = page[page.index(f'id="insurer-{insurer.pk}"') :].split("</tr>")[0]
-    assert f"{timezone.localtime():%d/%m/%Y}" in row and "jamais" not in row
+    today = date_format(timezone.localtime(), "SHORT_DATE_FORMAT")  # "2 déc. 2026", never 02/12/2026
+    assert today in row and "jamais" not in row
     queue = analyst.get("/operateur/surveillance/?severity=critical").content.decode()
     assert "bénéficiaire témoin (canari)" in queue and cast.outsider.email in queue
     assert f"{insurer.name} (AMC {insurer.amc_number})" in queue  # the evidence names the insurer

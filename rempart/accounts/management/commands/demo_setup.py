@@ -46,6 +46,17 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nSecond factor: each demo login has a TOTP authenticator; get its current code with\n"
             "  .venv/bin/rempart demo-code EMAIL\n"
+            "or type one of its recovery codes instead (codes de secours, each works once; all of them with\n"
+            "  .venv/bin/rempart demo-code EMAIL --recovery):"
+        )
+        for person, _organisation in cast:
+            try:
+                unused = demo.unused_recovery_codes(person.email)
+                shown = unused[0] if unused else "(all used)"
+            except RuntimeError:
+                shown = "(regenerated in the portal: shown there once)"
+            self.stdout.write(f"  {person.email:<30} {shown}")
+        self.stdout.write(
             f"Emails (invitations, notices) are printed on this console. Base URL: {settings.REMPART_BASE_URL}"
         )
 

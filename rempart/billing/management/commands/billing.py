@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from rempart.billing.models import Statement
@@ -46,6 +47,10 @@ class Command(BaseCommand):
             "--period", required=True, help="2026-11 (month), 2026-W47 (ISO week), 2026-11-30"
         )
         prepare.add_argument("--insurer", metavar="AMC", help="only this insurer (numéro AMC)")
+        prepare.add_argument(
+            "--no-detail", dest="no_detail", action="store_true",
+            help="do not write the detail files now (the first download writes each)",
+        )  # fmt: skip
         prepare.add_argument(
             "--as-of", dest="as_of", metavar="YYYY-MM-DD", help="today, for the period check"
         )
@@ -80,8 +85,8 @@ class Command(BaseCommand):
             raise CommandError(f"no insurer with AMC number {amc}")
         return insurer
 
-    def _prepare(self, *, period, insurer, as_of, **_options):
-        from rempart.billing import periods, statements
+    def _prepare(self, *, period, insurer, as_of, no_detail=False, **_options):
+        from rempart.billing import detail, periods, statements
 
         try:
             start, end, _kind = periods.parse(period)
@@ -93,6 +98,16 @@ class Command(BaseCommand):
         for statement in issued:
             self._line(statement)
         self.stdout.write(f"{len(issued)} statement(s) for {start.isoformat()} .. {end.isoformat()}")
+        waiting = [s for s in issued if not s.detail_sha256]
+        if waiting and not no_detail:
+            self.stdout.write(
+                f"writing {len(waiting)} detail file(s) (adherent numbers recorded in the ledger) …"
+            )
+            files = detail.write_details(waiting)
+            rows = sum(f.rows for f in files.values())
+            self.stdout.write(
+                f"{len(files)} detail file(s), {rows} row(s), in {settings.REMPART_BILLING_DIR}"
+            )
         if insurer is None:
             missing = [i.amc_number for i in statements.insurers_without_contract()]
             if missing:

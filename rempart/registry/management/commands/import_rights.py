@@ -1,6 +1,9 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from rempart.registry.models import Insurer
 from rempart.registry.rights_import import FileRefused, import_rights
@@ -18,8 +21,18 @@ class Command(BaseCommand):
             "--force", action="store_true", help="full mode: allow ending more than the safety share"
         )
         parser.add_argument("--report-dir", type=Path, help="where to write summary.txt and errors.csv")
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default=settings.LANGUAGE_CODE,
+            help="language of the output, summary.txt and the reasons in errors.csv (default: %(default)s)",
+        )
 
-    def handle(self, *args, file, insurer, mode, dry_run, force, report_dir, **options):
+    def handle(self, *args, file, insurer, mode, dry_run, force, report_dir, language, **options):
+        with translation.override(language):
+            self._import(file, insurer, mode, dry_run, force, report_dir)
+
+    def _import(self, file, insurer, mode, dry_run, force, report_dir):
         try:
             amc = Insurer.objects.get(amc_number=insurer)
         except Insurer.DoesNotExist:
@@ -31,8 +44,10 @@ class Command(BaseCommand):
                 file, amc, mode=mode, dry_run=dry_run, force=force, report_dir=report_dir
             )
         except FileRefused as exc:
-            raise CommandError(f"file refused, nothing was changed: {exc}") from None
+            raise CommandError(
+                _("fichier refusé, rien n'a été modifié : %(reason)s") % {"reason": exc.describe()}
+            ) from None
         self.stdout.write(summary.as_text())
         if summary.rejected:
-            self.stdout.write(f"Rejected rows: {Path(run.report_dir) / 'errors.csv'}")
-        self.stdout.write(f"Report: {Path(run.report_dir) / 'summary.txt'}")
+            self.stdout.write(_("Lignes rejetées : %(path)s") % {"path": Path(run.report_dir) / "errors.csv"})
+        self.stdout.write(_("Rapport : %(path)s") % {"path": Path(run.report_dir) / "summary.txt"})
