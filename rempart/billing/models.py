@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class BillingContract(models.Model):
@@ -112,7 +113,7 @@ class Statement(models.Model):
         CORRECTION = "correction", _("Relevé rectificatif")
 
     class Status(models.TextChoices):
-        ISSUED = "issued", _("Émis")
+        ISSUED = "issued", pgettext_lazy("billing statement", "Émis")  # not the payments' « émis » (sent)
         PAID = "paid", _("Réglé")
         PARTLY_PAID = "partly_paid", _("Réglé en partie")
         # A direct debit that settled it came back (camt.054 return): due again, nothing received on it.

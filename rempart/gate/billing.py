@@ -160,7 +160,7 @@ _ALLOCATED = """
       FROM (SELECT DISTINCT i.claim_id, pay.reference COLLATE "C" AS reference
               FROM payments_paymentitem i
               JOIN payments_payment pay ON pay.id = i.payment_id
-             WHERE i.claim_id IN (SELECT claim_id FROM nets)
+             WHERE i.claim_id IN (SELECT claim_id FROM kept)
                AND pay.status IN ('sent', 'settled', 'returned')) paid_by
      GROUP BY claim_id
 )
@@ -200,18 +200,18 @@ SELECT {number}, b.claim_id, {invoice}, b.number, {adherent},
   LEFT JOIN refs ON refs.claim_id = b.claim_id
  ORDER BY b.statement_id, b.claim_id, b.number
 """
-_DETAIL_ROWS = (_KEPT_LINES + _ALLOCATED).replace("%(", "{").replace(")s", "}") + _DETAIL_SELECT
-_DETAIL_PEOPLE = (
-    _KEPT_LINES
-    + """
+# The kept lines are computed once per pass into a temporary table (the join of the statements' items with
+# their claim lines, and its window): the readers and the rows both read it.
+_MAKE_KEPT = "CREATE TEMPORARY TABLE billing_detail_kept ON COMMIT DROP AS " + _KEPT_LINES + "TABLE kept"  # noqa: S608
+_DETAIL_ROWS = "WITH kept AS (TABLE billing_detail_kept)" + _ALLOCATED + _DETAIL_SELECT  # noqa: S608 - constants
+_DETAIL_PEOPLE = """
 SELECT DISTINCT k.statement_id, k.beneficiary_id
-  FROM kept k
+  FROM billing_detail_kept k
   JOIN billing_statement st ON st.id = k.statement_id
   JOIN registry_beneficiary bf ON bf.id = k.beneficiary_id
   JOIN registry_contract ct ON ct.id = bf.contract_id AND ct.insurer_id = st.insurer_id
  ORDER BY 1, 2
 """
-)
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,10 @@ def copy_details(targets: list[DetailTarget], *, plan: Callable[[int], None] | N
             )
             plan(cursor.fetchone()[0])
     with connection.cursor() as cursor:
-        cursor.execute(_DETAIL_PEOPLE, {"statements": list(by_id)})
+        cursor.execute("DROP TABLE IF EXISTS billing_detail_kept")
+        cursor.execute(_MAKE_KEPT, {"statements": list(by_id)})
+        cursor.execute("ANALYZE billing_detail_kept")
+        cursor.execute(_DETAIL_PEOPLE)
         current, people = None, array("q")
         while batch := cursor.fetchmany(_LEDGER_BATCH):
             for statement_id, beneficiary_id in batch:
@@ -256,15 +259,15 @@ def copy_details(targets: list[DetailTarget], *, plan: Callable[[int], None] | N
                 people.append(beneficiary_id)
         _record_readers(by_id.get(current), people)
     query = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, DELIMITER ';')").format(
-        sql.SQL(_DETAIL_ROWS).format(
-            statements=sql.Literal(list(by_id)), **{name: sql.SQL(text) for name, text in _CELLS.items()}
-        )
+        sql.SQL(_DETAIL_ROWS).format(**{name: sql.SQL(text) for name, text in _CELLS.items()})
     )
     prefixes = {(csv_safe.neutralise(t.number) + ";").encode(): t for t in targets}
     counts = dict.fromkeys(by_id, 0)
     with connection.wrap_database_errors, connection.cursor() as cursor:
         with cursor.cursor.copy(query) as copy:
             _route(copy, prefixes, counts)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE billing_detail_kept")
     return counts
 
 
