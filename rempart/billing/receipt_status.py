@@ -42,11 +42,5 @@ def refresh_status(statement_id: int) -> None:
         Statement.objects.filter(pk=statement.pk).update(status=status)
 
 
-_refresh_status = refresh_status  # the earlier name
-
-
 def received_cents(statement: Statement) -> int:
     return _kept(statement).aggregate(s=Sum("amount_cents", default=0))["s"]
-
-
-# --- camt.054 ----------------------------------------------------------------------------------------------

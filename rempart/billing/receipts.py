@@ -45,7 +45,7 @@ from rempart.billing import collection as collections
 from rempart.billing import debit_returns
 from rempart.billing.bank_credit_xml import Credit, read_credits
 from rempart.billing.models import CollectionFile, Receipt, Statement
-from rempart.billing.receipt_status import ReceiptError, _kept, received_cents, refresh_status  # noqa: F401 - re-exported
+from rempart.billing.receipt_status import ReceiptError, received_cents, refresh_status  # noqa: F401 - re-exported
 from rempart.payments.bank_xml import BankFileError
 
 RECORDER_ROLES = {Role.TREASURY}
@@ -96,6 +96,9 @@ def _post(receipt: Receipt, key: str) -> None:
     receipt.save(update_fields=["transaction", "approved_by"])
     if receipt.statement_id:
         refresh_status(receipt.statement_id)
+
+
+# --- camt.054 ----------------------------------------------------------------------------------------------
 
 
 def _identity(credit: Credit) -> str:

@@ -107,8 +107,6 @@ def record_download(
 # remainder), cells neutralised for spreadsheets by the same rule (rempart.lib.csv_safe), CR and LF in a text
 # cell as spaces, empty cells unquoted.
 
-PAID_LINE_STATUSES = ("accepted", "reduced")
-PAID_PAYMENT_STATUSES = ("sent", "settled", "returned")
 _LEDGER_BATCH = 50_000
 _ROWS_PER_WRITE = 20_000
 
