@@ -915,6 +915,10 @@ def parse(argv):
         help="empty the OS page cache before each scope's first run (root; disturbs the whole machine)",
     )  # fmt: skip
     parser.add_argument("--nice", type=int, default=0, help="renice the loading backends (shared machines)")
+    parser.add_argument(
+        "--archive", action="store_true",
+        help="archive mode (bench/scope_archive.py): scopes over a synthetic Parquet ledger archive of --rows rows",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.step = None
     return args
@@ -934,6 +938,15 @@ def main(argv: list[str] | None = None) -> None:
     command = "python3 bench/scope.py " + " ".join(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     secrets = bench_secrets()
+    if (
+        args.archive
+    ):  # no database: the manifest's signing key from the bench's secrets, then Parquet and DuckDB
+        import scope_archive
+
+        os.environ.update(secrets, REMPART_VAR_DIR=str(OUT / "var"), DATABASE_URL="sqlite:///:memory:")
+        setup_django()
+        scope_archive.main(args, OUT)
+        return
     env = base_env(secrets, args.db_name)
     meta = ensure_ledger(args, secrets, env)
     if args.data_only:

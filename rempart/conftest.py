@@ -76,9 +76,19 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _jobs_run_after_commit(settings, tmp_path):
+    """No worker process runs beside the tests: a job runs in the process that committed it (browser tests,
+    transactional tests). In ordinary tests nothing commits, so jobs wait until the test runs them
+    (``rempart.jobs.inline.run_waiting``), as a worker would."""
+    settings.REMPART_JOBS_EAGER = True
+    settings.REMPART_JOBS_DIR = str(tmp_path / "jobs")
+
+
+@pytest.fixture(autouse=True)
 def _own_ledger_anchor_dir(settings, tmp_path):
     """Each test's signed ledger anchors in its own directory: anchors of another database would not match."""
     settings.REMPART_LEDGER_ANCHOR_DIR = str(tmp_path / "ledger-anchors")
+    settings.REMPART_LEDGER_ARCHIVE_DIR = str(tmp_path / "ledger-archive")  # never the real archive
 
 
 @pytest.fixture(autouse=True)

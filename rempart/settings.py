@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from rempart.lib.local_secrets import load_secrets
 
@@ -58,9 +59,15 @@ INSTALLED_APPS = [
     "rempart.claims",
     "rempart.payments",
     "rempart.billing",
+    "rempart.jobs",
+    "rempart.ops",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
+    # first: every response gets its X-Request-ID and is timed; the probes and /metrics are answered here
+    "rempart.ops.middleware.RequestObservationMiddleware",
     "rempart.api_middleware.ApiJsonErrorsMiddleware",  # first: every API error is JSON, whoever made it
     "django.middleware.security.SecurityMiddleware",
     "rempart.accounts.middleware.SecurityHeadersMiddleware",
@@ -115,13 +122,46 @@ def database_from_env() -> dict:
 
 
 DATABASES = {"default": database_from_env()}
+
+# A PostgreSQL streaming replica for reads that may lag (docs/replica.md); without it, one database as before.
+REMPART_REPLICA_CHECK_SECONDS = float(os.environ.get("REMPART_REPLICA_CHECK_SECONDS", "5"))
+REMPART_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REMPART_REPLICA_MAX_LAG_SECONDS", "30"))
+if os.environ.get("REMPART_REPLICA_URL"):
+    _replica = dj_database_url.parse(
+        os.environ["REMPART_REPLICA_URL"], conn_max_age=DATABASES["default"]["CONN_MAX_AGE"]
+    )
+    if _replica["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("REMPART_REPLICA_URL must use the same database engine as DATABASE_URL")
+    _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+    if _replica["ENGINE"] == "django.db.backends.postgresql":
+        _replica["OPTIONS"].setdefault("connect_timeout", 3)  # a replica that went away must not hang a page
+    # Tests read the primary's test database through the replica (physical replication brings it there).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["rempart.lib.db_routing.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Shared by every server process (allauth rate limits); login throttles and TOTP replay marks live in the database.
 REDIS_URL = os.environ.get("REMPART_REDIS_URL")
+# REMPART_REDIS_CLUSTER=1: REMPART_REDIS_URL and REMPART_SURVEILLANCE_REDIS_URL name a node of a Redis Cluster
+# (docs/redis.md). RQ cannot use a cluster: its queue then needs a plain Redis of its own (REMPART_RQ_URL).
+REMPART_REDIS_CLUSTER = env_bool("REMPART_REDIS_CLUSTER", False)
+if (
+    REMPART_REDIS_CLUSTER
+    and os.environ.get("REMPART_TASKS_BACKEND") == "rq"
+    and not os.environ.get("REMPART_RQ_URL")
+):
+    raise ImproperlyConfigured(
+        "REMPART_REDIS_CLUSTER=1 with RQ needs REMPART_RQ_URL: a plain Redis, not the cluster"
+    )
+_REDIS_CACHE = (
+    "rempart.lib.redis_cache.RedisClusterCache"
+    if REMPART_REDIS_CLUSTER
+    else "django.core.cache.backends.redis.RedisCache"
+)
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": _REDIS_CACHE, "LOCATION": REDIS_URL}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "rempart_cache"}
     )
@@ -250,6 +290,10 @@ REMPART_INCIDENT_DIR = os.environ.get("REMPART_INCIDENT_DIR", str(VAR_DIR / "inc
 # Signed anchors of the ledger's chains: one JSON file each, never overwritten. Put it outside the database's
 # reach (another mount, write-once storage): it is what proves that no ledger row was cut off.
 REMPART_LEDGER_ANCHOR_DIR = os.environ.get("REMPART_LEDGER_ANCHOR_DIR", str(VAR_DIR / "ledger-anchors"))
+# Closed months of the ledger, moved out of the database as Parquet files with a signed manifest
+# (docs/ledger-archive.md); and how long after a month ends it may be archived (late rows, clock skew).
+REMPART_LEDGER_ARCHIVE_DIR = os.environ.get("REMPART_LEDGER_ARCHIVE_DIR", str(VAR_DIR / "ledger-archive"))
+REMPART_LEDGER_ARCHIVE_GRACE_DAYS = int(os.environ.get("REMPART_LEDGER_ARCHIVE_GRACE_DAYS", "7"))
 EMAIL_FILE_PATH = os.environ.get("REMPART_EMAIL_DIR", str(VAR_DIR / "mail"))
 
 # Registry import rules.
@@ -305,17 +349,73 @@ REMPART_ALERT_FORWARD_MIN_SEVERITY = os.environ.get("REMPART_ALERT_FORWARD_MIN_S
 REMPART_API_MAX_CLAIM_BYTES = int(os.environ.get("REMPART_API_MAX_CLAIM_BYTES", "65536"))  # one invoice
 REMPART_API_MAX_LOT_BYTES = int(os.environ.get("REMPART_API_MAX_LOT_BYTES", str(200 * 1024 * 1024)))  # a lot
 REMPART_CLAIMS_LOT_MAX_INVOICES = int(os.environ.get("REMPART_CLAIMS_LOT_MAX_INVOICES", "100000"))
+# Larger lots are adjudicated by a worker; the API answers 202 with a status URL (docs/claims.md).
+REMPART_CLAIMS_INLINE_LOT_MAX = int(os.environ.get("REMPART_CLAIMS_INLINE_LOT_MAX", "500"))
 REMPART_MAX_UPLOAD_MB = int(
     os.environ.get("REMPART_MAX_UPLOAD_MB", "200")
 )  # bigger files: rempart import-rights
+
+# --- Background jobs (rempart/jobs, docs/jobs.md): the database queue by default (``rempart worker`` runs it,
+# on SQLite and PostgreSQL); in production RQ on a plain Redis (REMPART_TASKS_BACKEND=rq, REMPART_RQ_URL).
+REMPART_TASKS_BACKEND = os.environ.get("REMPART_TASKS_BACKEND", "database")  # database | rq | immediate
+REMPART_RQ_URL = os.environ.get("REMPART_RQ_URL") or REDIS_URL
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "rq": "django_tasks_rq.RQBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",  # tests and one-off scripts only
+}
+if REMPART_TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured("REMPART_TASKS_BACKEND must be database, rq or immediate")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[REMPART_TASKS_BACKEND], "QUEUES": ["default"]}}
+if REMPART_TASKS_BACKEND == "rq":
+    if not REMPART_RQ_URL:
+        raise ImproperlyConfigured("REMPART_TASKS_BACKEND=rq needs REMPART_RQ_URL (or REMPART_REDIS_URL)")
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": REMPART_RQ_URL, "DEFAULT_TIMEOUT": 6 * 3600}}
+# Jobs run in the process that enqueued them, right after its commit (the browser tests; never production).
+REMPART_JOBS_EAGER = env_bool("REMPART_JOBS_EAGER", False)
+REMPART_JOBS_DIR = os.environ.get("REMPART_JOBS_DIR", str(VAR_DIR / "jobs"))
+REMPART_JOB_HEARTBEAT_SECONDS = float(os.environ.get("REMPART_JOB_HEARTBEAT_SECONDS", "5"))
+REMPART_JOB_STALE_SECONDS = int(os.environ.get("REMPART_JOB_STALE_SECONDS", "120"))
+REMPART_JOB_REQUEUE_SECONDS = int(os.environ.get("REMPART_JOB_REQUEUE_SECONDS", "600"))
+REMPART_JOB_RETRY_SECONDS = int(os.environ.get("REMPART_JOB_RETRY_SECONDS", "10"))
+REMPART_JOBS_EXTRA_MODULES = [
+    m.strip() for m in os.environ.get("REMPART_JOBS_EXTRA_MODULES", "").split(",") if m.strip()
+]
+REMPART_SCHEDULE_DISABLED = [
+    n.strip() for n in os.environ.get("REMPART_SCHEDULE_DISABLED", "").split(",") if n.strip()
+]
+
+# Observability (docs/observability.md): /metrics for a bearer token or from these networks (comma-separated
+# CIDRs), else a 404; logs as JSON lines (production) or text (demo, tests), each with its request id.
+REMPART_METRICS_TOKEN = os.environ.get("REMPART_METRICS_TOKEN", "")
+REMPART_METRICS_ALLOW_NETS = [
+    n.strip() for n in os.environ.get("REMPART_METRICS_ALLOW_NETS", "").split(",") if n.strip()
+]
+REMPART_LOG_FORMAT = os.environ.get("REMPART_LOG_FORMAT", "json" if PRODUCTION else "text")
+if REMPART_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("REMPART_LOG_FORMAT must be json or text")
 
 # Every log record is redacted when it is created (rempart.lib.redact.install, at start-up), whatever
 # logger or handler it goes through; Django's own loggers are routed to the same filtered console.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "rempart.lib.redact.RedactingFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "filters": {
+        "redact": {"()": "rempart.lib.redact.RedactingFilter"},
+        "request_id": {"()": "rempart.ops.request_log.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "rempart.ops.request_log.JsonFormatter"},
+        "text": {"()": "rempart.ops.request_log.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact", "request_id"],
+            "formatter": REMPART_LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("REMPART_LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},

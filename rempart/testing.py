@@ -86,3 +86,18 @@ def login(client, user: User, secret: str, *, step: int = 0):
 
 def has_authenticator(user: User) -> bool:
     return Authenticator.objects.filter(user=user).exists()
+
+
+def child_database_url() -> str:
+    """The test database (not the development one) as a DATABASE_URL for a child process the test starts."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db.get("USER") or "")
+    password = quote(db.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{quote(db['NAME'])}"

@@ -46,8 +46,10 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("", include("rempart.ops.urls")),  # /healthz, /readyz, /metrics (answered first by its middleware)
     path("", include("rempart.registry.urls")),
     path("", include("rempart.ledger.urls")),
+    path("", include("rempart.jobs.urls")),
     path("", include("rempart.rights.urls")),
     path("", include("rempart.incidents.urls")),
     path("", include("rempart.authorizations.urls")),

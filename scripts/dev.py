@@ -162,7 +162,15 @@ def demo(args: list[str]) -> None:
     # Without DEBUG, as in production: a refused page is the site's 404, never Django's URL map or a traceback
     # (docs/decisions.md); --insecure still serves the static files. REMPART_DEBUG=1 is for a developer who asks.
     env = {**os.environ, "REMPART_DEBUG": os.environ.get("REMPART_DEBUG", "0")}
-    supervise(BIN / "rempart", "runserver", address, "--insecure", env=env)
+    # Long work (uploads, notices, payment runs, the daily ledger anchor) runs in a worker beside the server,
+    # as in production (docs/jobs.md); it goes down with the demo.
+    worker = subprocess.Popen(
+        [str(BIN / "rempart"), "worker"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        supervise(BIN / "rempart", "runserver", address, "--insecure", env=env)
+    finally:
+        _stop_group(worker.pid)
 
 
 def test(args: list[str]) -> None:

@@ -83,6 +83,8 @@ TAGS = {
     "incident.notices_published": _("Notifications d'incident publiées à l'assureur"),
     "alert.assigned": _("Alerte de surveillance attribuée"),
     "alert.forward_failed": _("Alerte de surveillance non transmise (courriel, webhook ou syslog)"),
+    "job.retried": _("Tâche de fond relancée par l'opérateur"),
+    "job.cancelled": _("Tâche de fond annulée par l'opérateur"),
 }
 
 

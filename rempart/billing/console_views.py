@@ -29,6 +29,7 @@ from rempart.authorizations.templatetags.money import euros
 from rempart.billing import detail, statement_pdf, statements
 from rempart.billing.models import Statement
 from rempart.ledger.actor import Actor
+from rempart.lib.db_routing import reads_may_lag
 from rempart.payments import runs
 
 PAGE_SIZE = 50
@@ -70,6 +71,7 @@ def corrector_required(view):
 
 
 @console_required
+@reads_may_lag
 def statement_list(request):
     rows = Statement.objects.select_related("insurer", "corrects").order_by(
         "-period_end", "insurer__amc_number", "number"
@@ -100,6 +102,7 @@ def _context(request, statement: Statement, **extra) -> dict:
 
 
 @console_required
+@reads_may_lag
 def statement_detail(request, number: str):
     statement = _statement(number)
     return render(request, "billing/console/detail.html", _context(request, statement))

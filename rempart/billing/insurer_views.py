@@ -22,6 +22,7 @@ from rempart.accounts.stepup import step_up_required
 from rempart.billing import detail, statement_pdf, statements
 from rempart.billing.models import Receipt, Statement
 from rempart.ledger.actor import Actor
+from rempart.lib.db_routing import reads_may_lag
 
 PAGE_SIZE = 50
 
@@ -53,6 +54,7 @@ def position(insurer_id: int):
 
 
 @login_required
+@reads_may_lag
 def statement_list(request):
     organisation = insurer_of(request)
     balance, ageing = position(organisation.insurer_id)
@@ -70,6 +72,7 @@ def statement_list(request):
 
 
 @login_required
+@reads_may_lag
 def statement_detail(request, number: str):
     organisation = insurer_of(request)
     statement = own_statement(organisation, number)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import get_language
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from rempart.accounts.api_auth import TokenAuth
@@ -133,36 +133,112 @@ def create_claim(request: HttpRequest, payload: ClaimIn):
 
 class LotOut(Schema):
     lot_number: str
-    status: str = Field(..., description="accepted (ARL positif) ; un lot refusé en entier répond 400")
+    status: str = Field(
+        ...,
+        description="accepted (ARL positif) ; processing : lot accepté en entier, factures en cours de jugement "
+        "(202, suivre status_url) ; un lot refusé en entier répond 400",
+    )
     invoices: int
     counts: dict[str, int]
-    results_url: str = Field(..., description="Résultat par facture (RSP), CSV")
+    results_url: str = Field(
+        ..., description="Résultat par facture (RSP), CSV (404 tant que le lot est en cours)"
+    )
+    status_url: str | None = Field(None, description="Avancement d'un lot en cours de jugement (202)")
     replayed: bool = False
+
+
+class LotJobOut(Schema):
+    status: str = Field(..., description="queued, running, retrying, succeeded, failed, cancelled")
+    done: int = Field(..., description="Factures jugées")
+    total: int | None
+    lot_number: str | None = None
+    results_url: str | None = Field(None, description="Une fois le lot jugé (status succeeded)")
+    failure_code: str = ""
+    failure_message: str = ""
 
 
 @router.post(
     "/claims/lots",
     auth=TokenAuth("claims:write"),
-    response={200: LotOut, **_ERRORS, 413: ClaimErrorOut, 415: ClaimErrorOut, 503: ClaimErrorOut},
+    response={
+        200: LotOut,
+        202: LotOut,
+        **_ERRORS,
+        413: ClaimErrorOut,
+        415: ClaimErrorOut,
+        503: ClaimErrorOut,
+    },
     summary="Envoyer un lot de factures (format rempart-claims-lot v1, JSON Lines)",
     description=(
         "Le corps est le fichier du lot (docs/formats/claims-lot-v1.md). Un lot faux en entier (en-tête, organisation, "
         "nombre ou total, encodage, troncature) est refusé sans rien changer (400 avec un code). Sinon chaque facture a "
-        "son résultat ; renvoyer le même lot ne change rien."
+        "son résultat ; renvoyer le même lot ne change rien. Un lot de plus de REMPART_CLAIMS_INLINE_LOT_MAX factures "
+        "(500) est jugé en tâche de fond : 202, status « processing », puis suivre status_url."
     ),
 )
 def create_lot(request: HttpRequest):
+    from rempart.claims.jobs import receive_lot_via_api
+
     organisation = request.api_token.organisation
-    lot, replayed = lots.receive_lot(
+    received = receive_lot_via_api(
         Actor.api(request), organisation, request
     )  # LotRejected: 400 (rempart.api)
+    results_url = f"/api/v1/claims/lots/{received.lot_number}/results.csv"
+    if received.lot is None:
+        return Status(
+            202,
+            LotOut(
+                lot_number=received.lot_number,
+                status="processing",
+                invoices=received.invoices,
+                counts={},
+                results_url=results_url,
+                status_url=f"/api/v1/claims/lots/jobs/{received.job_id}",
+            ),
+        )
+    lot = received.lot
     return LotOut(
         lot_number=lot.lot_number,
         status=lot.status,
         invoices=lot.invoice_count,
         counts=lot.counts,
-        results_url=f"/api/v1/claims/lots/{lot.lot_number}/results.csv",
-        replayed=replayed,
+        results_url=results_url,
+        replayed=received.replayed,
+    )
+
+
+@router.get(
+    "/claims/lots/jobs/{job_id}",
+    auth=TokenAuth("claims:write"),
+    response={200: LotJobOut, 401: ClaimErrorOut, 403: ClaimErrorOut, 404: ClaimErrorOut},
+    summary="L'avancement d'un lot jugé en tâche de fond",
+)
+def lot_job(request: HttpRequest, job_id: str):
+    import uuid
+
+    from rempart.jobs.models import Job
+    from rempart.jobs.runner import live_progress
+
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise HttpError(404, "lot inconnu pour votre organisation") from None
+    job = Job.objects.filter(
+        pk=job_id, kind="claims.import_lot", organisation_id=request.api_token.organisation_id
+    ).first()
+    if job is None:
+        raise HttpError(404, "lot inconnu pour votre organisation")
+    done, total, _note = live_progress(job)
+    result = job.result if isinstance(job.result, dict) else {}
+    lot_number = result.get("lot_number")
+    return LotJobOut(
+        status=job.status,
+        done=done,
+        total=total,
+        lot_number=lot_number,
+        results_url=f"/api/v1/claims/lots/{lot_number}/results.csv" if lot_number else None,
+        failure_code=job.failure_code,
+        failure_message=job.failure_message,
     )
 
 

@@ -36,7 +36,7 @@ from rempart.claims.models import Claim, ClaimLot, LotInvoiceError
 from rempart.claims.reasons import label as reason_label
 from rempart.claims.service import ClaimConflict, fingerprint, submit_claim, with_care_date
 from rempart.gate import Actor, RefusedDomain
-from rempart.lib import csv_safe
+from rempart.lib import csv_safe, metrics
 from rempart.surveillance.engine import CheckRefused
 
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -56,36 +56,56 @@ class LotRejected(Exception):
 def receive_lot(actor: Actor, organisation: Organisation, stream: BinaryIO, *, progress=None):
     """Spool, check as a whole, then adjudicate every invoice in one transaction. Returns (lot, replayed)."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spooled:
-        digest = hashlib.sha256()
-        size = 0
-        while chunk := stream.read(COPY_CHUNK):
-            size += len(chunk)
-            if size > settings.REMPART_API_MAX_LOT_BYTES:
-                raise LotRejected(
-                    "too_large", f"lot trop volumineux (au plus {settings.REMPART_API_MAX_LOT_BYTES} octets)"
-                )
-            digest.update(chunk)
-            spooled.write(chunk)
-        sha256 = digest.hexdigest()
+        sha256 = copy_bounded(stream, spooled)
         spooled.seek(0)
-        header = _check_whole(spooled, organisation)
-        previous = ClaimLot.objects.filter(
-            organisation=organisation, lot_number=header.lot_number, status=ClaimLot.Status.ACCEPTED
-        ).first()
+        header, previous = check_lot(spooled, organisation, sha256)
         if previous is not None:
-            if previous.file_sha256 != sha256:
-                raise _refuse(
-                    organisation,
-                    header.lot_number,
-                    sha256,
-                    "lot_number_reused",
-                    "ce numéro de lot a déjà servi pour un autre fichier",
-                )
             return previous, True
         spooled.seek(0)
-        if not transaction.get_connection().in_atomic_block:
-            accounting.open_accounts_for(organisation)  # committed now: lots running at once do not deadlock
-        return _adjudicate_all(actor, organisation, spooled, header, sha256, progress=progress), False
+        return adjudicate_lot(actor, organisation, spooled, header, sha256, progress=progress), False
+
+
+def copy_bounded(stream: BinaryIO, out: BinaryIO) -> str:
+    """Copy the lot (at most REMPART_API_MAX_LOT_BYTES) and return its SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(COPY_CHUNK):
+        size += len(chunk)
+        if size > settings.REMPART_API_MAX_LOT_BYTES:
+            raise LotRejected(
+                "too_large", f"lot trop volumineux (au plus {settings.REMPART_API_MAX_LOT_BYTES} octets)"
+            )
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest()
+
+
+def check_lot(stream: BinaryIO, organisation: Organisation, sha256: str):
+    """The lot as a whole (ARL), and the lot already accepted under its number if this is a resend.
+
+    Returns (header, previous). The same lot number with another file is refused (LotRejected)."""
+    header = _check_whole(stream, organisation)
+    previous = ClaimLot.objects.filter(
+        organisation=organisation, lot_number=header.lot_number, status=ClaimLot.Status.ACCEPTED
+    ).first()
+    if previous is not None and previous.file_sha256 != sha256:
+        raise _refuse(
+            organisation,
+            header.lot_number,
+            sha256,
+            "lot_number_reused",
+            "ce numéro de lot a déjà servi pour un autre fichier",
+        )
+    return header, previous
+
+
+def adjudicate_lot(
+    actor: Actor, organisation: Organisation, stream: BinaryIO, header, sha256: str, *, progress=None
+):
+    """Pass 2: every invoice of a lot already checked as a whole, in one transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        accounting.open_accounts_for(organisation)  # committed now: lots running at once do not deadlock
+    return _adjudicate_all(actor, organisation, stream, header, sha256, progress=progress)
 
 
 def _reader(stream: BinaryIO, organisation: Organisation):
@@ -157,6 +177,8 @@ def _adjudicate_all(actor, organisation, stream, header, sha256: str, *, progres
                 progress.update(1)
         report.add_all(adjudicator.run(waiting, one_by_one))
         report.close()
+    rejected = sum(report.counts.values()) - report.taken_in - report.counts["replayed"]
+    metrics.record_import("claims_lot", report.taken_in, rejected)
     return lot
 
 
@@ -167,9 +189,11 @@ class _Report:
         self.lot = lot
         self.counts: Counter[str] = Counter()
         self.errors: list[LotInvoiceError] = []
+        self.taken_in = 0  # invoices adjudicated (accepted, reduced, rejected by the rules): no line error
 
     def add(self, result: Result) -> None:
         self.counts[result.kind] += 1
+        self.taken_in += result.problems is None
         if result.problems is not None:
             self.errors.append(
                 LotInvoiceError(

@@ -14,7 +14,7 @@ import json
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rempart.incidents.scope import grouped_entries, merge_people
+from rempart.incidents.scope import archived, grouped_entries, merge_people, merged_entries
 from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
 from rempart.ledger.recording import record
@@ -64,8 +64,17 @@ def exposure_keys(actor: Actor, scope_id: int, *, insurer_id: int | None = None,
     yield from _stream_keys(actor, sql, params, insurer_id=insurer_id, label=label or str(scope_id))
 
 
+_KEYS_OF_PEOPLE = """
+    SELECT b.id, c.adherent_number, b.member_number FROM registry_beneficiary b
+    JOIN registry_contract c ON c.id = b.contract_id WHERE b.id IN ({ids})
+"""
+
+
 def live_exposure_keys(actor: Actor, criteria, *, label: str = ""):
     """The same stream straight from the ledger for scope criteria (``rempart scope --out``), recorded too."""
+    if archive := archived(criteria):  # archived months: the merged entries, their people's keys by batch
+        yield from _merged_keys(actor, merged_entries(criteria, archive), label=label or "live")
+        return
     grouped, params = grouped_entries(criteria).query.sql_with_params()
     sql = _KEYS_OF_LIVE.format(grouped=grouped)  # the ORM's own SQL; values stay parameters
     yield from _stream_keys(actor, sql, list(params), insurer_id=None, label=label or "live")
@@ -93,6 +102,28 @@ def _stream_keys(actor: Actor, sql: str, params: list, *, insurer_id: int | None
     for person in merge_people(entries()):
         adherent, member = keys.pop((person.insurer_id, person.beneficiary_id))
         yield person, adherent, member
+
+
+def _merged_keys(actor: Actor, entries: list[tuple], *, label: str):
+    with transaction.atomic():
+        record(
+            actor,
+            PURPOSE_INCIDENT_SCOPE,
+            outcome=Disclosure.Outcome.LISTED,
+            fields=[f"scope:{label}"[:200], "adherent_number", "member_number"],
+        )
+    for start in range(0, len(entries), 5000):
+        part = entries[start : start + 5000]
+        ids = sorted({entry[1] for entry in part})
+        with connection.cursor() as cursor:
+            cursor.execute(_KEYS_OF_PEOPLE.format(ids=", ".join(["%s"] * len(ids))), ids)
+            keys = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+        part = [
+            entry for entry in part if entry[1] in keys
+        ]  # as the join drops a beneficiary no longer there
+        for person in merge_people(iter(part)):
+            adherent, member = keys[person.beneficiary_id]
+            yield person, adherent, member
 
 
 def _json_list(value) -> list:

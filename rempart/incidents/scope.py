@@ -4,6 +4,10 @@ Criteria combine as an analyst reads them: the actors (accounts, tokens, organis
 (any of them); source networks, channels, purposes and the time window narrow what those actors did
 (all of them). With no actor, the networks select on their own. The result is computed in the database
 (grouped by beneficiary, actor and fields) and streamed, so memory stays bounded at any size.
+
+Months moved to the ledger archive (docs/ledger-archive.md) are read with DuckDB and merged with the database's
+answer, so that a scope answers the same before and after archiving; a scope refuses (ScopeError) when an archived
+month it reaches fails its check. Merged answers are assembled in memory (grouped entries, not rows).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet
 
+from rempart.ledger import archive_read
+from rempart.ledger.archive_manifest import ArchiveError
 from rempart.ledger.models import Disclosure
 
 
@@ -114,7 +121,71 @@ class ScopeSummary:
 
 
 def ledger_rows(criteria: ScopeCriteria) -> QuerySet:
+    """The scope's rows still in the database (archived months: :func:`archived`)."""
     return Disclosure.objects.filter(criteria.filter())
+
+
+def archived(criteria: ScopeCriteria) -> archive_read.Archive | None:
+    """The archived months the scope's window reaches, their manifests checked (None: none)."""
+    try:
+        return archive_read.for_scope(criteria.since, criteria.until)
+    except ArchiveError as exc:
+        raise ScopeError(f"archive du registre refusée : {exc}") from None
+
+
+def count_rows(criteria: ScopeCriteria, *, misses: bool = False) -> int:
+    """Rows the scope matches (``misses``: only attempts without a match), database and archive together."""
+    rows = ledger_rows(criteria)
+    if misses:
+        rows = rows.filter(outcome=Disclosure.Outcome.NO_MATCH)
+    total = rows.count()
+    if archive := archived(criteria):
+        if misses:
+            total += sum(m for _d, m in archive_read.scope_totals(archive, criteria).values())
+        else:
+            total += archive_read.scope_count(archive, criteria)
+    return total
+
+
+def _entry_key(entry: tuple) -> tuple:
+    return (*entry[:5], json.dumps(entry[5]))
+
+
+def merged_entries(criteria: ScopeCriteria, archive: archive_read.Archive) -> list[tuple]:
+    """The grouped entries of the database and of the archive merged (same key: counts added, first and last
+    time widened), ordered by insurer and beneficiary as the streamed entries are."""
+    merged: dict[tuple, list] = {}
+    live = grouped_entries(criteria).values_list(
+        "insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "fields",
+        "disclosures", "first_at", "last_at",
+    )  # fmt: skip
+    for entry in (*live.iterator(chunk_size=5000), *archive_read.scope_entries(archive, criteria)):
+        key = _entry_key(entry)
+        if key in merged:
+            known = merged[key]
+            known[6] += entry[6]
+            known[7], known[8] = min(known[7], entry[7]), max(known[8], entry[8])
+        else:
+            merged[key] = list(entry)
+    return sorted(
+        (tuple(entry) for entry in merged.values()),
+        key=lambda e: (e[0], e[1], e[2] or 0, e[3] or 0, e[4] or 0, e[7], json.dumps(e[5])),
+    )
+
+
+def people_of(criteria: ScopeCriteria, archive: archive_read.Archive | None) -> set[tuple[int, int]]:
+    """Every (insurer, beneficiary) the scope disclosed, database and archive together."""
+    people = set(
+        ledger_rows(criteria)
+        .filter(beneficiary_id__isnull=False)
+        .values_list("insurer_id", "beneficiary_id")
+        .distinct()
+        .iterator(chunk_size=5000)
+    )
+    if archive is not None:
+        insurers, beneficiaries = archive_read.scope_people(archive, criteria)
+        people.update(zip(insurers.tolist(), beneficiaries.tolist(), strict=True))
+    return people
 
 
 def grouped_entries(criteria: ScopeCriteria) -> QuerySet:
@@ -152,7 +223,28 @@ def summarise(criteria: ScopeCriteria) -> ScopeSummary:
         summary.per_insurer[row["insurer_id"]] = totals
         summary.people += totals.people
         summary.disclosures += totals.disclosures
+    if archive := archived(criteria):
+        _add_archived(summary, criteria, archive)
     return summary
+
+
+def _add_archived(summary: ScopeSummary, criteria: ScopeCriteria, archive: archive_read.Archive) -> None:
+    """Add the archived rows' totals; people counted once across both (a person seen before and after)."""
+    archived_totals = archive_read.scope_totals(archive, criteria)
+    for insurer_id, (disclosures, misses) in archived_totals.items():
+        summary.misses += misses
+        if disclosures:
+            totals = summary.per_insurer.setdefault(insurer_id, InsurerTotals())
+            totals.disclosures += disclosures
+            summary.disclosures += disclosures
+    if not any(d for d, _m in archived_totals.values()):
+        return
+    people: dict[int, int] = {}
+    for insurer_id, _beneficiary in people_of(criteria, archive):
+        people[insurer_id] = people.get(insurer_id, 0) + 1
+    for insurer_id, totals in summary.per_insurer.items():
+        totals.people = people.get(insurer_id, 0)
+    summary.people = sum(people.values())
 
 
 _INSERT_ENTRIES = (
@@ -163,7 +255,19 @@ _INSERT_ENTRIES = (
 
 
 def insert_entries(criteria: ScopeCriteria, scope_id: int) -> int:
-    """Freeze the grouped entries into incidents_scopeentry with one INSERT … SELECT (no rows through Python)."""
+    """Freeze the grouped entries into incidents_scopeentry with one INSERT … SELECT (no rows through Python);
+    with archived months, the merged entries are inserted in batches."""
+    if archive := archived(criteria):
+        from rempart.incidents.models import ScopeEntry
+
+        names = ("insurer_id", "beneficiary_id", "organisation_id", "user_id", "token_id", "fields",
+                 "disclosures", "first_at", "last_at")  # fmt: skip
+        entries = [
+            ScopeEntry(scope_id=scope_id, **dict(zip(names, e, strict=True)))
+            for e in merged_entries(criteria, archive)
+        ]
+        ScopeEntry.objects.bulk_create(entries, batch_size=2000)
+        return len(entries)
     select_sql, params = grouped_entries(criteria).query.sql_with_params()
     with connection.cursor() as cursor:
         sql = _INSERT_ENTRIES.format(select=select_sql)  # the ORM's own SQL; values stay parameters

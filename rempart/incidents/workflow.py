@@ -17,10 +17,19 @@ from django.utils import timezone
 
 from rempart.incidents import exposure
 from rempart.incidents.models import Incident, Scope, ScopeEntry, TimelineEntry
-from rempart.incidents.scope import ScopeCriteria, digest_entries, insert_entries, ledger_rows, summarise
+from rempart.incidents.scope import (
+    ScopeCriteria,
+    archived,
+    count_rows,
+    digest_entries,
+    insert_entries,
+    ledger_rows,
+    people_of,
+    summarise,
+)
 from rempart.ledger import anchors, chain, verification
 from rempart.ledger.actor import Actor
-from rempart.ledger.models import Disclosure, VerificationRun
+from rempart.ledger.models import VerificationRun
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +127,10 @@ def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
     outcome = verification.run(
         VerificationRun.Kind.FREEZE,
         from_checkpoints=True,
-        extra=lambda: chain.check_rows(ledger_rows(criteria)),
+        extra=lambda: chain.check_rows(ledger_rows(criteria)) + _check_archived(criteria),
     )
     result = outcome.report
-    scope_rows = ledger_rows(criteria).count()
+    scope_rows = count_rows(criteria)
     if not outcome.ok:
         report = "\n".join(outcome.all_problems)
     elif result.checkpoint_at:
@@ -137,6 +146,19 @@ def check_ledger(criteria: ScopeCriteria) -> LedgerCheck:
         checkpoint_run=checkpoint_run.pk if checkpoint_run and result.checkpoint_at else None,
         scope_rows=scope_rows,
     )  # fmt: skip
+
+
+def _check_archived(criteria: ScopeCriteria) -> list[str]:
+    """The archived months the scope reads, re-read in full (SHA-256 and contents against their signed manifest)."""
+    from rempart.ledger import archive_manifest
+
+    archive = archived(criteria)
+    if archive is None:
+        return []
+    problems = []
+    for manifest in archive.manifests:
+        problems += archive_manifest.check_files(manifest, full=True) or archive.content_problems(manifest)
+    return problems
 
 
 def _checkpoint_run() -> VerificationRun | None:
@@ -220,7 +242,7 @@ def attach_scope(
         scope.per_insurer = per_insurer
         scope.people = sum(v["people"] for v in per_insurer.values())
         scope.disclosures = sum(v["disclosures"] for v in per_insurer.values())
-        scope.misses = ledger_rows(criteria).filter(outcome=Disclosure.Outcome.NO_MATCH).count()
+        scope.misses = count_rows(criteria, misses=True)
         scope.matched_rows = scope.disclosures + scope.misses
         scope.digest = digest_entries(_frozen_rows(scope))
         scope.save()
@@ -257,12 +279,16 @@ def rerun(scope: Scope) -> ScopeDifference:
     criteria = ScopeCriteria.from_json(scope.criteria)
     live = summarise(criteria)
     frozen_people = ScopeEntry.objects.filter(scope=scope).values("beneficiary_id")
-    new_people = (
-        ledger_rows(criteria)
-        .filter(beneficiary_id__isnull=False)
-        .exclude(beneficiary_id__in=frozen_people)
-        .values("beneficiary_id")
-        .distinct()
-        .count()
-    )
+    if archive := archived(criteria):  # archived months: the people of both, minus those frozen
+        frozen = set(frozen_people.values_list("beneficiary_id", flat=True))
+        new_people = len({b for _i, b in people_of(criteria, archive)} - frozen)
+    else:
+        new_people = (
+            ledger_rows(criteria)
+            .filter(beneficiary_id__isnull=False)
+            .exclude(beneficiary_id__in=frozen_people)
+            .values("beneficiary_id")
+            .distinct()
+            .count()
+        )
     return ScopeDifference(live.people, scope.people, new_people, live.disclosures, scope.disclosures)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import heapq
 import hmac
 import json
 import secrets
@@ -28,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rempart.ledger.models import CHAIN_COUNT, ChainCheckpoint, ChainHead, Disclosure
-from rempart.lib import fast_insert, hot_sql
+from rempart.lib import fast_insert, hot_sql, metrics
 
 GENESIS = bytes(32)
 HASHED_FIELDS_V1 = (
@@ -146,6 +147,7 @@ def _take(count: int) -> tuple[int, int, bytes, int]:
     return head[0], head[1], bytes(head[2]), head[3]
 
 
+@metrics.timed_ledger_append("one")
 def append(**values) -> Disclosure:
     """Append one row; must run inside the caller's transaction (the answer and its row commit together).
 
@@ -178,6 +180,7 @@ def append(**values) -> Disclosure:
 _PG_IDS = "SELECT nextval('ledger_disclosure_id_seq') FROM generate_series(1, %s)"
 
 
+@metrics.timed_ledger_append("many")
 def append_many(rows_values: list[dict]) -> list[Disclosure]:
     """Append several rows to one chain, in order, in the caller's transaction (the lot path of the gate).
 
@@ -224,9 +227,27 @@ def _as_row(values) -> SimpleNamespace:
     return SimpleNamespace(**dict(zip(_VERIFY_COLUMNS, values, strict=True)))
 
 
-def _row_at(chain_no: int, seq: int) -> SimpleNamespace | None:
+def _archive(full: bool = False):
+    """The archived months (rempart.ledger.archive_read): rows that left the database still belong to the chains."""
+    from rempart.ledger import archive_read
+
+    return archive_read.load(full=full)
+
+
+def _row_at(chain_no: int, seq: int, archive=None) -> SimpleNamespace | None:
     values = Disclosure.objects.filter(chain=chain_no, seq=seq).values_list(*_VERIFY_COLUMNS).first()
-    return _as_row(values) if values else None
+    if values:
+        return _as_row(values)
+    return (archive or _archive()).row_at(chain_no, seq)
+
+
+def _with_archived(rows, archive, chain_no: int, after: int, upto: int | None, since=None):
+    """The database's rows of a chain merged, in seq order, with the archived ones (a month archived while later
+    rows of the same chain were appended with an earlier clock can interleave at the boundary)."""
+    if not archive.manifests or archive.ends().get(chain_no, (0, b""))[0] <= after:
+        return rows
+    archived = archive.chain_rows(chain_no, after, upto, since)
+    return heapq.merge(archived, rows, key=lambda row: row.seq)
 
 
 def _intact(row: SimpleNamespace) -> bool:
@@ -278,21 +299,23 @@ def walk(
     return result
 
 
-def rows_after(chain_no: int, seq: int, upto: int | None = None):
+def rows_after(chain_no: int, seq: int, upto: int | None = None, archive=None):
     """The chain's rows after ``seq``, up to ``upto`` (the head as read when the verification began: rows appended
-    while it runs are left to the next one, instead of looking like rows beyond the head)."""
+    while it runs are left to the next one, instead of looking like rows beyond the head); archived ones included."""
     query = Disclosure.objects.filter(chain=chain_no, seq__gt=seq).order_by("seq")
     if upto is not None:
         query = query.filter(seq__lte=upto)
-    return (_as_row(values) for values in query.values_list(*_VERIFY_COLUMNS).iterator(chunk_size=5000))
+    rows = (_as_row(values) for values in query.values_list(*_VERIFY_COLUMNS).iterator(chunk_size=5000))
+    return _with_archived(rows, archive or _archive(), chain_no, seq, upto)
 
 
 def verify_from(
-    chain_no: int, seq: int, digest: bytes, head: ChainHead | None, what: str
+    chain_no: int, seq: int, digest: bytes, head: ChainHead | None, what: str, archive=None
 ) -> tuple[int, str | None]:
     """From a known row (a checkpoint, an anchor) to the head: the row is there with its hash, every later row
     links, and the head is where the rows end. Returns (rows read, the problem or None)."""
-    start = _row_at(chain_no, seq)
+    archive = archive or _archive()
+    start = _row_at(chain_no, seq, archive)
     if start is None:
         return 0, f"chain {chain_no}: the row at seq {seq} ({what}) is gone"
     if bytes(start.row_hash) != bytes(digest):
@@ -300,7 +323,9 @@ def verify_from(
     if not _intact(start):
         return 0, f"chain {chain_no}: the row at seq {seq} ({what}) was altered"
     upto = head.seq if head is not None else None
-    result = walk(chain_no, rows_after(chain_no, seq, upto), seq + 1, bytes(digest), start.hash_version)
+    result = walk(
+        chain_no, rows_after(chain_no, seq, upto, archive), seq + 1, bytes(digest), start.hash_version
+    )
     if result.broken:
         return result.rows, result.broken
     end_seq = result.last.seq if result.last else seq
@@ -333,10 +358,14 @@ def check_anchors(anchors: dict[int, tuple[int, bytes]]) -> list[str]:
     The older, unsigned form of rempart.ledger.anchors (kept for heads files saved before signed anchors).
     """
     problems = []
+    archive = None
     for chain_no, (seq, digest) in sorted(anchors.items()):
         if seq == 0:
             continue
         row = Disclosure.objects.filter(chain=chain_no, seq=seq).only("row_hash").first()
+        if row is None:
+            archive = archive or _archive()
+            row = archive.row_at(chain_no, seq)
         if row is None:
             problems.append(f"chain {chain_no}: the anchored row seq {seq} is gone")
         elif bytes(row.row_hash) != digest:
@@ -381,6 +410,9 @@ def verify(since: dt.datetime | None = None, *, from_checkpoints: bool = False) 
     """
     report = VerifyReport(complete=since is None)
     heads = {head.chain: head for head in ChainHead.objects.all()}
+    # A complete run re-reads every archive file (SHA-256, contents); the others check manifests and sizes.
+    archive = _archive(full=since is None and not from_checkpoints)
+    report.broken += archive.problems
     checkpoints = trusted_checkpoints(report) if from_checkpoints else {}
     for chain_no in range(CHAIN_COUNT):
         report.chains += 1
@@ -390,7 +422,7 @@ def verify(since: dt.datetime | None = None, *, from_checkpoints: bool = False) 
             report.complete = False
             report.checkpoint_at = min(filter(None, [report.checkpoint_at, checkpoint.verified_at]))
             what = f"verified on {timezone.localtime(checkpoint.verified_at):%Y-%m-%d %H:%M}"
-            rows, broken = verify_from(chain_no, checkpoint.seq, checkpoint.row_hash, head, what)
+            rows, broken = verify_from(chain_no, checkpoint.seq, checkpoint.row_hash, head, what, archive)
             report.rows += rows
             if broken:
                 report.broken.append(broken)
@@ -403,6 +435,7 @@ def verify(since: dt.datetime | None = None, *, from_checkpoints: bool = False) 
         if since is not None:
             query = query.filter(created_at__gte=since)
         rows = (_as_row(values) for values in query.values_list(*_VERIFY_COLUMNS).iterator(chunk_size=5000))
+        rows = _with_archived(rows, archive, chain_no, 0, head.seq if head else None, since)
         if since is None:  # the whole chain: it must start at 1 from the genesis hash
             result = walk(chain_no, rows, 1, GENESIS)
         else:  # from a date: trust the first row's link, check everything after it

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rempart.ledger import chain
 from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
+from rempart.lib import metrics
 
 
 def record(actor: Actor, purpose: str, **values) -> Disclosure:
@@ -12,7 +13,7 @@ def record(actor: Actor, purpose: str, **values) -> Disclosure:
 
     Call it inside the transaction that produces the answer: if the row cannot be written, no answer leaves.
     """
-    return chain.append(
+    row = chain.append(
         channel=actor.channel,
         purpose=purpose,
         organisation_id=actor.organisation_id,
@@ -22,6 +23,8 @@ def record(actor: Actor, purpose: str, **values) -> Disclosure:
         ip_address=actor.ip,
         **values,
     )
+    metrics.record_answer(actor.channel, purpose, row.outcome)
+    return row
 
 
 def record_many(actor: Actor, purpose: str, rows_values: list[dict]) -> list[Disclosure]:
@@ -35,4 +38,6 @@ def record_many(actor: Actor, purpose: str, rows_values: list[dict]) -> list[Dis
         "session_ref": actor.session_ref,
         "ip_address": actor.ip,
     }
-    return chain.append_many([{**common, **values} for values in rows_values])
+    rows = chain.append_many([{**common, **values} for values in rows_values])
+    metrics.record_answers(actor.channel, purpose, (row.outcome for row in rows))
+    return rows

@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from rempart.accounts.stepup import second_factor_is_fresh, step_up_redirect
+from rempart.lib.db_routing import reads_may_lag
 from rempart.payments import runs
 from rempart.payments.forms import CancelRunForm, PrepareRunForm
 from rempart.payments.models import Payment, PaymentRun
@@ -57,6 +58,7 @@ def _run(reference: str) -> PaymentRun:
 
 
 @console_required
+@reads_may_lag
 def run_list(request):
     page = Paginator(PaymentRun.objects.select_related("prepared_by", "approved_by"), 25).get_page(
         request.GET.get("page")

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from rempart.accounts import roles
 from rempart.accounts.models import Organisation
 from rempart.claims.forms import FrenchDateField
+from rempart.lib.db_routing import reads_may_lag
 from rempart.payments import return_reasons, statements
 from rempart.payments.models import Payment, PaymentRun
 
@@ -55,6 +56,7 @@ def _payment(request, reference: str) -> Payment:
 
 
 @login_required
+@reads_may_lag
 def payment_list(request):
     organisation = _professional(request)
     filters = PaymentFilterForm(request.GET)
@@ -78,6 +80,7 @@ def payment_list(request):
 
 
 @login_required
+@reads_may_lag
 def payment_detail(request, reference: str):
     payment = _payment(request, reference)
     statement = statements.build_statement(payment, get_language())

@@ -31,7 +31,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from rempart.lib import csv_safe
+from rempart.lib import csv_safe, metrics
 from rempart.lib.crypto import field_cipher
 from rempart.lib.progress import CountingReader, progress_bar
 from rempart.registry import import_runs
@@ -320,13 +320,15 @@ def import_rights(
     today: dt.date | None = None,
     workers: int | None = None,
     file_name: str | None = None,
+    on_progress=None,
 ) -> tuple[ImportRun, ImportSummary]:
     """Import a rights file for one insurer. Returns the recorded run and its summary.
 
-    Raises FileRefused (after recording it) when the file is wrong as a whole. ``workers``: processes
-    checking and encrypting rows (0: this process only; default: by file size and CPUs). ``file_name``: the
-    name the run is listed under (the portal's uploaded name; by default the file's own). A dry run of a full
-    file above the safety share goes on and says what it would do (``summary.above_threshold``).
+        Raises FileRefused (after recording it) when the file is wrong as a whole. ``workers``: processes
+        checking and encrypting rows (0: this process only; default: by file size and CPUs). ``file_name``: the
+        name the run is listed under (the portal's uploaded name; by default the file's own). ``on_progress(done,
+    total)``: bytes read so far, fed from the same place as the terminal's bar (the portal's job page). A dry run of a full
+        file above the safety share goes on and says what it would do (``summary.above_threshold``).
     """
     if mode not in ("full", "delta"):
         raise ValueError("mode must be 'full' or 'delta'")
@@ -349,9 +351,13 @@ def import_rights(
         if workers is None:
             workers = _default_workers(total)
         with progress_bar(total, f"import {insurer.amc_number}", enabled=show_progress) as bar:
+            read = [0]  # counted here: a disabled tqdm bar does not count
 
             def on_bytes(size: int) -> None:
                 bar.update(size)
+                if on_progress is not None:
+                    read[0] += size
+                    on_progress(read[0], total)
 
             reader = RightsFileReader(_Hashing(handle, digest), insurer.amc_number, on_bytes)
             try:
@@ -366,6 +372,8 @@ def import_rights(
             except _DryRunDone:
                 pass
         status = ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.SUCCEEDED
+        if not dry_run:
+            metrics.record_import("rights", summary.rows_read - summary.rejected, summary.rejected)
     except FileRefused as exc:
         status, refusal = ImportRun.Status.REFUSED, exc.message
         exc.run = run

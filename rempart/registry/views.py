@@ -15,12 +15,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rempart.accounts import roles, stepup
-from rempart.accounts.events import record_event
 from rempart.accounts.models import Organisation
+from rempart.jobs.queue import enqueue
+from rempart.lib.db_routing import reads_may_lag
+from rempart.registry import jobs as registry_jobs
 from rempart.registry import portal
 from rempart.registry.forms import ProductsUploadForm, RightsUploadForm
 from rempart.registry.models import ImportRun
-from rempart.registry.rights_import import FileRefused, import_rights
 
 RUNS_LISTED = 50
 
@@ -37,6 +38,7 @@ def _imports_page(request, insurer, *, form=None, products_form=None, status=200
     context = {
         "insurer": insurer,
         "runs": runs,
+        "pending_jobs": registry_jobs.pending_uploads(insurer),
         "form": form or RightsUploadForm(),
         "products_form": products_form or ProductsUploadForm(prefix="products"),
         "step_up_methods": stepup.step_up_methods(request.user),
@@ -45,6 +47,7 @@ def _imports_page(request, insurer, *, form=None, products_form=None, status=200
 
 
 @login_required
+@reads_may_lag
 def imports(request):
     return _imports_page(request, _insurer(request))
 
@@ -70,24 +73,15 @@ def upload(request):
             return stepup.step_up_redirect(request)
         return _imports_page(request, insurer, form=form, status=403)
     uploaded = form.cleaned_data["file"]
-    with portal.saved_upload(uploaded, "rights-") as path:
-        try:
-            run, _summary = import_rights(
-                path,
-                insurer,
-                mode=form.cleaned_data["mode"],
-                dry_run=form.cleaned_data["dry_run"],
-                force=force,
-                show_progress=False,
-                file_name=uploaded.name,
-            )
-        except FileRefused as exc:
-            return _refused(request, exc)
-    if force:
-        record_event(
-            "registry.import_forced", request=request, run=run.pk, ended=run.counts.get("contracts_ended", 0)
-        )
-    return redirect("registry:import_detail", pk=run.pk)
+    params = {
+        "insurer_id": insurer.pk,
+        "mode": form.cleaned_data["mode"],
+        "dry_run": form.cleaned_data["dry_run"],
+        "force": force,
+        "user_id": request.user.pk,
+        "file_name": registry_jobs.listed_name(uploaded),
+    }
+    return _enqueue_upload(request, "registry.import_rights", uploaded, "rights-", params)
 
 
 @login_required
@@ -98,24 +92,28 @@ def upload_products(request):
     if not form.is_valid():
         return _imports_page(request, insurer, products_form=form, status=400)
     uploaded = form.cleaned_data["file"]
-    with portal.saved_upload(uploaded, "products-") as path:
-        try:
-            run = portal.import_products_file(
-                path, insurer, file_name=uploaded.name, dry_run=form.cleaned_data["dry_run"]
-            )
-        except FileRefused as exc:
-            return _refused(request, exc)
-    return redirect("registry:import_detail", pk=run.pk)
+    params = {
+        "insurer_id": insurer.pk,
+        "dry_run": form.cleaned_data["dry_run"],
+        "file_name": registry_jobs.listed_name(uploaded),
+    }
+    return _enqueue_upload(request, "registry.import_products", uploaded, "products-", params)
 
 
-def _refused(request, exc: FileRefused):
-    """To the refused run's page: it says why, and the run is listed under the file's name."""
-    if exc.run is not None:
-        return redirect("registry:import_detail", pk=exc.run.pk)
-    messages.error(
-        request, _("Fichier refusé, rien n'a été modifié : %(reason)s") % {"reason": exc.describe()}
-    )
-    return redirect("registry:imports")
+def _enqueue_upload(request, kind: str, uploaded, prefix: str, params: dict):
+    """Save the file, queue its import, and send the person to the job's page (it links to the run)."""
+    name = registry_jobs.save_upload(uploaded, prefix)
+    try:
+        job = enqueue(
+            kind,
+            {"upload": name, **params},
+            user=request.user,
+            organisation_id=roles.organisation_of(request.user).pk,
+        )
+    except BaseException:
+        registry_jobs.remove_upload(name)  # never a file left behind by a refused enqueue
+        raise
+    return redirect("jobs:detail", job.pk)
 
 
 def _page_number(request) -> int:

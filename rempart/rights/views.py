@@ -17,6 +17,7 @@ from rempart.accounts.sessions import log_out_if_suspended
 from rempart.accounts.stepup import step_up_redirect
 from rempart.gate import Actor, RefusedDomain, check_rights
 from rempart.ledger.models import Disclosure
+from rempart.lib.db_routing import reads_may_lag
 from rempart.rights import carry
 from rempart.rights.cards import CardDataError, read_card_data
 from rempart.rights.forms import HistorySearchForm, RightsCheckForm
@@ -154,6 +155,7 @@ def refused_domain_message(domain: str) -> str:
 
 
 @login_required
+@reads_may_lag
 def history(request):
     organisation = _professional_organisation(request)
     search = HistorySearchForm(request.GET)

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rempart.lib import metrics
 from rempart.surveillance import canaries, clientele, policy, switches
 from rempart.surveillance.actors import actor_key
 from rempart.surveillance.counters import DAY, HOUR, MINUTE, WEEK, Count, Distinct, get_store
@@ -36,6 +37,7 @@ class CheckRefused(Exception):
     def __init__(self, code: str, message: str, status: int, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
+        metrics.record_surveillance_refusal(code)  # here: every refusal is made by raising one of these
 
 
 def clock() -> float:
@@ -181,6 +183,7 @@ def _blocked_attempt(actor, why: str) -> None:
 
 def count_refused_attempt(actor, why: str) -> None:
     """A refusal made before the gate (a session used from a context it is not bound to) counts the same."""
+    metrics.record_surveillance_refusal(why)
     if enabled():
         _blocked_attempt(actor, why)
 

@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from rempart.accounts.models import User
+from rempart.lib.db_routing import reads_may_lag
 from rempart.surveillance import queue, suspended
 from rempart.surveillance.forms import AlertFilterForm
 from rempart.surveillance.models import Alert, Switch
@@ -64,12 +65,14 @@ def _queue_context(request) -> dict:
 
 @security_staff
 @never_cache
+@reads_may_lag
 def alert_queue(request):
     return render(request, "surveillance/alerts.html", _queue_context(request))
 
 
 @security_staff
 @never_cache
+@reads_may_lag
 def alert_queue_live(request):
     """The queue's live part alone (tallies and table), with the same filters: the page's script swaps it in."""
     return render(request, "surveillance/_alerts_live.html", _queue_context(request))

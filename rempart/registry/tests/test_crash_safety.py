@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -19,6 +18,7 @@ from django.db import connection
 from rempart.registry import rights_format as fmt
 from rempart.registry.models import ImportRun
 from rempart.registry.tests.support import ADHERENT, FIRST, beneficiary_by_key, registry_state, run_import
+from rempart.testing import child_database_url
 
 BASE_ROWS = 2000
 # The big file: big enough that the import takes a few seconds before it writes the registry, so the kill
@@ -26,17 +26,6 @@ BASE_ROWS = 2000
 TARGET_SECONDS = 4
 MIN_ROWS, MAX_ROWS = 50_000, 200_000
 SIGNAL_TIMEOUT = 120  # seconds to wait for the child to start writing the registry
-
-
-def child_database_url() -> str:
-    """The test database (not the development one) as a DATABASE_URL for the child process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db.get("USER") or "")
-    password = quote(db.get("PASSWORD") or "")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{quote(db['NAME'])}"
 
 
 def write_big_file(path: Path, amc: str, rows: list[list[str]], copies: int) -> int:

@@ -117,6 +117,14 @@ def upload(tab, form_id: str, name: str, data: bytes, *, checks=(), mode: str | 
         form.get_by_label(label).check()
     with tab.page.expect_navigation():
         form.locator("button[type=submit]").click()
+    if tab.path().startswith("/taches/"):
+        # The upload is a job: its page reaches "Terminée" at 100 % and links to the run's page.
+        link = tab.page.locator("#job-result-link")
+        link.wait_for(state="visible", timeout=15_000)
+        assert tab.page.locator("#job-progress").get_attribute("value") == "100"
+        assert "Terminée" in tab.page.locator("main").inner_text()
+        with tab.page.expect_navigation():
+            link.click()
 
 
 def test_the_data_team_loads_files_and_reads_the_results(cast, loaded_insurer, chromium_browser, base_url):

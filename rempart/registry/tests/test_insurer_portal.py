@@ -8,10 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import HttpResponseRedirect
 
 from rempart.accounts.models import SecurityEvent
 from rempart.accounts.tests.helpers import age_second_factor
+from rempart.jobs.inline import run_waiting
+from rempart.jobs.models import Job
 from rempart.registry import rights_format as fmt
 from rempart.registry import synthetic
 from rempart.registry.import_messages import FILE_MESSAGES, ROW_MESSAGES
@@ -58,6 +62,26 @@ def _file(insurer, count=20, bad_lines=(), rows=None, name="droits.csv"):
     return SimpleUploadedFile(name, ("\n".join(lines) + "\n").encode(), content_type="text/csv")
 
 
+def _upload(client, url, data, follow=False, **extra):
+    """Post an upload as the browser does, then run its job like a worker and go where the job page links.
+
+    The upload answers with the job's page; what used to be the response (the run's page) is its result link.
+    """
+    response = client.post(url, data, **extra)
+    if response.status_code != 302 or not response.url.startswith("/taches/"):
+        return client.get(response.url, **extra) if follow and response.status_code == 302 else response
+    job = Job.objects.get(pk=response.url.split("/")[2])
+    assert job.status == "queued"  # nothing imported in the request
+    run_waiting()
+    job.refresh_from_db()
+    assert job.status == "succeeded", (job.status, job.error_code if hasattr(job, "error_code") else "")
+    assert client.get(response.url).status_code == 200
+    assert not list((Path(settings.REMPART_JOBS_DIR) / "uploads").glob("*"))  # the saved file is gone
+    if follow:
+        return client.get(job.result["url"], **extra)
+    return HttpResponseRedirect(job.result["url"])
+
+
 def _text(response) -> str:
     return response.content.decode()
 
@@ -84,8 +108,8 @@ def _open_contracts(insurer) -> int:
 
 
 def test_rejected_rows_shown_on_the_page_and_in_the_csv_in_the_readers_language(member, loaded_insurer):
-    response = member.post(
-        "/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[4]), "mode": "delta"}
+    response = _upload(
+        member, "/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[4]), "mode": "delta"}
     )
     run = ImportRun.objects.get(insurer=loaded_insurer)
     assert response.status_code == 302 and response.url == f"/assureur/imports/{run.pk}/"
@@ -104,11 +128,15 @@ def test_rejected_rows_shown_on_the_page_and_in_the_csv_in_the_readers_language(
 
 
 def test_runs_are_listed_under_the_uploaded_name_and_say_they_have_rejected_rows(member, loaded_insurer):
-    member.post(
-        "/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[1, 2]), "mode": "delta"}
+    _upload(
+        member,
+        "/assureur/imports/charger/",
+        {"file": _file(loaded_insurer, bad_lines=[1, 2]), "mode": "delta"},
     )
-    member.post(
-        "/assureur/imports/charger/", {"file": SimpleUploadedFile("mauvais.csv", b"x;y\n"), "mode": "delta"}
+    _upload(
+        member,
+        "/assureur/imports/charger/",
+        {"file": SimpleUploadedFile("mauvais.csv", b"x;y\n"), "mode": "delta"},
     )
     page = _text(member.get("/assureur/imports/"))
     assert "droits.csv" in page and "mauvais.csv" in page
@@ -122,7 +150,7 @@ def test_runs_are_listed_under_the_uploaded_name_and_say_they_have_rejected_rows
 
 def test_a_refused_file_says_why_in_the_readers_language_and_changes_nothing(member, loaded_insurer):
     bad = SimpleUploadedFile("x.csv", b"not;a;rights;file\n")
-    response = member.post("/assureur/imports/charger/", {"file": bad, "mode": "full"}, follow=True)
+    response = _upload(member, "/assureur/imports/charger/", {"file": bad, "mode": "full"}, follow=True)
     page = _text(response)
     assert "refusé" in page and "ce n&#x27;est pas un fichier de droits" in page
     run = ImportRun.objects.get()
@@ -150,8 +178,10 @@ def test_an_older_run_stored_as_an_english_sentence_is_shown_as_it_is(member, lo
 
 
 def test_dry_run_from_the_portal_changes_nothing(member, loaded_insurer):
-    member.post(
-        "/assureur/imports/charger/", {"file": _file(loaded_insurer), "mode": "delta", "dry_run": "on"}
+    _upload(
+        member,
+        "/assureur/imports/charger/",
+        {"file": _file(loaded_insurer), "mode": "delta", "dry_run": "on"},
     )
     assert ImportRun.objects.get().status == ImportRun.Status.DRY_RUN
     assert not Beneficiary.objects.exists()
@@ -159,7 +189,7 @@ def test_dry_run_from_the_portal_changes_nothing(member, loaded_insurer):
 
 def _loaded_then_half(member, insurer):
     rows = _rows(insurer, 40)
-    member.post("/assureur/imports/charger/", {"file": _file(insurer, rows=rows), "mode": "delta"})
+    _upload(member, "/assureur/imports/charger/", {"file": _file(insurer, rows=rows), "mode": "delta"})
     kept = {rows[0][1]}
     return [r for r in rows if r[1] in kept]
 
@@ -167,7 +197,8 @@ def _loaded_then_half(member, insurer):
 def test_a_dry_run_above_the_threshold_says_what_it_would_do(member, loaded_insurer):
     half = _loaded_then_half(member, loaded_insurer)
     before, open_before = registry_state(), _open_contracts(loaded_insurer)
-    response = member.post(
+    response = _upload(
+        member,
         "/assureur/imports/charger/",
         {"file": _file(loaded_insurer, rows=half), "mode": "full", "dry_run": "on"},
     )
@@ -185,7 +216,7 @@ def test_a_dry_run_above_the_threshold_says_what_it_would_do(member, loaded_insu
 def test_above_the_threshold_without_force_is_refused(member, loaded_insurer):
     half = _loaded_then_half(member, loaded_insurer)
     before = registry_state()
-    member.post("/assureur/imports/charger/", {"file": _file(loaded_insurer, rows=half), "mode": "full"})
+    _upload(member, "/assureur/imports/charger/", {"file": _file(loaded_insurer, rows=half), "mode": "full"})
     run = ImportRun.objects.order_by("-pk").first()
     assert run.status == "refused" and run.notes[0]["code"] == "above_threshold"
     assert registry_state() == before
@@ -210,7 +241,8 @@ def test_force_without_a_fresh_second_factor_loads_nothing(member, loaded_insure
     half = _loaded_then_half(member, loaded_insurer)
     before, runs = registry_state(), ImportRun.objects.count()
     age_second_factor(member, 3600)
-    response = member.post(
+    response = _upload(
+        member,
         "/assureur/imports/charger/",
         {"file": _file(loaded_insurer, rows=half), "mode": "full", "force": "on", "confirm_force": "on"},
         HTTP_REFERER="/assureur/imports/",
@@ -223,7 +255,8 @@ def test_force_without_a_fresh_second_factor_loads_nothing(member, loaded_insure
 def test_force_with_a_fresh_second_factor_ends_the_absent_contracts_and_is_recorded(member, loaded_insurer):
     half = _loaded_then_half(member, loaded_insurer)
     open_before = _open_contracts(loaded_insurer)
-    response = member.post(
+    response = _upload(
+        member,
         "/assureur/imports/charger/",
         {"file": _file(loaded_insurer, rows=half), "mode": "full", "force": "on", "confirm_force": "on"},
     )
@@ -237,7 +270,8 @@ def test_force_with_a_fresh_second_factor_ends_the_absent_contracts_and_is_recor
 
 
 def test_rejected_rows_are_paginated_on_the_page(member, loaded_insurer):
-    member.post(
+    _upload(
+        member,
         "/assureur/imports/charger/",
         {"file": _file(loaded_insurer, 60, bad_lines=range(55)), "mode": "delta"},
     )
@@ -251,7 +285,7 @@ def test_rejected_rows_are_paginated_on_the_page(member, loaded_insurer):
 
 
 def test_a_malformed_upload_is_a_form_error(member, loaded_insurer):
-    response = member.post("/assureur/imports/charger/", {"mode": "delta"})
+    response = _upload(member, "/assureur/imports/charger/", {"mode": "delta"})
     assert response.status_code == 400 and not ImportRun.objects.exists()
 
 
@@ -269,8 +303,10 @@ def _products(insurer, extra_rows=()):
 
 def test_products_file_from_the_portal(member, loaded_insurer):
     text, _trailer = _products(loaded_insurer, ["NOUVEAU;Nouvelle offre;O;PHAR;2026-01-01;100;100;;N;;"])
-    response = member.post(
-        "/assureur/imports/produits/", {"products-file": SimpleUploadedFile("produits.csv", text.encode())}
+    response = _upload(
+        member,
+        "/assureur/imports/produits/",
+        {"products-file": SimpleUploadedFile("produits.csv", text.encode())},
     )
     run = ImportRun.objects.get(kind="products")
     assert response.url == f"/assureur/imports/{run.pk}/"
@@ -286,7 +322,7 @@ def test_products_file_with_bad_rows_shows_them_and_a_dry_run_changes_nothing(me
     text, _trailer = _products(loaded_insurer, ["BAD;Offre;peut-être;PHAR;2026-01-01;100;100;;N;;"])
     upload = SimpleUploadedFile("produits.csv", text.encode())
     before = registry_state()
-    member.post("/assureur/imports/produits/", {"products-file": upload, "products-dry_run": "on"})
+    _upload(member, "/assureur/imports/produits/", {"products-file": upload, "products-dry_run": "on"})
     run = ImportRun.objects.get(kind="products")
     assert run.status == "dry_run" and run.counts["rejected"] == 1
     assert registry_state() == before
@@ -297,7 +333,8 @@ def test_products_file_with_bad_rows_shows_them_and_a_dry_run_changes_nothing(me
 
 def test_a_refused_products_file_is_recorded_and_changes_nothing(member, loaded_insurer):
     before = registry_state()
-    response = member.post(
+    response = _upload(
+        member,
         "/assureur/imports/produits/",
         {"products-file": SimpleUploadedFile("p.csv", b"#rempart-products;1;999999999\n")},
         follow=True,
@@ -314,7 +351,9 @@ def test_a_refused_products_file_is_recorded_and_changes_nothing(member, loaded_
 def test_the_registry_state_in_counts(member, loaded_insurer):
     from rempart.surveillance.models import Canary
 
-    member.post("/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[3]), "mode": "delta"})
+    _upload(
+        member, "/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[3]), "mode": "delta"}
+    )
     for _ in range(3):
         Canary.objects.create(insurer=loaded_insurer, tag=os.urandom(32), sealed_card=b"sealed")
     Canary.objects.create(
@@ -333,10 +372,14 @@ def test_the_registry_state_in_counts(member, loaded_insurer):
 
 def test_other_organisations_reach_no_import(client, cast, loaded_insurer):
     login(client, cast.insurer_member, cast.secrets[cast.insurer_member.email])
-    client.post("/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[1]), "mode": "delta"})
+    job_page = client.post(
+        "/assureur/imports/charger/", {"file": _file(loaded_insurer, bad_lines=[1]), "mode": "delta"}
+    ).url
+    run_waiting()
     run = ImportRun.objects.get()
     client.post("/accounts/logout/")
     login(client, cast.owner, cast.secrets[cast.owner.email])
+    assert client.get(job_page).status_code == 404  # another organisation's job
     for url in [
         "/assureur/imports/",
         f"/assureur/imports/{run.pk}/",

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from rempart.lib import processes
 from rempart.registry import import_runs, rights_import
 from rempart.registry.models import Beneficiary, ImportRun
 from rempart.registry.tests.support import run_import
@@ -55,7 +56,7 @@ def test_the_process_token_names_this_process():
 def test_a_zombie_is_not_alive():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
-    while import_runs._stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+    while processes._stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
         assert not import_runs.process_alive(child.pid, "")

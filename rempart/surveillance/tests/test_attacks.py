@@ -584,6 +584,7 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/pec": ["post"],
         "/api/v1/claims": ["post"],
         "/api/v1/claims/lots": ["post"],
+        "/api/v1/claims/lots/jobs/{job_id}": ["get"],
         "/api/v1/claims/{invoice_number}": ["get"],
         "/api/v1/claims/{invoice_number}/credit-notes": ["post"],
         "/api/v1/claims/lots/{lot_number}/results.csv": ["get"],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from rempart.incidents import exposure
 from rempart.incidents.cli_criteria import add_criteria_arguments, criteria_from_options
 from rempart.incidents.export import describe, write_per_insurer, write_summary
-from rempart.incidents.scope import summarise
+from rempart.incidents.scope import ScopeError, summarise
 from rempart.ledger.actor import Actor
 from rempart.lib.progress import progress_bar
 
@@ -30,7 +30,10 @@ class Command(BaseCommand):
         criteria = criteria_from_options(options)
         description = describe(criteria.to_json())
         actor = Actor.command_line()
-        summary = summarise(criteria)
+        try:
+            summary = summarise(criteria)
+        except ScopeError as exc:  # an archived month fails its check (docs/ledger-archive.md)
+            raise CommandError(str(exc)) from None
         self.stdout.write("Criteria: " + " · ".join(description))
         self.stdout.write(
             f"{summary.people:,} people exposed, {summary.disclosures:,} disclosures, "

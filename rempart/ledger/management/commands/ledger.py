@@ -14,15 +14,26 @@ class Command(BaseCommand):
         "The disclosure ledger: `verify [--since YYYY-MM-DD | --incremental] [--against-published [PATH …]]` "
         "recomputes its hash chains (a failure moves no checkpoint and is recorded); `anchor` signs every chain's "
         "head into the anchor directory (run it at least daily); `public-key` prints the anchors' key; `heads` "
-        "prints the heads; `partitions [--months-ahead N]` creates the coming monthly partitions (PostgreSQL)."
+        "prints the heads; `partitions [--months-ahead N]` creates the coming monthly partitions (PostgreSQL); "
+        "`archive --month YYYY-MM [--dir D] [--dry-run]` moves a closed month to signed Parquet files "
+        "(docs/ledger-archive.md)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=("verify", "anchor", "public-key", "heads", "partitions"))
+        parser.add_argument(
+            "action", choices=("verify", "anchor", "public-key", "heads", "partitions", "archive")
+        )
         parser.add_argument(
             "--months-ahead", type=int, default=12, help="partitions: months to create ahead (12)"
         )
         parser.add_argument("--since", help="verify only rows from this date (YYYY-MM-DD)")
+        parser.add_argument("--month", help="archive: the closed month to archive (YYYY-MM)")
+        parser.add_argument(
+            "--dir", type=Path, help="archive: the archive directory (default REMPART_LEDGER_ARCHIVE_DIR)"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="archive: check and count, write and remove nothing"
+        )
         parser.add_argument(
             "--incremental", action="store_true",
             help="verify: start each chain at the last checkpoint of a passing verification (fast, routine)",
@@ -63,6 +74,9 @@ class Command(BaseCommand):
             return
         if action == "anchor":
             self._anchor(options["accept_break"])
+            return
+        if action == "archive":
+            self._archive(options["month"], options["dir"], options["dry_run"])
             return
         self._verify(since, options["anchors"], options)
 
@@ -144,6 +158,36 @@ class Command(BaseCommand):
         raise CommandError(
             f"{len(outcome.all_problems)} problem(s) in {report.chains} chains; {outcome.run.rows:,} rows read"
         )
+
+    def _archive(self, month: str | None, directory: Path | None, dry_run: bool) -> None:
+        from rempart.ledger.archive import ArchiveError, archive_month
+        from rempart.lib.progress import progress_bar
+
+        if not month:
+            raise CommandError("archive: --month YYYY-MM is required")
+        with progress_bar(total=None, desc="rows", unit="rows") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                result = archive_month(month, directory=directory, dry_run=dry_run, progress=progress)
+            except ArchiveError as exc:
+                raise CommandError(f"archive refused: {exc}") from None
+        if result.already:
+            self.stdout.write(f"{result.month} is already archived in {result.directory}: nothing to do.")
+        elif result.dry_run:
+            self.stdout.write(
+                f"Dry run: {result.rows:,} rows of {result.month} can be archived to {result.directory}; "
+                "nothing written or removed."
+            )
+        else:
+            self.stdout.write(
+                f"Archived {result.month}: {result.rows:,} rows in {result.files} file(s), "
+                f"{result.bytes / 1e6:,.1f} MB, in {result.directory} ({result.seconds:.1f} s); "
+                "the month's rows left the database."
+            )
 
     def _partitions(self, months_ahead: int) -> None:
         from django.db import connection

@@ -1,0 +1,268 @@
+"""Archive mode of bench/scope.py (``--archive``): scopes over a synthetic ledger archive (docs/benchmarks.md).
+
+    python3 bench/scope.py --archive [--rows 500000000] [--runs 3] [--jobs 2]
+
+Builds bench/out/ledger-archive-<rows>/ directly as Parquet (vectorised numpy/pyarrow, synthetic identifiers only,
+the same shape as the PostgreSQL scope bench: 24 months, 20,000 accounts in 8,000 organisations, 2,000 tokens,
+skewed activity, /24 per organisation), one file per chain segment as ``rempart ledger archive`` writes them
+(rempart.ledger.archive.write_segment: sorted, row groups, checkpoints) and a signed manifest per month. Files
+already built are kept (resumable: a file's manifest entry is saved beside the build). The hash columns are
+random filler: this archive measures scopes, not ``ledger verify``. Then times each scope over every month:
+manifests (signatures, file sizes) checked, then per-insurer totals, people and grouped entries (what
+summarise() and a freeze read from the archive). Target: ≤ 10 s over 500 M rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+TARGET_SECONDS = 10.0
+MONTHS = 24
+CHAINS = 16
+USERS, ORGS, TOKENS, INSURERS = 20_000, 8_000, 2_000, 60
+BENEFICIARIES, CLIENTELE, PERMUTE, SKEW = 20_000_000, 2_500, 7919, 1.5
+PLAIN_BLOCKS = 4_000
+FIRST_MONTH = dt.date(2024, 1, 1)
+
+
+def month_of(n: int) -> dt.date:
+    index = FIRST_MONTH.year * 12 + FIRST_MONTH.month - 1 + n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def plan(rows: int, max_file_rows: int) -> list[dict]:
+    """Every file: month, chain, part, its first id and seq, its row count (rows spread evenly)."""
+    files, per_chain_seq = [], [0] * CHAINS
+    next_id = 1
+    for m in range(MONTHS):
+        month_rows = rows // MONTHS + (1 if m < rows % MONTHS else 0)
+        for c in range(CHAINS):
+            chain_rows = month_rows // CHAINS + (1 if c < month_rows % CHAINS else 0)
+            part, left = 0, chain_rows
+            while left > 0:
+                n = min(left, max_file_rows)
+                files.append({"m": m, "chain": c, "part": part, "first_id": next_id,
+                              "first_seq": per_chain_seq[c] + 1, "rows": n, "offset": chain_rows - left,
+                              "chain_rows": chain_rows})  # fmt: skip
+                next_id += n
+                per_chain_seq[c] += n
+                left -= n
+                part += 1
+    return files
+
+
+def _strings(values, dictionary):
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(values, pa.int32()), pa.array(dictionary)).cast(
+        pa.string()
+    )
+
+
+def _binary(raw: bytes, n: int, width: int, valid=None):
+    import pyarrow as pa
+
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
+    array = pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(raw)])
+    if valid is not None:
+        import pyarrow.compute as pc
+
+        array = pc.if_else(pa.array(valid), array, pa.scalar(None, pa.binary()))
+    return array
+
+
+def generate(spec: dict):
+    """One file's rows, in seq order: every value from numpy, seeded by the file's first id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from rempart.ledger import archive_manifest as am
+
+    n = spec["rows"]
+    rng = np.random.default_rng(spec["first_id"])
+    start = dt.datetime.combine(month_of(spec["m"]), dt.time(), dt.UTC)
+    end = dt.datetime.combine(month_of(spec["m"] + 1), dt.time(), dt.UTC)
+    span = (end - start).total_seconds() * 1e6
+    position = (spec["offset"] + np.arange(n) + 0.5) / spec["chain_rows"]
+    created = (start.timestamp() * 1e6 + position * span).astype(np.int64)
+    api = rng.random(n) < 0.35
+    miss = rng.random(n) < 0.10
+    actor = rng.random(n) ** SKEW
+    user = np.where(api, 0, (actor * USERS).astype(np.int64) * PERMUTE % USERS + 1)
+    token = np.where(api, (actor * TOKENS).astype(np.int64) * PERMUTE % TOKENS + 1, 0)
+    org = np.where(api, (token - 1) * 4 % ORGS + 1, (user - 1) % ORGS + 1)
+    block = np.where(org % 20 == 0, PLAIN_BLOCKS + (org // 20) % 8, org * 37 % PLAIN_BLOCKS)
+    host = 1 + (np.where(api, token, user) * 4 + rng.integers(0, 3, n)) % 254
+    address = (90 << 24) + block * 256 + host
+    u_ben = rng.random(n)
+    ben = np.where(u_ben < 0.8, ((org - 1) * CLIENTELE + (u_ben / 0.8) ** 2 * CLIENTELE).astype(np.int64)
+                   * PERMUTE % BENEFICIARIES + 1, ((u_ben - 0.8) / 0.2 * BENEFICIARIES).astype(np.int64) + 1)  # fmt: skip
+    insurer = 1 + ((ben * 2654435761 % 1048576) / 1048576) ** 2 * INSURERS
+    covered = rng.random(n) < 0.85
+    octets = [pc.cast(pa.array((address >> s) & 255), pa.string()) for s in (24, 16, 8, 0)]
+    ip_text = pc.binary_join_element_wise(*octets, ".")
+    packed = np.empty((n, 5), dtype=np.uint8)
+    packed[:, 0] = 4
+    packed[:, 1:] = address.astype(">u4").view(np.uint8).reshape(n, 4)
+    ip_key = _binary(packed.tobytes(), n, 5)
+    hashes = rng.bytes(32 * n)
+    prev = (spec.get("prev") or bytes(32)) + hashes[: 32 * (n - 1)]
+    outcome = np.where(miss, 2, np.where(covered, 0, 1))
+    domain = rng.integers(0, 4, n)
+    fields = np.where(miss, 0, 1 + domain + 4 * (~covered))
+    field_texts = ["[]"] + [json.dumps(["identity_confirmed", f"coverage:{d}", f"tp_terms:{d}", "valid_until"])
+                            for d in ("PHAR", "MEDE", "LABO", "OPTI")] + [
+        json.dumps(["identity_confirmed", f"coverage:{d}"]) for d in ("PHAR", "MEDE", "LABO", "OPTI")]  # fmt: skip
+    ids = np.arange(spec["first_id"], spec["first_id"] + n, dtype=np.int64)
+    columns = {
+        "id": pa.array(ids),
+        "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
+        "chain": pa.array(np.full(n, spec["chain"], np.int16)),
+        "seq": pa.array(np.arange(spec["first_seq"], spec["first_seq"] + n, dtype=np.int64)),
+        "prev_hash": _binary(prev, n, 32),
+        "row_hash": _binary(hashes, n, 32),
+        "reference": pc.binary_join_element_wise("RC-", pc.cast(pa.array(ids), pa.string()), ""),
+        "channel": _strings(api.astype(np.int32), ["portal", "api"]),
+        "purpose": _strings(np.zeros(n, np.int32), ["rights_check"]),
+        "organisation_id": pa.array(org),
+        "user_id": pa.array(user, mask=api),
+        "token_id": pa.array(token, mask=~api),
+        "session_ref": _strings(np.zeros(n, np.int32), [""]),
+        "ip_address": ip_text,
+        "ip_key": ip_key,
+        "insurer_id": pa.array(insurer.astype(np.int64), mask=miss),
+        "beneficiary_id": pa.array(ben, mask=miss),
+        "presented_hash": _binary(rng.bytes(16 * n), n, 16, valid=miss),
+        "domain": _strings(domain.astype(np.int32), ["PHAR", "MEDE", "LABO", "OPTI"]),
+        "care_date": pc.cast(pa.array(created, pa.timestamp("us", tz="UTC")), pa.date32()),
+        "outcome": _strings(outcome.astype(np.int32), ["covered", "not_covered", "no_match"]),
+        "fields": _strings(fields.astype(np.int32), field_texts),
+        "hash_version": pa.array(np.full(n, 2, np.int16)),
+    }
+    return pa.table(columns, schema=am.SCHEMA), hashes[-32:]
+
+
+def build_file(task: tuple) -> dict:
+    spec, directory, state = task
+    from rempart.ledger.archive import write_segment
+
+    name = f"chain-{spec['chain']:02d}-{spec['part']:03d}.parquet"
+    saved = Path(state) / f"{month_of(spec['m']):%Y-%m}-{name}.json"
+    if saved.exists() and (Path(directory) / name).exists():
+        return json.loads(saved.read_text())
+    table, _last = generate(spec)
+    entry = write_segment(Path(directory), name, table)
+    saved.write_text(json.dumps(entry))
+    return entry
+
+
+def build(root: Path, rows: int, jobs: int) -> dict:
+    """Build (or finish) the archive; returns what it took."""
+    from rempart.ledger import archive_manifest as am
+    from rempart.ledger.archive import write_manifest
+
+    state = root.parent / f"{root.name}.build"
+    state.mkdir(parents=True, exist_ok=True)
+    specs = plan(rows, am.MAX_FILE_ROWS)
+    started = time.monotonic()
+    by_month: dict[int, list[dict]] = {}
+    for spec in specs:
+        (root / f"{month_of(spec['m']):%Y-%m}").mkdir(parents=True, exist_ok=True)
+    tasks = [(s, str(root / f"{month_of(s['m']):%Y-%m}"), str(state)) for s in specs]
+    done = 0
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for spec, entry in zip(specs, pool.map(build_file, tasks, chunksize=1), strict=True):
+            by_month.setdefault(spec["m"], []).append(entry)
+            done += spec["rows"]
+            if len(by_month[spec["m"]]) == sum(1 for s in specs if s["m"] == spec["m"]):
+                month = month_of(spec["m"])
+                start = dt.datetime.combine(month, dt.time(), dt.UTC)
+                end = dt.datetime.combine(month_of(spec["m"] + 1), dt.time(), dt.UTC)
+                if not (root / f"{month:%Y-%m}" / am.MANIFEST).exists():
+                    write_manifest(root / f"{month:%Y-%m}", f"{month:%Y-%m}", start, end, by_month[spec["m"]])
+                print(
+                    f"  {month:%Y-%m}: {done:,} rows so far, {time.monotonic() - started:.0f} s", flush=True
+                )
+    size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+    return {"seconds": time.monotonic() - started, "bytes": size, "files": len(specs)}
+
+
+def subjects() -> list[dict]:
+    busiest_user = 0 * PERMUTE % USERS + 1
+    busiest_org = (busiest_user - 1) % ORGS + 1
+    rng = np.random.default_rng(50)
+    fifty = sorted(int(r) * PERMUTE % USERS + 1 for r in rng.choice(USERS, 50, replace=False))
+    block = busiest_org * 37 % PLAIN_BLOCKS
+    base = (90 << 24) + block * 256
+    ordinary = f"{base >> 24}.{(base >> 16) & 255}.{(base >> 8) & 255}.0/24"
+    return [
+        {"label": "(a) busiest account, all months", "criteria": {"user_ids": (busiest_user,)}},
+        {"label": "(b) 50 accounts, all months", "criteria": {"user_ids": tuple(fifty)}},
+        {"label": "(t) busiest API token, all months", "criteria": {"token_ids": (1,)}},
+        {"label": f"(c) one /24 ({ordinary}), all months", "criteria": {"networks": (ordinary,)}},
+        {"label": "(d) busiest organisation, all months", "criteria": {"organisation_ids": (busiest_org,)}},
+    ]
+
+
+def measure(root: Path, runs: int) -> list[dict]:
+    from types import SimpleNamespace
+
+    from rempart.ledger import archive_manifest as am
+    from rempart.ledger import archive_read
+
+    results = []
+    for subject in subjects():
+        criteria = SimpleNamespace(**{**dict(user_ids=(), token_ids=(), organisation_ids=(), networks=(),
+                                             channels=(), purposes=(), since=None, until=None),
+                                      **subject["criteria"]})  # fmt: skip
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            manifests, problems = am.load_all(root)
+            problems += [p for m in manifests for p in am.check_files(m, full=False)]
+            assert not problems, problems
+            archive = archive_read.Archive(manifests=manifests)
+            totals = archive_read.scope_totals(archive, criteria)
+            insurers, _people = archive_read.scope_people(archive, criteria)
+            entries = archive_read.scope_entries(archive, criteria)
+            times.append(time.perf_counter() - started)
+        rows = sum(d + m for d, m in totals.values())
+        results.append({"label": subject["label"], "rows": rows, "people": len(insurers), "entries": len(entries),
+                        "first": times[0], "median": statistics.median(times[1:] or times)})  # fmt: skip
+        print(f"  {subject['label']}: {rows:,} rows, first {times[0]:.2f} s, median {results[-1]['median']:.2f} s",
+              flush=True)  # fmt: skip
+    return results
+
+
+def main(args, out: Path) -> None:
+    root = out / f"ledger-archive-{args.rows}"
+    free = os.statvfs(out).f_bavail * os.statvfs(out).f_frsize
+    print(f"archive of {args.rows:,} rows in {root} ({free / 1e9:.0f} GB free)", flush=True)
+    built = build(root, args.rows, args.jobs)
+    print(
+        f"built in {built['seconds']:.0f} s: {built['files']} files, {built['bytes'] / 1e9:.1f} GB",
+        flush=True,
+    )
+    results = measure(root, args.runs)
+    lines = [
+        f"Archive scope bench: {args.rows:,} archived rows, {built['files']} files, {built['bytes'] / 1e9:.1f} GB "
+        f"(build {built['seconds']:.0f} s this run), {os.cpu_count()} CPUs, target {TARGET_SECONDS:.0f} s",
+        "",
+        "| scope | rows matched | people | entries | 1st run | median | vs target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(f"| {r['label']} | {r['rows']:,} | {r['people']:,} | {r['entries']:,} | {r['first']:.2f} s | "
+                     f"{r['median']:.2f} s | {max(r['first'], r['median']) / TARGET_SECONDS:.0%} |")  # fmt: skip
+    report = out / f"scope-archive-{args.rows}.md"
+    report.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"(written to {report})")

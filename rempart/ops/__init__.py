@@ -1,0 +1,1 @@
+"""Running Rempart in production: metrics, health checks, request logs, deployment checks (no business rules)."""
