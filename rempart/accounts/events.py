@@ -41,6 +41,7 @@ TAGS = {
     "bank.change_requested": _("Nouvel IBAN demandé, en attente avant d'être payé"),
     "bank.change_cancelled": _("Changement d'IBAN annulé"),
     "bank.change_released": _("Nouvel IBAN appliqué à la fin de la période d'attente"),
+    "payments.run_requested": _("Préparation d'une campagne de paiement demandée"),
     "payments.run_prepared": _("Campagne de paiement préparée"),
     "payments.run_approved": _("Campagne de paiement approuvée, fichier de virements émis"),
     "payments.approval_refused": _("Approbation d'une campagne de paiement refusée"),
@@ -85,6 +86,11 @@ TAGS = {
     "alert.forward_failed": _("Alerte de surveillance non transmise (courriel, webhook ou syslog)"),
     "job.retried": _("Tâche de fond relancée par l'opérateur"),
     "job.cancelled": _("Tâche de fond annulée par l'opérateur"),
+    "psc.login": _("Connexion avec Pro Santé Connect"),
+    "psc.refused": _("Connexion Pro Santé Connect refusée"),
+    "psc.unknown_identity": _("Identité Pro Santé Connect inconnue : connexion refusée"),
+    "psc.linked": _("Numéro RPPS relié au compte (Pro Santé Connect)"),
+    "psc.unlinked": _("Numéro RPPS détaché du compte (Pro Santé Connect)"),
 }
 
 

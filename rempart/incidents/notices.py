@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -700,18 +701,48 @@ def _name(incident: Incident, scope: Scope, insurer: Insurer, what: str, stamp: 
     return f"{incident.number}-P{scope.pk}_{what}_{insurer.amc_number}_{stamp}.{ext}"
 
 
+class _TeeBar:
+    """The terminal's progress bar, also told to ``on_progress(done, total)`` (a job's progress)."""
+
+    def __init__(self, bar, on_progress) -> None:
+        self.bar, self.on_progress = bar, on_progress
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        if self.on_progress is not None:
+            self.on_progress(self.bar.n, self.bar.total)
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.bar.set_postfix_str(text, refresh=refresh)
+
+
 def generate_notices(
-    incident: Incident, scope: Scope, *, by=None, actor: Actor, show_progress: bool = False
+    incident: Incident,
+    scope: Scope,
+    *,
+    by=None,
+    actor: Actor,
+    show_progress: bool = False,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> list[Document]:
     """Write and store the five documents of every insurer of the scope; return them (all or none stored).
 
     The documents are French legal texts whatever the language of the analyst's console."""
     with translation.override("fr"):
-        return _generate_notices(incident, scope, by=by, actor=actor, show_progress=show_progress)
+        return _generate_notices(
+            incident, scope, by=by, actor=actor, show_progress=show_progress, on_progress=on_progress
+        )
 
 
 def _generate_notices(
-    incident: Incident, scope: Scope, *, by=None, actor: Actor, show_progress: bool = False
+    incident: Incident, scope: Scope, *, by=None, actor: Actor, show_progress: bool, on_progress
 ) -> list[Document]:
     if scope.incident_id != incident.pk:
         raise NoticeError("ce périmètre appartient à un autre incident")
@@ -728,8 +759,14 @@ def _generate_notices(
     with tempfile.TemporaryDirectory(dir=_work_dir(), prefix="notices-") as work:
         # 1. Stream every insurer's people to files (reads recorded by the gate), before any write here.
         lists = {}
-        bar = progress_bar(
-            sum(int(totals[pk]["people"]) for pk in order), "notices", unit="personne", enabled=show_progress
+        bar = _TeeBar(
+            progress_bar(
+                sum(int(totals[pk]["people"]) for pk in order),
+                "notices",
+                unit="personne",
+                enabled=show_progress,
+            ),
+            on_progress,
         )
         with bar:
             for pk in order:

@@ -24,7 +24,8 @@ from rempart.lib.db_routing import reads_may_lag
 from rempart.registry.models import Insurer
 
 INCIDENT_ROLES = {Role.SECURITY}
-CONSOLE_NOTICES_MAX_PEOPLE = 50_000
+# Up to this many people the notices are written within the click (seconds); above, a worker writes them.
+INLINE_NOTICES_MAX_PEOPLE = 2_000
 
 
 def _require_security(request) -> None:
@@ -193,19 +194,17 @@ def generate(request, pk: int, scope_pk: int):
     _require_security(request)
     incident = get_object_or_404(Incident, pk=pk)
     scope = get_object_or_404(incident.scopes, pk=scope_pk)
-    if scope.people > CONSOLE_NOTICES_MAX_PEOPLE:  # minutes of work: not inside a web request
-        messages.warning(
-            request,
-            _("Périmètre de %(n)s personnes : générez les notifications en ligne de commande : %(cmd)s")
-            % {"n": scope.people, "cmd": f"rempart incident notices {incident.pk} --scope {scope.pk}"},
-        )
-        return redirect("incidents:detail", pk=incident.pk)
-    from rempart.incidents.notices import NoticeError, generate_notices
-
     just_made = scope.documents.filter(created_at__gte=timezone.now() - timezone.timedelta(seconds=60))
     if just_made.exists():  # a double click: the documents of a moment ago are there
         messages.warning(request, _("Les notifications de ce périmètre viennent d'être générées."))
         return redirect("incidents:detail", pk=incident.pk)
+    if scope.people > INLINE_NOTICES_MAX_PEOPLE:  # minutes of work: a worker does it, the page follows it
+        from rempart.incidents.jobs import enqueue_notices
+
+        job = enqueue_notices(incident, scope, user=request.user, actor=Actor.console(request))
+        return redirect("jobs:detail", pk=job.pk)
+    from rempart.incidents.notices import NoticeError, generate_notices
+
     try:
         documents = generate_notices(incident, scope, by=request.user, actor=Actor.console(request))
     except NoticeError as exc:

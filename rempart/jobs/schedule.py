@@ -48,6 +48,7 @@ def default_schedule() -> list[Periodic]:
         Periodic("ledger-anchor", "ledger.anchor", "daily", at=dt.time(2, 0)),
         Periodic("ledger-verify", "ledger.verify", "daily", at=dt.time(3, 0)),
         Periodic("ledger-partitions", "ledger.partitions", "monthly", day=1, at=dt.time(1, 0)),
+        Periodic("billing-prepare", "billing.prepare", "daily", at=dt.time(4, 0)),
         Periodic("payments-run", "payments.prepare_run", "daily", at=dt.time(6, 0)),
     ]
     disabled = set(settings.REMPART_SCHEDULE_DISABLED)

@@ -53,6 +53,9 @@ def state_of(job: Job) -> dict:
         "failure_code": job.failure_code,
         "failure_message": job.failure_message,
         "result_url": result_url if _on_this_site(result_url) else None,
+        # The result is where the person wanted to go (a prepared run): the page takes them there when done.
+        "follow": job.status == Job.Status.SUCCEEDED
+        and bool((job.result or {}).get("follow") if isinstance(job.result, dict) else False),
     }
 
 
@@ -70,7 +73,10 @@ def _on_this_site(url) -> bool:
 @login_required
 def job_detail(request, pk):
     job = _visible_job(request, pk)
-    return render(request, "jobs/detail.html", {"job": job, "state": state_of(job)})
+    state = state_of(job)
+    if state["follow"] and state["result_url"]:
+        return redirect(state["result_url"])
+    return render(request, "jobs/detail.html", {"job": job, "state": state})
 
 
 @login_required

@@ -82,6 +82,20 @@ def ensure_partitions(
     return created, skipped
 
 
+def missing_months(months: int, connection=None, table: str = "ledger_disclosure") -> list[str]:
+    """The partitions of this month and the ``months - 1`` next that do not exist (``YYYY-MM``)."""
+    connection = connection or default_connection
+    if connection.vendor != "postgresql":
+        return []
+    existing = {name for name, _rows, _size in partition_sizes(connection, table)}
+    month, missing = _month_start(dt.datetime.now(dt.UTC).date()), []
+    for _ in range(months):
+        if partition_name(table, month) not in existing:
+            missing.append(f"{month:%Y-%m}")
+        month = _next_month(month)
+    return missing
+
+
 def partition_sizes(connection=None, table: str = "ledger_disclosure") -> list[tuple[str, int, int]]:
     """(partition, estimated rows, bytes incl. indexes) for each partition, oldest first."""
     connection = connection or default_connection

@@ -21,10 +21,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from rempart.accounts.events import record_event
 from rempart.accounts.stepup import second_factor_is_fresh, step_up_redirect
 from rempart.lib.db_routing import reads_may_lag
 from rempart.payments import runs
 from rempart.payments.forms import CancelRunForm, PrepareRunForm
+from rempart.payments.jobs import enqueue_preparation
 from rempart.payments.models import Payment, PaymentRun
 
 PAGE_SIZE = 50
@@ -74,34 +76,26 @@ def run_prepare(request):
         request.POST or None, initial={"cutoff": today, "execution_date": runs.next_business_day(today)}
     )
     if request.method == "POST" and form.is_valid():
-        already = PaymentRun.objects.filter(
-            status=PaymentRun.Status.PREPARED, cutoff=form.cleaned_data["cutoff"]
-        ).first()
-        try:
-            run = runs.prepare_run(
-                form.cleaned_data["cutoff"],
-                execution_date=form.cleaned_data["execution_date"],
-                user=request.user,
-                request=request,
-            )
+        cutoff, execution = form.cleaned_data["cutoff"], form.cleaned_data["execution_date"]
+        open_run = PaymentRun.objects.filter(status=PaymentRun.Status.PREPARED).first()
+        try:  # what can be said at once is said on the form; the preparation itself is a worker's
+            runs.check_dates(cutoff, execution, today=today)
+            if open_run is not None:
+                runs.replay_or_refuse(open_run, cutoff)  # another cut-off waits for its approval: run_open
         except runs.PaymentRunError as exc:
             form.add_error(None, exc.message)
         else:
-            if already is not None and already.pk == run.pk:
+            if open_run is not None:
                 messages.info(
                     request, _("Une campagne était déjà préparée à cette date d'arrêté : la voici.")
                 )
-            else:
-                messages.success(
-                    request,
-                    ngettext(
-                        "Campagne %(ref)s préparée : %(n)s virement. Un second membre de la trésorerie doit l'approuver.",
-                        "Campagne %(ref)s préparée : %(n)s virements. Un second membre de la trésorerie doit l'approuver.",
-                        run.transfer_count,
-                    )
-                    % {"ref": run.reference, "n": run.transfer_count},
-                )
-            return redirect("payments_console:detail", reference=run.reference)
+                return redirect("payments_console:detail", reference=open_run.reference)
+            job = enqueue_preparation(cutoff, execution, user=request.user)
+            record_event(
+                "payments.run_requested", request=request, job=str(job.pk), cutoff=cutoff.isoformat(),
+                execution_date=execution.isoformat(),
+            )  # fmt: skip
+            return redirect("jobs:detail", pk=job.pk)
     status = 400 if form.errors else 200
     return render(request, "payments/console/prepare.html", {"form": form}, status=status)
 

@@ -148,7 +148,7 @@ def prepare_run(
             _lock_runs()
             open_run = PaymentRun.objects.filter(status=PaymentRun.Status.PREPARED).first()
             if open_run is not None:
-                return _replay_or_refuse(open_run, cutoff)
+                return replay_or_refuse(open_run, cutoff)
             run = PaymentRun.objects.create(
                 reference=_next_reference(cutoff), cutoff=cutoff, execution_date=execution_date,
                 prepared_by=user, prepared_at=timezone.now(),
@@ -175,10 +175,10 @@ def prepare_run(
         open_run = PaymentRun.objects.filter(status=PaymentRun.Status.PREPARED).first()
         if open_run is None:
             raise
-        return _replay_or_refuse(open_run, cutoff)
+        return replay_or_refuse(open_run, cutoff)
 
 
-def _replay_or_refuse(open_run: PaymentRun, cutoff: dt.date) -> PaymentRun:
+def replay_or_refuse(open_run: PaymentRun, cutoff: dt.date) -> PaymentRun:
     if open_run.cutoff == cutoff:
         return open_run
     raise PaymentRunError(

@@ -171,8 +171,8 @@ def _after_suspension(actor, label: str, findings: list[Finding], alert_id: int 
     """Once committed: sessions ended, the owners told, an incident opened with its scope attached."""
     from rempart.accounts.sessions import end_sessions
     from rempart.incidents import workflow
+    from rempart.incidents.jobs import enqueue_suspension_scope
     from rempart.incidents.models import Incident
-    from rempart.incidents.scope import ScopeCriteria
 
     if actor.user_id:
         end_sessions(user_id=actor.user_id)
@@ -187,14 +187,16 @@ def _after_suspension(actor, label: str, findings: list[Finding], alert_id: int 
         source=Incident.Source.ALERT,
     )
     workflow.add_measure(incident, f"{label} suspendu automatiquement")
-    criteria = ScopeCriteria(
-        user_ids=(actor.user_id,) if actor.user_id and not actor.token_id else (),
-        token_ids=(actor.token_id,) if actor.token_id else (),
-        since=now - dt.timedelta(days=SCOPE_DAYS),
-    )
-    workflow.attach_scope(incident, criteria, label=f"Activité de {label} ({SCOPE_DAYS} jours)")
     if alert_id:
         Alert.objects.filter(pk=alert_id).update(incident=incident)
+    # The scope reads the whole ledger (verification, then the actor's activity): a worker freezes it.
+    enqueue_suspension_scope(
+        incident.pk,
+        user_id=actor.user_id if actor.user_id and not actor.token_id else None,
+        token_id=actor.token_id,
+        since=now - dt.timedelta(days=SCOPE_DAYS),
+        label=f"Activité de {label} ({SCOPE_DAYS} jours)",
+    )
 
 
 def _tell_owners(organisation_id: int | None, label: str, reasons: str) -> None:

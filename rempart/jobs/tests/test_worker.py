@@ -33,7 +33,7 @@ def child_env(**extra) -> dict:
         "REMPART_JOBS_EXTRA_MODULES": "rempart.jobs.tests.sample_kinds",
         "REMPART_JOB_HEARTBEAT_SECONDS": "0.5",
         "REMPART_JOB_RETRY_SECONDS": "0",
-        "REMPART_SCHEDULE_DISABLED": "ledger-anchor,ledger-verify,ledger-partitions,payments-run",
+        "REMPART_SCHEDULE_DISABLED": "ledger-anchor,ledger-verify,ledger-partitions,billing-prepare,payments-run",
     }
     env.pop("REMPART_JOBS_EAGER", None)
     env.update(extra)

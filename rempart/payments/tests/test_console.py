@@ -10,6 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from rempart.accounts.models import Role, SecurityEvent
+from rempart.jobs.inline import run_waiting
+from rempart.jobs.models import Job
 from rempart.accounts.tests.helpers import age_second_factor
 from rempart.payments import console_views
 from rempart.payments.models import FileDownload, PaymentRun
@@ -72,7 +74,15 @@ def test_preparing_from_the_console_shows_the_run_with_masked_ibans_and_held_org
     assert 'name="cutoff"' in text(form) and 'name="execution_date"' in text(form)
     response = browser.post(f"{CONSOLE}preparer/", {"cutoff": yesterday().strftime("%d/%m/%Y"),
                                                      "execution_date": _next_weekday()})  # fmt: skip
+    job = Job.objects.get(kind="payments.prepare_run")
+    assert response.status_code == 302 and response.url == f"/taches/{job.pk}/"  # a worker prepares it
+    assert not PaymentRun.objects.exists()
+    waiting = browser.get(response.url)
+    assert waiting.status_code == 200 and "Préparation d'une campagne de paiement" in text(waiting)
+    assert SecurityEvent.objects.get(tag="payments.run_requested").details["job"] == str(job.pk)
+    assert run_waiting() == [(str(job.pk), "succeeded")]
     run = PaymentRun.objects.get()
+    response = browser.get(f"/taches/{job.pk}/")  # done: the job's page takes the treasurer to the run
     assert response.status_code == 302 and response.url == f"{CONSOLE}{run.reference}/"
     page = text(browser.get(response.url))
     assert run.prepared_by == preparer and "123,45" in page and "FR76 •••• 0189" in page

@@ -34,6 +34,10 @@
         return response.json();
       })
       .then(function (state) {
+        if (state.finished && state.follow && state.result_url) {
+          window.location.assign(state.result_url);
+          return;
+        }
         show(state);
         delay = 1000;
         if (!state.finished) setTimeout(poll, delay);
