@@ -84,11 +84,14 @@ def on_starting(server) -> None:
 
 
 def child_exit(server, worker) -> None:
-    """A worker ended: its live gauges leave the metrics (rempart.ops.metrics.gunicorn_child_exit).
+    """A worker ended: its files leave the metrics directory and its counts are kept.
+
+    rempart.ops.metrics.gunicorn_child_exit folds its counters and histograms into the directory's compacted
+    files, so the directory does not grow with every worker ever started.
 
     Runs in the master process, which must never die for this: any failure is logged and the master goes on.
     Without rempart.ops.metrics (an older release, or one that cannot be imported here), prometheus-client is
-    asked directly when multiprocess mode is in use.
+    asked directly to drop the live gauges when multiprocess mode is in use.
     """
     try:
         try:

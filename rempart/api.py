@@ -149,8 +149,10 @@ def refused_domain(request: HttpRequest, exc: RefusedDomain):
 
 @api.exception_handler(outage.OperationalError)
 @api.exception_handler(outage.InterfaceError)
+@api.exception_handler(outage.RedisConnectionError)
+@api.exception_handler(outage.RedisTimeoutError)
 def database_unavailable(request: HttpRequest, exc: Exception):
-    """The database is down (or the connection was lost): 503 with Retry-After, whatever the endpoint."""
+    """The database or Redis is down (or the connection was lost): 503 with Retry-After, whatever the endpoint."""
     with answer_language(request):
         return outage.api_response(request, exc)
 

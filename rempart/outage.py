@@ -1,4 +1,4 @@
-"""The database is down: every request gets a 503 that says so, never a 500 with a traceback.
+"""The database (or Redis) is down: every request gets a 503 that says so, never a 500 with a traceback.
 
 The API answers ``{"detail": …, "code": "unavailable"}`` with ``Retry-After``; people get a page in the
 site's style, in their language. Installed as Django's ``handler500`` (rempart/urls.py), which sees
@@ -17,13 +17,17 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("rempart.outage")
 
 RETRY_AFTER_SECONDS = 30
 # Connection refused or lost, server shutting down, too many connections, a lock or serialisation
-# timeout: transient, worth retrying. A programming or integrity error stays a 500.
-UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+# timeout: transient, worth retrying. A programming or integrity error stays a 500. Redis (surveillance
+# counters, cache) unreachable, timing out or still loading its data after a restart (BusyLoadingError is a
+# ConnectionError) is the same kind of outage: the request fails closed, with the same 503.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 def is_unavailable(exc: BaseException | None) -> bool:
@@ -37,8 +41,9 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 def api_response(request: HttpRequest, exc: BaseException | None = None) -> HttpResponse:
+    backend = "Redis" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "database"
     log.warning(
-        "database unavailable: %s %s answered 503 (%s)", request.method, request.path, type(exc).__name__
+        "%s unavailable: %s %s answered 503 (%s)", backend, request.method, request.path, type(exc).__name__
     )
     with translation.override(translation.get_language_from_request(request)):
         body = {

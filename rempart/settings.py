@@ -46,10 +46,12 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",  # Pro Santé Connect only (rempart/psc)
     "allauth.usersessions",
     "ninja",
     "rempart.registry",
     "rempart.accounts",
+    "rempart.psc",
     "rempart.ledger",
     "rempart.rights",
     "rempart.incidents",
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "rempart.billing",
     "rempart.jobs",
     "rempart.ops",
+    "rempart.fhir",  # FHIR R4 next to the JSON API (docs/fhir.md)
     "django_tasks",
     "django_tasks_db",
 ]
@@ -71,6 +74,7 @@ MIDDLEWARE = [
     "rempart.api_middleware.ApiJsonErrorsMiddleware",  # first: every API error is JSON, whoever made it
     "django.middleware.security.SecurityMiddleware",
     "rempart.accounts.middleware.SecurityHeadersMiddleware",
+    "rempart.psc.middleware.PscFormActionMiddleware",  # after it: PSC's origin in form-action on its pages
     "rempart.accounts.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -172,7 +176,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["rempart.accounts.backends.AuthenticationBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
-ACCOUNT_ADAPTER = "rempart.accounts.adapters.AccountAdapter"
+# rempart.accounts' adapter, with the second-factor stage that knows what a Pro Santé Connect login proved
+ACCOUNT_ADAPTER = "rempart.psc.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -201,6 +206,32 @@ MFA_FORMS = {
     "reauthenticate": "rempart.accounts.mfa_forms.ReauthenticateForm",
 }
 USERSESSIONS_TRACK_ACTIVITY = True
+
+# --- Pro Santé Connect (rempart/psc, docs/security.md §2.4): professionals log in with their CPS card or e-CPS
+# through the ANS's OpenID Connect provider. Off (no button, its addresses answer 404) unless the issuer, the
+# client id and the secret are all set.
+REMPART_PSC = {
+    "issuer": os.environ.get("REMPART_PSC_ISSUER", ""),
+    # PSC publishes its metadata at …/.well-known/wallet-openid-configuration; default: the issuer's standard one.
+    "discovery_url": os.environ.get("REMPART_PSC_DISCOVERY_URL", ""),
+    "client_id": os.environ.get("REMPART_PSC_CLIENT_ID", ""),
+    "client_secret": os.environ.get("REMPART_PSC_CLIENT_SECRET", ""),
+    # The ID token's acr values that stand for the second factor (CPS card or e-CPS); PSC's is eidas1.
+    "allowed_acr": [
+        a.strip() for a in os.environ.get("REMPART_PSC_ALLOWED_ACR", "eidas1").split(",") if a.strip()
+    ],
+    "scope": os.environ.get("REMPART_PSC_SCOPE", "openid scope_all").split(),
+    # A PSC authentication older than this (single sign-on from another service) is asked again.
+    "login_max_age": int(os.environ.get("REMPART_PSC_LOGIN_MAX_AGE_SECONDS", "600")),
+    # The origin of PSC's authorization page when it is not the issuer's (PSC: https://wallet.esw.esante.gouv.fr).
+    "authorization_origin": os.environ.get("REMPART_PSC_AUTHORIZATION_ORIGIN", ""),
+}
+if PRODUCTION and REMPART_PSC["issuer"].startswith("http://"):
+    raise ImproperlyConfigured("REMPART_PSC_ISSUER must be an https:// address in production")
+SOCIALACCOUNT_ADAPTER = "rempart.psc.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = False  # a PSC identity logs in to an existing member, never creates one
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never linked by an email address
+SOCIALACCOUNT_STORE_TOKENS = False
 
 REMPART_BASE_URL = os.environ.get("REMPART_BASE_URL", "http://127.0.0.1:8000")
 REMPART_TRUSTED_PROXY_COUNT = int(os.environ.get("REMPART_TRUSTED_PROXY_COUNT", "0"))
@@ -392,6 +423,10 @@ REMPART_METRICS_TOKEN = os.environ.get("REMPART_METRICS_TOKEN", "")
 REMPART_METRICS_ALLOW_NETS = [
     n.strip() for n in os.environ.get("REMPART_METRICS_ALLOW_NETS", "").split(",") if n.strip()
 ]
+# host:port where `rempart worker` serves its own /metrics (same token and networks); empty: not served.
+REMPART_WORKER_METRICS_BIND = os.environ.get("REMPART_WORKER_METRICS_BIND", "").strip()
+# A lagging or unreachable read replica makes /readyz fail (default: it is shown, skipped, and not a failure).
+REMPART_READYZ_REQUIRE_REPLICA = env_bool("REMPART_READYZ_REQUIRE_REPLICA", False)
 REMPART_LOG_FORMAT = os.environ.get("REMPART_LOG_FORMAT", "json" if PRODUCTION else "text")
 if REMPART_LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured("REMPART_LOG_FORMAT must be json or text")

@@ -46,6 +46,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("fhir/", include("rempart.fhir.urls")),  # FHIR R4 at /fhir/r4/ (docs/fhir.md)
     path("", include("rempart.ops.urls")),  # /healthz, /readyz, /metrics (answered first by its middleware)
     path("", include("rempart.registry.urls")),
     path("", include("rempart.ledger.urls")),
@@ -62,5 +63,6 @@ urlpatterns = [
     path("operateur/facturation/", include("rempart.billing.console_urls")),
     path("assureur/facturation/", include("rempart.billing.insurer_urls")),
     path("", include("rempart.surveillance.urls")),
+    path("", include("rempart.psc.portal_urls")),  # the owner's Pro Santé Connect page (RPPS links)
     path("", include("rempart.accounts.urls")),
 ]

@@ -164,13 +164,28 @@ def demo(args: list[str]) -> None:
     env = {**os.environ, "REMPART_DEBUG": os.environ.get("REMPART_DEBUG", "0")}
     # Long work (uploads, notices, payment runs, the daily ledger anchor) runs in a worker beside the server,
     # as in production (docs/jobs.md); it goes down with the demo.
-    worker = subprocess.Popen(
-        [str(BIN / "rempart"), "worker"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-    )
+    worker = start_worker(env)
     try:
         supervise(BIN / "rempart", "runserver", address, "--insecure", env=env)
     finally:
-        _stop_group(worker.pid)
+        stop_worker(worker)
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "rempart"), "worker"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """The worker's whole group, then its exit collected (no zombie, no process left behind)."""
+    _signal_group(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=STOP_GRACE_SECONDS)  # reaped: a zombie would look alive to _stop_group
+    except subprocess.TimeoutExpired:
+        _signal_group(worker.pid, signal.SIGKILL)
+        worker.wait()
+    _stop_group(worker.pid)  # anything the worker started
 
 
 def test(args: list[str]) -> None:

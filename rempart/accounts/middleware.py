@@ -130,8 +130,8 @@ class SessionBindingMiddleware:
 
 
 def _exempt_path(path: str) -> bool:
-    """Static files, and the API (bearer tokens only, never the session)."""
-    return path.startswith(settings.STATIC_URL) or path.startswith("/api/")
+    """Static files, and the APIs, JSON and FHIR (bearer tokens only, never the session)."""
+    return path.startswith((settings.STATIC_URL, "/api/", "/fhir/"))
 
 
 class RequireSecondFactorMiddleware:

@@ -164,7 +164,8 @@ def execute(job_id: str) -> str:
     job, kind = claimed
     started = time.monotonic()
     if kind is None:
-        _finish(job, Job.Status.FAILED, code="unknown_kind", message=_("Type de tâche inconnu."))
+        status = _finish(job, Job.Status.FAILED, code="unknown_kind", message=_("Type de tâche inconnu."))
+        _log(job, status, started)
         return Job.Status.FAILED
     progress = _Progress(str(job.pk), job.attempts)
     context = JobContext(job_id=str(job.pk), attempt=job.attempts, _progress=progress)
@@ -331,9 +332,10 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         counts["lost"] += 1
         logger.warning("job %s (%s) lost its worker %s", job.pk, job.kind, job.worker)
         if kind is None:
-            _finish(job, Job.Status.FAILED, code="unknown_kind", message=_("Type de tâche inconnu."))
+            status = _finish(job, Job.Status.FAILED, code="unknown_kind", message=_("Type de tâche inconnu."))
         else:
-            _retry_or_fail(job, kind, code=LOST, error=None)
+            status = _retry_or_fail(job, kind, code=LOST, error=None)
+        _log(job, status, None)  # the lost attempt's line and counts (no duration: nobody timed it)
     forgotten = now - dt.timedelta(seconds=settings.REMPART_JOB_REQUEUE_SECONDS)
     waiting = Job.objects.filter(status__in=Job.WAITING).filter(_due(now))
     for job in waiting.filter(enqueued_at__lt=forgotten) | waiting.filter(enqueued_at__isnull=True):
@@ -366,8 +368,8 @@ def _json_safe(result: Any) -> Any:
     return result
 
 
-def _log(job: Job, status: str, started: float) -> None:
-    duration_ms = int((time.monotonic() - started) * 1000)
+def _log(job: Job, status: str, started: float | None) -> None:
+    duration_ms = None if started is None else int((time.monotonic() - started) * 1000)
     try:
         from rempart.ops.request_log import log_job
     except ImportError:

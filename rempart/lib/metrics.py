@@ -64,11 +64,19 @@ JOB_SECONDS = Histogram(
 SURVEILLANCE_STEPS = frozenset(
     {"suspended", "switched_off", "rate_limited", "step_up_required", "session_context_changed"}
 )
+# The ledger's channels and outcomes (rempart.ledger.models.Disclosure; a test keeps the two in step).
+CHANNELS = frozenset({"portal", "api", "console", "cli"})
+OUTCOMES = frozenset({"covered", "not_covered", "no_match", "listed", "rejected", "refused"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-JOB_STATUSES = frozenset({"succeeded", "done", "failed", "retrying", "cancelled", "running", "queued"})
+# What an attempt ends as (rempart.jobs.runner): a job's statuses, plus "superseded" (a stale attempt whose
+# outcome was not written: another attempt owns the job) and "unrecorded" (the database stayed away).
+JOB_STATUSES = frozenset(
+    {"succeeded", "failed", "retrying", "cancelled", "running", "queued", "superseded", "unrecorded"}
+)
 OTHER = "other"
 _NAME = re.compile(r"[a-z][a-z0-9_.]{0,79}")
 MAX_JOB_KINDS = 100
+MAX_PURPOSES = 50
 
 
 class BoundedNames:
@@ -95,7 +103,13 @@ class BoundedNames:
         return name
 
 
+def is_plain_name(name: str) -> bool:
+    """A dotted lower-case name (a job kind, a purpose): safe in a label or a log line."""
+    return bool(_NAME.fullmatch(name))
+
+
 job_kind_label = BoundedNames(MAX_JOB_KINDS)
+purpose_label = BoundedNames(MAX_PURPOSES)
 
 
 def method_label(method: str | None) -> str:
@@ -109,15 +123,23 @@ def status_class(status: int) -> str:
 # --- recording helpers called from the apps
 
 
+def _answer_labels(channel: str, purpose: str, outcome: str) -> tuple[str, str, str]:
+    return (
+        channel if channel in CHANNELS else OTHER,
+        purpose_label(purpose),
+        outcome if outcome in OUTCOMES else OTHER,
+    )
+
+
 def record_answer(channel: str, purpose: str, outcome: str) -> None:
     """Count one ledger answer (rempart.ledger.recording)."""
-    CHECKS.labels(channel, purpose, outcome).inc()
+    CHECKS.labels(*_answer_labels(channel, purpose, outcome)).inc()
 
 
 def record_answers(channel: str, purpose: str, outcomes: Iterable[str]) -> None:
     """Count a chunk's ledger answers of one actor and purpose: one increment per outcome."""
     for outcome, count in Tally(outcomes).items():
-        CHECKS.labels(channel, purpose, outcome).inc(count)
+        CHECKS.labels(*_answer_labels(channel, purpose, outcome)).inc(count)
 
 
 def record_surveillance_refusal(step: str) -> None:

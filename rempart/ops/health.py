@@ -1,8 +1,8 @@
 """Readiness for the load balancer: may this app server be sent requests?
 
 Ready when the database answers, every configured Redis answers, and no migration is left to apply. A read
-replica is reported but never makes the server unready: a lagging replica is skipped by the router
-(rempart.lib.db_routing) and the primary answers instead.
+replica is reported but does not make the server unready (unless ``REMPART_READYZ_REQUIRE_REPLICA``): a
+lagging replica is skipped by the router (rempart.lib.db_routing) and the primary answers instead.
 
 Cheap enough to be asked every second: one ``SELECT 1``, one ``PING`` per Redis with a short timeout, and
 the migration plan computed once per process (loading the migration graph costs a tenth of a second) — once
@@ -33,11 +33,15 @@ def readiness() -> tuple[bool, dict]:
         checks["migrations"] = migrations_state()
     for name, url in redis_urls().items():
         checks[name] = _redis(url)
+    replica = _replica()
+    if replica is not None and getattr(settings, "REMPART_READYZ_REQUIRE_REPLICA", False):
+        # Configured so (a deployment whose primary cannot take the replica's reads): a replica skipped
+        # by the router is then a failed check like any other.
+        checks["replica"] = "ok" if replica["usable"] else replica["state"]
     ready = all(value == "ok" for value in checks.values())
     body: dict = {"status": "ok" if ready else "unavailable", "checks": checks}
     if not ready:
         body["failed"] = sorted(name for name, value in checks.items() if value != "ok")
-    replica = _replica()
     if replica is not None:
         body["replica"] = replica
     return ready, body

@@ -26,6 +26,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from rempart.lib.http import client_ip
+from rempart.lib.metrics import OTHER
+from rempart.ops.multiprocess import LockedCollector, compact
 
 log = logging.getLogger("rempart.ops")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -51,14 +53,23 @@ def _token_matches(header: str) -> bool:
 
 
 def _address_allowed(request: HttpRequest) -> bool:
+    return address_in_allowed_networks(client_ip(request))
+
+
+def address_in_allowed_networks(address: str | None) -> bool:
     networks = allowed_networks(tuple(settings.REMPART_METRICS_ALLOW_NETS))
-    if not networks:
+    if not networks or not address:
         return False
-    address = client_ip(request)
-    if address is None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
         return False
-    ip = ipaddress.ip_address(address)
     return any(ip.version == net.version and ip in net for net in networks)
+
+
+def token_allowed(authorization: str) -> bool:
+    """The bearer token of an ``Authorization`` header (the job worker's listener, rempart.ops.worker_metrics)."""
+    return _token_matches(authorization)
 
 
 @cache
@@ -93,8 +104,18 @@ def settings_problems() -> list[str]:
 # --- what a scrape shows
 
 
+# Succeeded jobs are not counted: the table keeps them all, so counting them would read a table that only
+# grows, at every scrape of every server; how many succeed is rempart_job_runs_total's job.
+COUNTED_JOB_STATUSES = ("queued", "running", "retrying", "failed", "cancelled")
+
+
 class JobsCollector:
-    """The job queue's depth by status, read from the database at scrape time (rempart.jobs.stats).
+    """The job queue by kind and status, read from the job table at scrape time.
+
+    The table is the truth for every worker on every host (rempart.jobs.models): what waits, what runs,
+    what failed for good — whichever process ran it, and even if that process is never scraped. Kinds
+    are the registered ones (anything else is ``other``); every registered kind shows every status, zeros
+    included, so that a series does not vanish when its count drops to nothing.
 
     A scrape must answer even when the jobs app cannot (not installed yet, database down): the family is
     then left out, and the rest is shown.
@@ -106,53 +127,88 @@ class JobsCollector:
 
     @staticmethod
     def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("rempart_jobs", "Jobs in the queue table, by status.", labels=["status"])
+        return GaugeMetricFamily(
+            "rempart_jobs", "Jobs in the job table, by kind and status (succeeded not counted).",
+            labels=["kind", "status"],
+        )  # fmt: skip
 
     def collect(self):
         try:
-            from rempart.jobs.stats import snapshot
-
-            counts = snapshot()
+            counts = job_counts()
         except (ImportError, AttributeError, DatabaseError) as exc:
             log.warning("metrics: job queue depth unavailable (%s)", type(exc).__name__)
             return
         family = self._family()
-        for status, count in sorted(counts.items()):
-            if isinstance(status, str) and _STATUS.fullmatch(status):
-                family.add_metric([status], float(count))
+        for (kind, status), count in sorted(counts.items()):
+            family.add_metric([kind, status], float(count))
         yield family
+
+
+def job_counts() -> dict[tuple[str, str], int]:
+    """(kind, status) -> jobs, for the statuses counted; one GROUP BY on the status index."""
+    from django.db.models import Count
+
+    from rempart.jobs.kinds import all_kinds
+    from rempart.jobs.models import Job
+
+    kinds = set(all_kinds())
+    counts = {(kind, status): 0 for kind in kinds for status in COUNTED_JOB_STATUSES}
+    rows = (
+        Job.objects.order_by()
+        .filter(status__in=COUNTED_JOB_STATUSES)
+        .values("kind", "status")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        if not _STATUS.fullmatch(row["status"]):
+            continue
+        key = (row["kind"] if row["kind"] in kinds else OTHER, row["status"])
+        counts[key] = counts.get(key, 0) + row["n"]
+    return counts
 
 
 _jobs_collector = JobsCollector()
 
 
-def exposition() -> tuple[bytes, str]:
-    """The Prometheus text of this process, or of every process sharing the multiprocess directory."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
+def exposition(*, jobs: bool = True) -> tuple[bytes, str]:
+    """The Prometheus text of this process, or of every process sharing the multiprocess directory.
 
+    ``jobs``: with the job table's counts (the web servers); a job worker's own listener leaves them out,
+    so that the same table is not shown twice by every kind of process.
+    """
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        registry.register(_jobs_collector)
+        registry.register(LockedCollector(None, path=directory))
+        if jobs:
+            registry.register(_jobs_collector)
     else:
-        registry = _single_process_registry()
+        registry = _single_process_registry() if jobs else REGISTRY
     return generate_latest(registry), CONTENT_TYPE
 
 
 @cache
 def _single_process_registry() -> CollectorRegistry:
-    """The default registry (our metrics, and the process's CPU, memory and GC), with the jobs collector."""
-    REGISTRY.register(_jobs_collector)
-    return REGISTRY
+    """A registry of the default one (our metrics, and the process's CPU, memory and GC) and the jobs."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_DefaultRegistry())
+    registry.register(_jobs_collector)
+    return registry
+
+
+class _DefaultRegistry:
+    """prometheus-client's default registry, as one collector (left as it is for everything else)."""
+
+    def collect(self):
+        return REGISTRY.collect()
 
 
 # --- gunicorn (deploy/gunicorn.conf.py: ``child_exit = gunicorn_child_exit``)
 
 
 def gunicorn_child_exit(server, worker) -> None:
-    """A worker is gone: drop its live gauges from the multiprocess directory (its counters stay counted)."""
+    """A worker is gone: its live gauges go, its counters and histograms are folded into the compacted
+    files (still counted, in two files rather than two per worker ever started; rempart.ops.multiprocess)."""
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid, directory)
+        compact(directory, dead=[worker.pid])

@@ -24,7 +24,7 @@ from rempart.ops.metrics import scrape_allowed
 
 _PROBES = {"/healthz": views.healthz, "/readyz": views.readyz}
 _QUIET = ("healthz", "readyz", "metrics")
-_CHANNELS = (("/api/", "api"), ("/operateur/", "console"), ("/admin/", "console"))
+_CHANNELS = (("/api/", "api"), ("/fhir/", "fhir"), ("/operateur/", "console"), ("/admin/", "console"))
 
 
 class RequestObservationMiddleware:

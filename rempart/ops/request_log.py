@@ -154,30 +154,35 @@ def log_request(
     )
 
 
-def log_job(job_kind: str, job_id, status: str, duration_ms: float, attempts: int) -> None:
+def log_job(job_kind: str, job_id, status: str, duration_ms: float | None, attempts: int) -> None:
     """The line of one job attempt, and its metrics; called by the jobs runner when an attempt ends.
 
     ``job_id`` is the job's internal id; ``status`` what the attempt ended as (succeeded, retrying, failed…).
+    ``duration_ms`` is None for an attempt whose worker was lost (the sweeper ends it; nobody timed it).
     """
-    kind = metrics.job_kind_label(job_kind)
+    label = _kind_label(job_kind)
     status_label = status if status in metrics.JOB_STATUSES else metrics.OTHER
-    metrics.JOB_RUNS.labels(kind, status_label).inc()
-    metrics.JOB_SECONDS.labels(kind).observe(max(0.0, duration_ms) / 1000)
+    metrics.JOB_RUNS.labels(label, status_label).inc()
+    if duration_ms is not None:
+        metrics.JOB_SECONDS.labels(label).observe(max(0.0, duration_ms) / 1000)
     if status_label == "failed":
-        metrics.JOB_FAILURES.labels(kind).inc()
-    job_log.log(
-        logging.WARNING if status_label == "failed" else logging.INFO,
-        "job %s %s %s after %.1f ms (attempt %s)",
-        kind,
-        job_id,
-        status_label,
-        duration_ms,
-        attempts,
-        extra={
-            "job_kind": kind,
-            "job_id": str(job_id),
-            "job_status": status_label,
-            "duration_ms": round(duration_ms, 2),
-            "attempts": int(attempts),
-        },
-    )
+        metrics.JOB_FAILURES.labels(label).inc()
+    # The line names the kind as the job row does, even one no longer registered, if it is plainly a name.
+    kind = job_kind if isinstance(job_kind, str) and metrics.is_plain_name(job_kind) else metrics.OTHER
+    extra = {"job_kind": kind, "job_id": str(job_id), "job_status": status_label, "attempts": int(attempts)}
+    if duration_ms is None:
+        message, args = "job %s %s %s (attempt %s, worker lost)", (kind, job_id, status_label, attempts)
+    else:
+        extra["duration_ms"] = round(duration_ms, 2)
+        message = "job %s %s %s after %.1f ms (attempt %s)"
+        args = (kind, job_id, status_label, duration_ms, attempts)
+    job_log.log(logging.WARNING if status_label == "failed" else logging.INFO, message, *args, extra=extra)
+
+
+def _kind_label(job_kind: str) -> str:
+    """A registered kind as it is, anything else ``other`` (as in the job table's counts, rempart.ops.metrics)."""
+    try:
+        from rempart.jobs.kinds import get_kind
+    except ImportError:
+        return metrics.job_kind_label(job_kind)
+    return metrics.job_kind_label(job_kind) if get_kind(job_kind) is not None else metrics.OTHER

@@ -43,10 +43,16 @@ ENTRY_MODULES = {
     "rempart.claims.api": ["api:claim", "api:lot"],
     "rempart.claims.lots": ["api:lot"],
     "rempart.claims.batch": ["api:lot"],  # the lots chunk by chunk
+    "rempart.claims.jobs": ["api:lot"],  # a large lot, adjudicated by a worker through the same lots module
     "rempart.claims.management.commands.import_claims": ["api:lot"],  # the same lots module
     # Insurer billing (purpose "billing"): no card is presented; the detail file names the beneficiaries of the
     # claims a statement bills, chosen by the statement, never by the reader, and each is recorded at production.
     "rempart.billing.detail": [],
+    # FHIR R4 (rempart/fhir): the same services as the JSON API, the standard way.
+    "rempart.fhir.eligibility": ["fhir:rights"],
+    "rempart.fhir.preauth": ["fhir:pec"],
+    "rempart.fhir.invoice": ["fhir:claim"],
+    "rempart.fhir.views": [],  # renders the gate's refusals
 }
 
 
@@ -273,6 +279,34 @@ def _portal_claim(ctx, row, nir, variant: dict):
     return ctx.shop.post(f"/comptoir/prises-en-charge/{ctx.pec_number}/facturer/", data)
 
 
+def _fhir_rights(ctx, row, nir, variant):
+    from rempart.fhir.tests import resources
+
+    body = {"amc_number": row[COL["amc_number"]], "adherent_number": row[COL["adherent_number"]], "nir": nir,
+            "birth_date": row[COL["birth_date"]], "domain": "OPTI", **variant}  # fmt: skip
+    return ctx.client.post("/fhir/r4/CoverageEligibilityRequest/$submit", data=json.dumps(resources.eligibility(body)),
+                           content_type="application/fhir+json", HTTP_AUTHORIZATION=f"Bearer {ctx.token}")  # fmt: skip
+
+
+def _fhir_pec(ctx, row, nir, variant: Callable[[dict], None]):
+    from rempart.fhir.tests import resources
+
+    body = _pec_body(row, nir)
+    variant(body)
+    return ctx.client.post("/fhir/r4/Claim/$submit", data=json.dumps(resources.preauthorization(body)),
+                           content_type="application/fhir+json", HTTP_AUTHORIZATION=f"Bearer {ctx.pec_token}")  # fmt: skip
+
+
+def _fhir_claim(ctx, row, nir, variant: Callable[[dict], None]):
+    from rempart.fhir.tests import resources
+
+    ctx.sent += 1
+    body = _claim_body(row, nir, variant)
+    body["invoice_number"] = f"F-ORACLE-{ctx.sent}"
+    return ctx.client.post("/fhir/r4/Claim/$submit", data=json.dumps(resources.invoice(body)),
+                           content_type="application/fhir+json", HTTP_AUTHORIZATION=f"Bearer {ctx.claims_token}")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Case:
     entry: str
@@ -315,6 +349,21 @@ CASES = [
     Case("portal:claim", "bad RPPS", _portal_claim, {"prescriber_rpps": "12345678901"}),
     Case("api:lot", "unknown PEC", _api_lot, _unchanged),
     Case("api:lot", "totals that do not add up", _api_lot, _set("total_price_cents", 1)),
+    Case("fhir:rights", "good", _fhir_rights, {}),
+    Case("fhir:rights", "foreign domain", _fhir_rights, {"domain": "PHAR"}),
+    Case("fhir:rights", "future care date", _fhir_rights, {"care_date": "2999-01-01"}),
+    Case("fhir:rights", "unknown domain", _fhir_rights, {"domain": "XXXX"}),
+    Case("fhir:rights", "bad birth rank", _fhir_rights, {"birth_rank": 12}),
+    Case("fhir:pec", "good", _fhir_pec, _unchanged),
+    Case("fhir:pec", "unknown LPP code", _fhir_pec, _set_line(0, lpp_code="9999999")),
+    Case("fhir:pec", "price above the limit", _fhir_pec, _set_line(1, unit_price_eur="900.00")),
+    Case("fhir:pec", "delivery in the past", _fhir_pec, _set("delivery_date", "2020-01-01")),
+    Case("fhir:pec", "a child's frame for an adult", _fhir_pec, _set_line(0, lpp_code="2290101")),
+    Case("fhir:pec", "foreign domain", _fhir_pec, _set("domain", "AUDI")),
+    Case("fhir:claim", "unknown PEC", _fhir_claim, _unchanged),
+    Case("fhir:claim", "totals that do not add up", _fhir_claim, _set("total_amc_cents", 1)),
+    Case("fhir:claim", "bad RPPS", _fhir_claim, _set("prescriber_rpps", "12345678901")),
+    Case("fhir:claim", "foreign domain", _fhir_claim, _set("domain", "PHAR")),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -240,3 +241,37 @@ def test_a_cluster_is_ready_when_one_seed_node_answers(settings, monkeypatch):
     assert health._redis("redis://down-1:7000,redis://down-2:7001") == "failed"
     settings.REMPART_REDIS_CLUSTER = False  # a primary and its replicas: the primary must answer
     assert health._redis("redis://down-1:7000,redis://up-2:7001") == "failed"
+
+
+def test_a_replica_required_by_configuration_fails_readiness_when_skipped(client, db, replica, settings):
+    settings.REMPART_READYZ_REQUIRE_REPLICA = True
+    replica.answer = {"alias": "replica", "lag_seconds": 42.5, "usable": False}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["replica"] and response.json()["checks"]["replica"] == "skipped"
+    assert response.json()["replica"]["lag_seconds"] == 42.5
+    replica.answer = {"alias": "replica", "lag_seconds": 0.2, "usable": True}
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"]["replica"] == "ok"
+    replica.answer = None  # no replica configured: nothing to require
+    assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+
+
+def test_a_required_replica_that_cannot_be_asked_fails_readiness(client, db, settings, monkeypatch):
+    def broken():
+        raise OperationalError("replica.internal: connection refused")
+
+    settings.REMPART_READYZ_REQUIRE_REPLICA = True
+    monkeypatch.setattr(db_routing, "replica_status", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["checks"]["replica"] == "unknown"
+    assert b"replica.internal" not in response.content
+
+
+def test_readyz_carries_no_version_and_no_secret(client, db, replica, settings):
+    """Only the documented keys: a status, the checks by name, the replica's state."""
+    replica.answer = {"alias": "replica", "lag_seconds": 1.0, "usable": True, "dsn": "postgres://x:pw@h/db"}
+    body = client.get("/readyz").json()
+    assert set(body) == {"status", "checks", "replica"}
+    assert set(body["replica"]) == {"alias", "lag_seconds", "usable", "state"}
+    assert "pw@" not in json.dumps(body) and "version" not in json.dumps(body).lower()

@@ -304,40 +304,81 @@ def test_job_kinds_are_bounded():
 # --- the job queue, read at scrape time
 
 
-def _jobs(client) -> dict[str, float]:
+def _jobs(client) -> dict[tuple[str, str], float]:
     text = scrape(client).content.decode()
     return {
-        s.labels["status"]: s.value
+        (s.labels["kind"], s.labels["status"]): s.value
         for fam in text_string_to_metric_families(text)
         if fam.name == "rempart_jobs"
         for s in fam.samples
     }
 
 
-def test_the_queue_depth_comes_from_the_jobs_snapshot(client, db, monkeypatch):
-    from rempart.jobs import stats
+def test_the_queue_depth_is_read_from_the_job_table_by_kind_and_status(client, db):
+    from rempart.jobs import queue
+    from rempart.jobs.kinds import all_kinds
+    from rempart.jobs.models import Job
+    from rempart.jobs.tests import sample_kinds  # noqa: F401 - registers the test kinds
 
-    monkeypatch.setattr(stats, "snapshot", lambda: {"queued": 3, "running": 1, "failed": 2, 'x"}\n': 9})
-    assert _jobs(client) == {"queued": 3.0, "running": 1.0, "failed": 2.0}
+    for _ in range(3):
+        queue.enqueue("tests.count", {"n": 1})
+    running = queue.enqueue("tests.slow")
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.RUNNING)
+    failed = [queue.enqueue("tests.bug") for _ in range(2)]
+    Job.objects.filter(pk__in=[j.pk for j in failed]).update(status=Job.Status.FAILED)
+    done = queue.enqueue("tests.refuse")
+    Job.objects.filter(pk=done.pk).update(status=Job.Status.SUCCEEDED)
+    Job.objects.create(kind="gone.since_last_release", status=Job.Status.QUEUED)  # no longer registered
+    jobs = _jobs(client)
+    assert jobs[("tests.count", "queued")] == 3.0
+    assert jobs[("tests.slow", "running")] == 1.0
+    assert jobs[("tests.bug", "failed")] == 2.0
+    assert jobs[("other", "queued")] == 1.0 and not any("gone" in kind for kind, _ in jobs)
+    # Every registered kind shows every counted status, zeros included; succeeded is not counted.
+    assert jobs[("tests.refuse", "queued")] == 0.0 and ("tests.refuse", "succeeded") not in jobs
+    assert {status for _, status in jobs} == set(ops_metrics.COUNTED_JOB_STATUSES)
+    assert {kind for kind, _ in jobs} == set(all_kinds()) | {"other"}
+
+
+def test_the_queue_depth_costs_one_query(client, db, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        ops_metrics.job_counts()
 
 
 @pytest.mark.parametrize("broken", ["missing module", "missing function", "database down"])
-def test_metrics_still_answer_when_the_jobs_snapshot_cannot(client, db, monkeypatch, broken):
-    from rempart.jobs import stats
-
+def test_metrics_still_answer_when_the_job_table_cannot(client, db, monkeypatch, broken):
     if broken == "missing module":
-        monkeypatch.setitem(sys.modules, "rempart.jobs.stats", None)
+        monkeypatch.setitem(sys.modules, "rempart.jobs.models", None)
     elif broken == "missing function":
-        monkeypatch.delattr(stats, "snapshot")
+        from rempart.jobs import kinds
+
+        monkeypatch.delattr(kinds, "all_kinds")
     else:
 
         def down():
             raise OperationalError("connection refused")
 
-        monkeypatch.setattr(stats, "snapshot", down)
+        monkeypatch.setattr(ops_metrics, "job_counts", down)
     response = scrape(client)
     assert response.status_code == 200 and b"rempart_http_request_duration_seconds" in response.content
     assert _jobs(client) == {}
+
+
+# --- label values: closed sets
+
+
+def test_the_closed_sets_are_the_ledgers():
+    from rempart.ledger.models import Disclosure
+
+    assert set(Disclosure.Channel.values) == metrics.CHANNELS
+    assert set(Disclosure.Outcome.values) == metrics.OUTCOMES
+
+
+def test_an_answer_with_unknown_labels_is_counted_as_other():
+    before = sample("rempart_checks_total", channel="other", purpose="other", outcome="other")
+    metrics.record_answer("fax", "Purpose With Spaces 185057512345623", "maybe")
+    metrics.record_answers("fax", "x" * 200, ["maybe", "maybe"])
+    assert sample("rempart_checks_total", channel="other", purpose="other", outcome="other") == before + 3
 
 
 # --- several processes (gunicorn workers)

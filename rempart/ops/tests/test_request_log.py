@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from rempart.accounts import tokens
+from rempart.jobs.kinds import JobFailure, job_kind
 from rempart.lib import metrics
 from rempart.lib.redact import RedactingFilter
 from rempart.ops import request_log
@@ -264,6 +265,94 @@ def test_log_job_bounds_what_it_is_given(json_lines):
     (line,) = json_lines()
     assert (line["job_kind"], line["job_status"]) == ("other", "other")
     assert NIR not in json_lines.text()
+
+
+# --- one line per job, written by the real runner
+
+
+@job_kind("tests.ops_leaky_bug", label="Test: a bug whose message carries a NIR and an IBAN")
+def _leaky_bug(ctx) -> None:
+    raise RuntimeError(f"no beneficiary for NIR {NIR} (IBAN {IBAN})")
+
+
+@job_kind("tests.ops_leaky_refusal", label="Test: a refusal whose message carries a NIR")
+def _leaky_refusal(ctx) -> None:
+    raise JobFailure("bad_row", f"ligne 3 : NIR {NIR} inconnu")
+
+
+def _job_lines(lines: list[dict]) -> list[dict]:
+    return [line for line in lines if line["logger"] == "rempart.jobs.run"]
+
+
+@pytest.mark.parametrize("kind", ["tests.ops_leaky_bug", "tests.ops_leaky_refusal"])
+def test_a_job_failing_with_a_nir_in_its_message_logs_its_line_and_counts_without_it(db, json_lines, kind):
+    from rempart.jobs import queue
+    from rempart.jobs.inline import run_waiting
+    from rempart.jobs.models import Job
+
+    runs = _sample("rempart_job_runs_total", kind=kind, status="failed")
+    failures = _sample("rempart_job_failures_total", kind=kind)
+    job = queue.enqueue(kind)
+    assert run_waiting() == [(str(job.pk), "failed")]
+    (line,) = _job_lines(json_lines())
+    assert (line["job_kind"], line["job_id"], line["job_status"], line["attempts"]) == (
+        kind,
+        str(job.pk),
+        "failed",
+        1,
+    )
+    assert line["level"] == "WARNING" and line["duration_ms"] >= 0 and line["request_id"] == "-"
+    assert _sample("rempart_job_runs_total", kind=kind, status="failed") == runs + 1
+    assert _sample("rempart_job_failures_total", kind=kind) == failures + 1
+    text = json_lines.text()
+    assert NIR not in text and IBAN not in text
+    assert NIR not in Job.objects.get(pk=job.pk).failure_message  # nor on the job's page
+
+
+def test_a_succeeding_job_writes_one_info_line(db, json_lines):
+    from rempart.jobs import queue
+    from rempart.jobs.inline import run_waiting
+    from rempart.jobs.tests import sample_kinds  # noqa: F401 - registers the test kinds
+
+    before = _sample("rempart_job_duration_seconds_count", kind="tests.count")
+    queue.enqueue("tests.count", {"n": 2})
+    run_waiting()
+    (line,) = _job_lines(json_lines())
+    assert (line["job_status"], line["level"]) == ("succeeded", "INFO")
+    assert _sample("rempart_job_duration_seconds_count", kind="tests.count") == before + 1
+
+
+def test_a_job_of_an_unknown_kind_and_a_lost_one_are_lines_and_failures_too(db, json_lines):
+    import subprocess
+    import sys
+
+    from django.utils import timezone
+
+    from rempart.jobs import queue, runner
+    from rempart.jobs.models import Job
+    from rempart.jobs.tests import sample_kinds  # noqa: F401 - registers the test kinds
+    from rempart.lib.processes import this_host
+
+    unknown_before = _sample("rempart_job_failures_total", kind="other")
+    stale = Job.objects.create(kind="gone.since_last_release")  # queued before an upgrade removed its kind
+    assert runner.execute(str(stale.pk)) == "failed"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    lost = queue.enqueue("tests.slow")  # tests.slow allows 2 attempts: this is its last
+    Job.objects.filter(pk=lost.pk).update(
+        status=Job.Status.RUNNING, attempts=2, started_at=timezone.now(),
+        worker_host=this_host(), worker_pid=child.pid, worker_token="",
+    )  # fmt: skip
+    slow_before = _sample("rempart_job_failures_total", kind="tests.slow")
+    timed_before = _sample("rempart_job_duration_seconds_count", kind="tests.slow")
+    assert runner.sweep()["lost"] == 1
+    first, second = _job_lines(json_lines())
+    assert (first["job_kind"], first["job_status"]) == ("gone.since_last_release", "failed")  # as on its row
+    assert (second["job_kind"], second["job_status"], second["attempts"]) == ("tests.slow", "failed", 2)
+    assert "duration_ms" not in second and "worker lost" in second["message"]
+    assert _sample("rempart_job_failures_total", kind="other") == unknown_before + 1
+    assert _sample("rempart_job_failures_total", kind="tests.slow") == slow_before + 1
+    assert _sample("rempart_job_duration_seconds_count", kind="tests.slow") == timed_before  # nobody timed it
 
 
 # --- the configuration: JSON in production, redaction applied by the configured handler

@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from rempart.accounts.models import Role, SecurityEvent
+from rempart.accounts.tests.helpers import age_second_factor
 from rempart.jobs.inline import run_waiting
 from rempart.jobs.models import Job
-from rempart.accounts.tests.helpers import age_second_factor
 from rempart.payments import console_views
 from rempart.payments.models import FileDownload, PaymentRun
 from rempart.testing import login, make_user

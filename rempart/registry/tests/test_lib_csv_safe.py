@@ -91,6 +91,7 @@ CSV_FILES_ALLOWED = {
     "payments/demo.py": "writes the demo family's rights file for the import (machine input)",
     "accounting/management/commands/accounts.py": "writes the bytes accounting/trial_balance_files.py rendered with csv_safe",
     "registry/views.py": "stores an uploaded rights file as received; serves errors.csv written by rights_import",
+    "registry/jobs.py": "saves an uploaded rights or products file as received, for its import job",
     "authorizations/catalogue.py": "reads the LPP catalogue (the import-lpp command copies the file as given)",
 }
 MENTIONS_CSV = re.compile(r"\.csv\b|\bcsv\b|text/csv")

@@ -203,6 +203,7 @@ def test_the_api_offers_no_search_listing_or_export(client, db):
         ("/api/v1/claims/lots", "post"),
         ("/api/v1/claims/lots/{lot_number}/results.csv", "get"),
         ("/api/v1/claims/lots/{lot_number}/results", "get"),
+        ("/api/v1/claims/lots/jobs/{job_id}", "get"),  # the state of a large lot being adjudicated (its own)
         ("/api/v1/claims/{invoice_number}/credit-notes", "post"),
         # The organisation's own payments and their statements (invoice numbers and amounts, masked IBAN): a
         # listing of its own money, never of people.

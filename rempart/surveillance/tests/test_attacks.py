@@ -602,6 +602,16 @@ def test_a_member_of_another_organisation_reaches_nothing_of_the_optician(
         "/api/v1/insurer/statements/{number}/detail": ["get"],
         "/api/v1/insurer/statements/{number}/pdf": ["get"],  # the statement itself: no beneficiary in it
     }  # one patient (or one invoice, or one lot of the organisation's own invoices) at a time
+    # FHIR R4 (docs/fhir.md): the same two operations, one patient at a time, and the code systems they use.
+    assert {r for r in routes if r.startswith("fhir/")} == {
+        "fhir/r4/metadata",
+        "fhir/r4/CoverageEligibilityRequest/$submit",
+        "fhir/r4/Claim/$submit",
+        "fhir/r4/CodeSystem/<str:system_id>",
+        "fhir/r4/OperationDefinition/<str:name>",
+        "fhir/^(?P<rest>.*)$",  # anything else: a FHIR 404
+    }
+    assert other.get("/fhir/r4/Patient?identifier=1").status == 404
 
     # Nothing changed in organisation A, and nothing was disclosed to B.
     assert Membership.objects.get(pk=staff_membership.pk).role == "staff"

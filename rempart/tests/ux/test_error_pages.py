@@ -112,7 +112,10 @@ def test_the_demo_runs_without_debug_and_still_serves_static_files(monkeypatch):
     monkeypatch.setattr(dev, "rempart", lambda *args: None)
     monkeypatch.setattr(dev, "supervise", lambda *args, env=None: calls.append((args, env)), raising=False)
     monkeypatch.setattr(dev, "run", lambda *args, env=None, **kw: calls.append((args, env)))
+    monkeypatch.setattr(dev, "start_worker", lambda env: calls.append((("worker",), env)))
+    monkeypatch.setattr(dev, "stop_worker", lambda worker: None)
     dev.demo([])
+    assert (("worker",), calls[0][1]) in calls  # the demo runs its jobs in a worker beside the server
     (args, env), *_ = [c for c in calls if "runserver" in c[0]]
     assert env["REMPART_DEBUG"] in ("0", "", "false") and "--insecure" in args
     handler = RunServer().get_handler(use_static_handler=True, insecure_serving=True)

@@ -45,6 +45,9 @@ class Command(BaseCommand):
             schedule=not no_scheduler,
         ).start()
         self.stderr.write(f"rempart worker {worker_id}: {backend_path} queues={queues}")
+        from rempart.ops.worker_metrics import start_from_settings
+
+        metrics_server = start_from_settings()  # its own /metrics when REMPART_WORKER_METRICS_BIND is set
         try:
             if backend_path.endswith("DatabaseBackend"):
                 self._database_worker(worker_id, queues, interval, batch, max_jobs)
@@ -56,6 +59,9 @@ class Command(BaseCommand):
                 )
         finally:
             keeper.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
 
     def _database_worker(self, worker_id: str, queues: str, interval: float, batch: bool, max_jobs) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
