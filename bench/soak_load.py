@@ -10,6 +10,12 @@ of the server).
 Each answered request keeps its ledger reference (``reference`` in every 200 of the three endpoints); the
 orchestrator looks each one up in the database after the run. Nothing of the person is recorded here:
 the records hold the kind of request, the HTTP status, the outcome code and the reference.
+
+Error kinds (``Record.error``, see ``error_kind``): ``refused`` (nothing listens: connection refused),
+``reset`` (the server closed or reset the connection before answering), ``timeout`` (no answer within
+REQUEST_TIMEOUT), ``http_<status>:<code>`` for a JSON error body with its stable code (``http_503:unavailable``),
+``http_<status>:json`` for JSON without a code, ``http_<status>:html`` for any other body (an API must never
+answer that), ``bad_answer`` (a 2xx without JSON or without a reference) and ``client_overload``.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ class Record:
     sent: float = -1.0  # -1: never sent (client_overload)
     done: float = -1.0
     status: int = 0  # HTTP status; 0 when there was no HTTP answer
-    error: str = ""  # "" for a 2xx; http_<status> | connection | timeout | bad_answer | client_overload
+    error: str = ""  # "" for a 2xx; else one of the kinds of the module's docstring (error_kind)
     outcome: str = ""
     reference: str = ""
 
@@ -201,6 +207,28 @@ assert pec_bench.TOKEN_SCOPES == ["pec:write"]  # the same quote as bench/pec.py
 # ---------------------------------------------------------------------------------------------- sending
 
 
+def exception_kind(exc: BaseException) -> str:
+    """What a request that got no HTTP answer met: refused, reset (closed before answering) or timeout."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    return "reset"  # ConnectionResetError, BrokenPipeError, RemoteDisconnected, a truncated answer, …
+
+
+def error_kind(status: int, raw: bytes) -> tuple[str, str]:
+    """(kind, code) of a non-2xx answer: ``http_503:unavailable`` for a JSON body with its code, else
+    ``http_<status>:json`` or ``http_<status>:html`` (anything that is not a JSON object)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return f"http_{status}:html", ""
+    code = str(body.get("code") or "")[:40]
+    return f"http_{status}:{code or 'json'}", code
+
+
 def _post(port: int, path: str, body: bytes, token: str) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:
@@ -260,21 +288,14 @@ class Load:
             record.sent = self.now()
             try:
                 status, raw = _post(self.port, PATHS[record.kind], data, self.token)
-            except TimeoutError:  # socket.timeout is TimeoutError
-                record.error = "timeout"
-                return
-            except (ConnectionError, http.client.HTTPException, OSError):
-                record.error = "connection"
+            except (http.client.HTTPException, OSError) as exc:  # socket.timeout is TimeoutError, an OSError
+                record.error = exception_kind(exc)
                 return
             finally:
                 record.done = self.now()
             record.status = status
             if not 200 <= status < 300:
-                record.error = f"http_{status}"
-                try:
-                    record.outcome = str(json.loads(raw).get("code") or "")[:40]
-                except ValueError:
-                    pass
+                record.error, record.outcome = error_kind(status, raw)
                 return
             try:
                 answer = json.loads(raw)

@@ -1,7 +1,8 @@
-"""The soak test's figures and report: series per second, disturbance after each fault, memory, plot, files.
+"""The soak test's rules and report: fault windows, error accounting, ledger accounting, memory, plot, files.
 
-Pure functions over the client's records (bench/soak_load.Record) and the memory samples, so that the rules
-(what a disturbance is, what a memory bound is) are tested without a server (rempart/ops/tests/test_soak_smoke.py).
+Pure functions over the client's records (bench/soak_load.Record), the ledger rows found for them and the memory
+samples, so that every rule that decides the verdict (what a fault window is, which errors a restart may cost,
+what a lost ledger row is, what a memory bound is) is tested without a server (rempart/ops/tests/test_soak_smoke.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ import json
 import math
 from pathlib import Path
 
-QUIET_SECONDS = 5.0  # a disturbance ends with the first window this long where every request was answered
+QUIET_SECONDS = 5.0  # a fault's window ends with the first stretch this long where every request was answered
 MEMORY_BOUND_SHARE = 0.20  # growth allowed after the warm-up: the larger of 20 % ...
 MEMORY_BOUND_BYTES = 50 * 1024 * 1024  # ... and 50 MB
 MB = 1024 * 1024
+# What a request may meet while PostgreSQL or Redis restarts: the API's JSON 503, no answer in time, a connection
+# closed or refused, or the client's own cap. Anything else (a 500, an HTML page, another 4xx/5xx, a 2xx without
+# its reference) is a defect wherever it happens, and any error at all outside a fault's window is one too.
+RESTART_ERRORS = frozenset({"http_503:unavailable", "timeout", "reset", "refused", "client_overload"})
+# The gate's purpose that each endpoint's ledger row must carry.
+PURPOSES = {"rights": "rights_check", "pec": "pec", "claim": "claim"}
+# Process groups whose memory is bounded on PSS rather than RSS: a PostgreSQL backend's RSS counts every page of
+# shared buffers it has touched, so their sum grows with the pages read, not with a leak.
+PSS_GROUPS = ("postgres primary", "postgres replica")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -40,7 +50,7 @@ def series(records, seconds: float, latency_window: float = 5.0) -> list[dict]:
     ]
     latencies: list[list[float]] = [[] for _ in range(width)]
     for r in records:
-        t = min(width - 1, int(r.due))
+        t = min(width - 1, max(0, int(r.due)))
         rows[t]["offered"] += 1
         if r.error:
             rows[t]["errors"] += 1
@@ -57,62 +67,160 @@ def series(records, seconds: float, latency_window: float = 5.0) -> list[dict]:
     return rows
 
 
-def disturbance(records, mark: float, quiet: float = QUIET_SECONDS) -> dict:
-    """After a fault at `mark`: seconds until the first `quiet` s window (by due time) without any error.
+# ---------------------------------------------------------------------------------------------- faults
 
-    The window starts at the first request due after the last error that precedes it (or at the mark when no
-    error followed it). ``seconds`` is None when no such window was seen before the end of the run.
+
+def _met_fault(r, mark: float) -> bool:
+    """The request was due after the fault began, or was still out when it began (its answer came after)."""
+    return r.due >= mark or r.done >= mark
+
+
+def disturbance(records, mark: float, quiet: float = QUIET_SECONDS, until: float = math.inf) -> dict:
+    """After a fault at `mark`: how long until the first `quiet` s stretch (by due time) without any error.
+
+    The fault's window holds the requests that met the fault (due after `mark`, or out when it began) and were due
+    before the quiet stretch began; `until` (the next fault) bounds the search. ``seconds`` is None when no quiet
+    stretch came before `until` or the end of the run; the window then runs to `until`. ``members`` are the
+    window's request numbers, so that errors outside every window can be found.
     """
-    after = sorted((r for r in records if r.due >= mark), key=lambda r: r.due)
+    after = sorted((r for r in records if _met_fault(r, mark) and r.due < until), key=lambda r: r.due)
+    if not after:
+        return {"seconds": None, "end": until, "errors": 0, "error_kinds": {}, "max_latency_ms": 0.0,
+                "members": set()}  # fmt: skip
     dues = [r.due for r in after]
     error_dues = [r.due for r in after if r.error]
-    if not after:
-        return {"seconds": None, "errors": 0, "max_latency_ms": 0.0}
-    candidates = [after[0].due] + [
+    candidates = [max(mark, after[0].due)] + [
         dues[i] for i in (bisect.bisect_right(dues, e) for e in error_dues) if i < len(dues)
     ]
-    end = dues[-1]
+    last = dues[-1]
     found = None
     for start in candidates:
         following = bisect.bisect_left(error_dues, start)
         next_error = error_dues[following] if following < len(error_dues) else math.inf
-        if next_error >= start + quiet and end >= start + quiet - 1.0:
+        if next_error >= start + quiet and last >= start + quiet - 1.0:
             found = start
             break
-    until = found if found is not None else math.inf
-    in_window = [r for r in after if r.due < until]
-    slow = [r.latency for r in after if r.due < (found or end) + quiet and r.done >= 0]
+    end = found if found is not None else until
+    in_window = [r for r in after if r.due < end]
+    slow = [
+        r.latency for r in after if r.due < (found if found is not None else last) + quiet and r.done >= 0
+    ]
     return {
         "seconds": None if found is None else round(max(0.0, found - mark), 2),
+        "end": end,
         "errors": sum(1 for r in in_window if r.error),
         "error_kinds": error_kinds(in_window),
         "max_latency_ms": round(max(slow, default=0.0) * 1000, 1),
+        "members": {r.n for r in in_window},
     }
 
 
-def memory_table(samples: dict[str, list[tuple[float, int]]], warmup: float) -> list[dict]:
-    """Per process group: memory after the warm-up, at the end (median of the last 3 samples), the bound, a verdict."""
+def fault_table(
+    records, marks: list[dict], quiet: float = QUIET_SECONDS
+) -> tuple[list[dict], dict[str, int]]:
+    """Each fault with its disturbance, and the errors (by kind) that fall in no fault's window."""
+    ordered = sorted(marks, key=lambda m: m["at"])
+    faults, inside = [], set()
+    for i, mark in enumerate(ordered):
+        until = ordered[i + 1]["at"] if i + 1 < len(ordered) else math.inf
+        found = disturbance(records, mark["at"], quiet, until)
+        inside |= found.pop("members")
+        faults.append({**mark, **found})
+    outside = error_kinds(r for r in records if r.error and r.n not in inside)
+    return faults, outside
+
+
+# ---------------------------------------------------------------------------------------------- ledger
+
+
+def ledger_accounting(records, rows: dict[str, list[tuple[str, int | None]]], token_rows: int,
+                      token_id: int | None) -> dict:  # fmt: skip
+    """Match every answered request with its ledger row.
+
+    ``rows``: for each reference that was looked up, the (purpose, token id) of every ledger row carrying it.
+    ``token_rows``: every ledger row the soak's token wrote (answered or not).
+
+    A request is *found* when exactly its reference has a row of the soak's token with the purpose of its endpoint;
+    *lost* when no row carries the reference; *mismatched* when rows carry it but none with that token and purpose.
+    A reference answered twice, or carried by several rows, is a *duplicate*. The token's rows not matched by any
+    answer are *unanswered rows*: requests recorded whose answer never reached the client (a 503 or a timeout after
+    the commit); there can be no more of them than requests sent and not answered.
+    """
+    answered = [r for r in records if r.answered]
+    references = collections.Counter(r.reference for r in answered)
+    lost, mismatched, found = [], [], 0
+    for r in answered:
+        carried = rows.get(r.reference, [])
+        if not carried:
+            lost.append(r.reference)
+        elif (PURPOSES.get(r.kind), token_id) in carried:
+            found += 1
+        else:
+            mismatched.append(r.reference)
+    duplicates = sorted(
+        {ref for ref, n in references.items() if n > 1} | {ref for ref, c in rows.items() if len(c) > 1}
+    )
+    matched_rows = sum(1 for ref in references for purpose, tok in rows.get(ref, []) if tok == token_id)
+    unanswered_possible = sum(1 for r in records if r.sent >= 0 and not r.answered)
+    unanswered_rows = token_rows - matched_rows
+    return {
+        "answered": len(answered),
+        "found": found,
+        "lost": len(lost),
+        "mismatched": len(mismatched),
+        "duplicates": len(duplicates),
+        "token_rows": token_rows,
+        "unanswered_rows": unanswered_rows,
+        "unanswered_possible": unanswered_possible,
+        "missing": sorted(lost)[:1000],
+        "mismatched_references": sorted(mismatched)[:1000],
+        "duplicate_references": duplicates[:1000],
+        "ok": not lost
+        and not mismatched
+        and not duplicates
+        and 0 <= unanswered_rows <= unanswered_possible
+        and found == len(answered),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def memory_table(samples: dict[str, list[tuple]], warmup: float) -> list[dict]:
+    """Per process group: memory after the warm-up, at the end (median of the last 3 samples), peak, bound, verdict.
+
+    A sample is (t, rss_bytes, pss_bytes, processes). The bound is on RSS, or on PSS for the PSS_GROUPS; it is
+    the larger of MEMORY_BOUND_BYTES and MEMORY_BOUND_SHARE of the value after the warm-up.
+    """
     rows = []
     for group, points in sorted(samples.items()):
-        points = [(t, v) for t, v in points if v > 0]
+        points = [p for p in points if p[1] > 0]
         if not points:
             continue
-        settled = [v for t, v in points if t >= warmup] or [points[-1][1]]
-        start = settled[0]
-        tail = sorted(v for _t, v in points[-3:])
-        end = tail[len(tail) // 2]
+        measure = 2 if group in PSS_GROUPS else 1
+        settled = [p for p in points if p[0] >= warmup] or [points[-1]]
+        first = settled[0]
+        tail = sorted(points[-3:], key=lambda p: p[measure])
+        last = tail[len(tail) // 2]
+        start, end = first[measure], last[measure]
         allowed = max(MEMORY_BOUND_BYTES, int(start * MEMORY_BOUND_SHARE))
         rows.append({
-            "group": group, "start_mb": round(start / MB, 1), "end_mb": round(end / MB, 1),
-            "peak_mb": round(max(v for _t, v in points) / MB, 1),
+            "group": group, "measure": "PSS" if measure == 2 else "RSS",
+            "processes": f"{first[3]} → {points[-1][3]}",
+            "start_rss_mb": round(first[1] / MB, 1), "end_rss_mb": round(last[1] / MB, 1),
+            "start_pss_mb": round(first[2] / MB, 1), "end_pss_mb": round(last[2] / MB, 1),
+            "start_mb": round(start / MB, 1), "end_mb": round(end / MB, 1),
+            "peak_mb": round(max(p[measure] for p in points) / MB, 1),
             "growth_mb": round((end - start) / MB, 1), "bound_mb": round(allowed / MB, 1),
             "ok": end - start <= allowed,
         })  # fmt: skip
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- summary
+
+
 def summarise(records, seconds: float, marks: list[dict], samples: dict, warmup: float) -> dict:
-    sent = [r for r in records if r.sent >= 0]
     ok = [r for r in records if not r.error]
     lat = [r.latency for r in ok]
     by_kind = {}
@@ -124,14 +232,14 @@ def summarise(records, seconds: float, marks: list[dict], samples: dict, warmup:
             "p50_ms": round(percentile(good, 0.5) * 1000, 1), "p99_ms": round(percentile(good, 0.99) * 1000, 1),
             "outcomes": dict(sorted(collections.Counter(r.outcome for r in mine if not r.error).items())),
         }  # fmt: skip
-    faults = []
-    for mark in marks:
-        faults.append({**mark, **disturbance(records, mark["at"])})
+    faults, outside = fault_table(records, marks)
     return {
         "offered": len(records),
-        "sent": len(sent),
+        "sent": sum(1 for r in records if r.sent >= 0),
         "answered": len(ok),
         "errors": error_kinds(records),
+        "errors_outside_faults": outside,
+        "defects": {k: v for k, v in error_kinds(records).items() if k not in RESTART_ERRORS},
         "throughput_rps": round(len(ok) / seconds, 2) if seconds else 0.0,
         "p50_ms": round(percentile(lat, 0.5) * 1000, 1),
         "p99_ms": round(percentile(lat, 0.99) * 1000, 1),
@@ -144,6 +252,51 @@ def summarise(records, seconds: float, marks: list[dict], samples: dict, warmup:
     }
 
 
+def problems(summary: dict) -> list[str]:
+    """Everything that makes the run fail (exit 1); an empty list is a pass."""
+    found = []
+    ledger = summary.get("ledger") or {}
+    if not summary.get("answered"):
+        found.append("no request was answered")
+    if ledger.get("lost"):
+        found.append(f"{ledger['lost']} answered requests without a ledger row")
+    if ledger.get("mismatched"):
+        found.append(
+            f"{ledger['mismatched']} answered requests whose ledger row has another purpose or token"
+        )
+    if ledger.get("duplicates"):
+        found.append(f"{ledger['duplicates']} references answered or recorded more than once")
+    if ledger and ledger.get("found") != ledger.get("answered"):
+        found.append(f"ledger rows found for {ledger.get('found')} of {ledger.get('answered')} answers")
+    if ledger and not 0 <= ledger.get("unanswered_rows", 0) <= ledger.get("unanswered_possible", 0):
+        found.append(f"{ledger['unanswered_rows']} ledger rows of the token match no answer, "
+                     f"more than the {ledger['unanswered_possible']} requests left unanswered")  # fmt: skip
+    if "replica_found" in ledger and ledger["replica_found"] != ledger.get("answered"):
+        found.append(f"the replica has {ledger['replica_found']} of the {ledger['answered']} answered rows")
+    for name, check in summary.get("checks", {}).items():
+        if check.get("exit"):
+            found.append(f"{name} exited {check['exit']}")
+    for kind, n in summary.get("defects", {}).items():
+        found.append(f"{n} × {kind} (not what a restart may cost)")
+    for kind, n in summary.get("errors_outside_faults", {}).items():
+        found.append(f"{n} × {kind} outside the fault windows")
+    for fault in summary.get("faults", []):
+        if "failure" in fault:
+            found.append(f"{fault['label']} failed: {fault['failure']}")
+        elif fault.get("seconds") is None:
+            found.append(f"no recovery after the {fault['label']}")
+    for m in summary.get("memory", []):
+        if not m["ok"]:
+            found.append(f"memory of {m['group']} grew {m['growth_mb']:.0f} MB ({m['measure']}), "
+                         f"past its bound of {m['bound_mb']:.0f} MB")  # fmt: skip
+    for e in summary.get("exits", []):
+        found.append(f"{e['process']} exited ({e['code']}) at {e['at']:.0f} s")
+    probe = summary.get("job_probe")
+    if probe is not None and probe.get("status") != "succeeded":
+        found.append(f"the worker did not run a job after the restarts ({probe.get('status')})")
+    return found
+
+
 # ---------------------------------------------------------------------------------------------- files
 
 
@@ -154,16 +307,19 @@ def plot(path: Path, rows: list[dict], marks: list[dict], title: str) -> None:
     import matplotlib.pyplot as plt
 
     t = [row["t"] for row in rows]
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
     ax1.plot(t, [row["offered"] for row in rows], color="0.6", lw=0.8, label="offered /s")
-    ax1.plot(t, [row["answered"] for row in rows], color="tab:blue", lw=1.0, label="answered /s")
+    ax1.plot(t, [row["answered"] for row in rows], color="tab:blue", lw=0.9, label="answered /s")
     ax1.set_ylabel("requests / s")
-    ax1.legend(loc="upper right", fontsize=8)
-    ax2.plot(t, [row["p50_ms"] for row in rows], color="tab:green", lw=1.0, label="p50 (5 s window)")
-    ax2.plot(t, [row["p99_ms"] for row in rows], color="tab:red", lw=1.0, label="p99 (5 s window)")
+    ax1.set_ylim(bottom=0)
+    ax1.legend(loc="lower left", fontsize=8)
+    ax2.plot(
+        t, [max(row["p50_ms"], 0.1) for row in rows], color="tab:green", lw=0.9, label="p50 (5 s window)"
+    )
+    ax2.plot(t, [max(row["p99_ms"], 0.1) for row in rows], color="tab:red", lw=0.9, label="p99 (5 s window)")
     ax2.set_yscale("log")
     ax2.set_ylabel("latency (ms, log)")
-    ax2.legend(loc="upper right", fontsize=8)
+    ax2.legend(loc="upper left", fontsize=8)
     kinds = sorted({k for row in rows for k in row["kinds"]})
     bottom = [0] * len(rows)
     for kind in kinds:
@@ -173,15 +329,17 @@ def plot(path: Path, rows: list[dict], marks: list[dict], title: str) -> None:
     ax3.set_ylabel("errors / s")
     ax3.set_xlabel("seconds since the start of the load")
     if kinds:
-        ax3.legend(loc="upper right", fontsize=8)
+        ax3.legend(loc="upper left", fontsize=8)
+    else:
+        ax3.text(0.5, 0.5, "no error", transform=ax3.transAxes, ha="center", va="center", color="0.5")
     for mark in marks:
         for ax in (ax1, ax2, ax3):
             ax.axvline(mark["at"], color="black", ls="--", lw=0.9)
         ax1.annotate(mark["label"], (mark["at"], ax1.get_ylim()[1]), fontsize=8, ha="left", va="top",
                      xytext=(3, -3), textcoords="offset points")  # fmt: skip
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -195,6 +353,10 @@ def write_series(path: Path, rows: list[dict]) -> None:
                              f"{row['p99_ms']:.1f}", *(row["kinds"].get(k, 0) for k in kinds)])  # fmt: skip
 
 
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
 def table_rows(summary: dict) -> list[tuple[str, str]]:
     """The report's table as (item, value) pairs: report.md and report.csv show the same thing."""
     rows = [
@@ -204,31 +366,49 @@ def table_rows(summary: dict) -> list[tuple[str, str]]:
         ("throughput answered", f"{summary['throughput_rps']:.1f}/s"),
         ("latency p50 / p99 / max (from the due time)",
          f"{summary['p50_ms']:.1f} / {summary['p99_ms']:.1f} / {summary['max_ms']:.1f} ms"),
+        ("errors by kind", _kinds(summary["errors"])),
+        *([("warm-up before the figures: answered / offered, errors",
+            f"{w['answered']:,} / {w['offered']:,}, {_kinds(w['errors'])}")] if (w := summary.get("warmup")) else []),
+        ("errors outside the fault windows", _kinds(summary.get("errors_outside_faults", {}))),
+        ("errors no restart excuses (500, HTML, other codes)", _kinds(summary.get("defects", {}))),
     ]  # fmt: skip
-    errors = summary["errors"]
-    rows.append(("errors by kind", ", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none"))
     for kind, k in summary["by_kind"].items():
         rows.append((f"{kind}: answered / offered, p50 / p99",
                      f"{k['answered']:,} / {k['offered']:,}, {k['p50_ms']:.1f} / {k['p99_ms']:.1f} ms"))  # fmt: skip
     for fault in summary["faults"]:
-        took = "not recovered before the end" if fault["seconds"] is None else f"{fault['seconds']:.1f} s"
-        kinds = ", ".join(f"{k} {v}" for k, v in fault.get("error_kinds", {}).items()) or "no error"
-        rows.append((f"{fault['label']} at {fault['at']:.0f} s (restart took {fault['took']:.1f} s): disturbance",
-                     f"{took} ({kinds}; slowest answer {fault['max_latency_ms']:.0f} ms)"))  # fmt: skip
+        took = (
+            "no recovery before the next fault or the end"
+            if fault["seconds"] is None
+            else f"{fault['seconds']:.1f} s"
+        )
+        extra = f"; {fault['note']}" if fault.get("note") else ""
+        rows.append((f"{fault['label']} at {fault['at']:.0f} s (the restart took {fault['took']:.1f} s): errors for",
+                     f"{took}: {fault['errors']:,} errors ({_kinds(fault.get('error_kinds', {}))}); "
+                     f"slowest answer {fault['max_latency_ms']:.0f} ms{extra}"))  # fmt: skip
     ledger = summary.get("ledger", {})
     if ledger:
-        rows.append(("ledger rows for answered requests (primary)",
-                     f"{ledger['found']:,} / {ledger['answered']:,} — lost {ledger['lost']:,}"))  # fmt: skip
+        rows.append(("ledger rows for answered requests (primary; reference, token and purpose matched)",
+                     f"{ledger['found']:,} / {ledger['answered']:,} — lost {ledger['lost']:,}, "
+                     f"mismatched {ledger['mismatched']:,}, duplicates {ledger['duplicates']:,}"))  # fmt: skip
+        rows.append(("ledger rows of the token without an answer (recorded, answer lost)",
+                     f"{ledger['unanswered_rows']:,} (at most {ledger['unanswered_possible']:,}: "
+                     "requests sent and not answered)"))  # fmt: skip
         if "replica_found" in ledger:
             rows.append(
                 ("the same rows on the replica", f"{ledger['replica_found']:,} / {ledger['answered']:,}")
             )
     for name, check in summary.get("checks", {}).items():
-        rows.append((name, f"exit {check['exit']} — {check['last_line']}"))
+        rows.append((name, f"exit {check['exit']} ({check['seconds']:.0f} s) — {check['last_line']}"))
+    probe = summary.get("job_probe")
+    if probe is not None:
+        rows.append(("a job queued after the restarts (`ledger.verify`)",
+                     f"{probe.get('status')} in {probe.get('seconds', 0):.1f} s; workers alive: "
+                     f"{probe.get('workers_alive', '?')}"))  # fmt: skip
     for m in summary["memory"]:
-        rows.append((f"memory {m['group']} (PSS)",
-                     f"{m['start_mb']:.0f} → {m['end_mb']:.0f} MB (peak {m['peak_mb']:.0f}, bound +{m['bound_mb']:.0f} MB)"
-                     f" {'ok' if m['ok'] else 'EXCEEDED'}"))  # fmt: skip
+        rows.append((f"memory {m['group']} ({m['processes']} processes; bound on {m['measure']})",
+                     f"RSS {m['start_rss_mb']:.0f} → {m['end_rss_mb']:.0f} MB, PSS {m['start_pss_mb']:.0f} → "
+                     f"{m['end_pss_mb']:.0f} MB; growth {m['growth_mb']:+.0f} MB (peak {m['peak_mb']:.0f}, "
+                     f"bound +{m['bound_mb']:.0f} MB) {'ok' if m['ok'] else 'EXCEEDED'}"))  # fmt: skip
     for e in summary.get("exits", []):
         rows.append((f"{e['process']} exited unasked", f"code {e['code']} at {e['at']:.0f} s (restarted)"))
     rows.append(("verdict", summary.get("verdict", "")))
@@ -254,10 +434,14 @@ def write_files(out: Path, summary: dict, rows: list[dict], header: list[str]) -
         "|---|---|",
     ]
     lines += [f"| {item} | {value} |" for item, value in pairs]
-    missing = summary.get("ledger", {}).get("missing", [])
-    if missing:
-        lines += ["", f"Answered requests without a ledger row ({len(missing)}):", ""]
-        lines += [f"- {ref}" for ref in missing[:200]]
+    ledger = summary.get("ledger", {})
+    for title, key in (("without a ledger row", "missing"), ("with another purpose or token", "mismatched_references"),
+                       ("answered or recorded more than once", "duplicate_references")):  # fmt: skip
+        if ledger.get(key):
+            lines += ["", f"Answered requests {title} ({len(ledger[key])}):", ""]
+            lines += [f"- {ref}" for ref in ledger[key][:200]]
+    if summary.get("problems"):
+        lines += ["", "Problems:", "", *(f"- {p}" for p in summary["problems"])]
     lines += ["", "Files: `requests.csv` (one line per request: kind, due/sent/done times, status, error kind, "
               "outcome, ledger reference), `timeseries.csv` (per second), `memory.csv` (samples), `summary.json`, "
               "`logs/`.", ""]  # fmt: skip

@@ -184,7 +184,7 @@ def people_of(criteria: ScopeCriteria, archive: archive_read.Archive | None) -> 
     )
     if archive is not None:
         insurers, beneficiaries = archive_read.scope_people(archive, criteria)
-        people.update(zip(insurers.tolist(), beneficiaries.tolist(), strict=True))
+        people.update(zip(insurers, beneficiaries, strict=True))
     return people
 
 
@@ -230,6 +230,7 @@ def summarise(criteria: ScopeCriteria) -> ScopeSummary:
 
 def _add_archived(summary: ScopeSummary, criteria: ScopeCriteria, archive: archive_read.Archive) -> None:
     """Add the archived rows' totals; people counted once across both (a person seen before and after)."""
+    live_people = summary.people
     archived_totals = archive_read.scope_totals(archive, criteria)
     for insurer_id, (disclosures, misses) in archived_totals.items():
         summary.misses += misses
@@ -239,9 +240,12 @@ def _add_archived(summary: ScopeSummary, criteria: ScopeCriteria, archive: archi
             summary.disclosures += disclosures
     if not any(d for d, _m in archived_totals.values()):
         return
-    people: dict[int, int] = {}
-    for insurer_id, _beneficiary in people_of(criteria, archive):
-        people[insurer_id] = people.get(insurer_id, 0) + 1
+    if live_people:  # a person may be in both: the pairs are counted once, in Python
+        people: dict[int, int] = {}
+        for insurer_id, _beneficiary in people_of(criteria, archive):
+            people[insurer_id] = people.get(insurer_id, 0) + 1
+    else:  # the archive alone: counted in DuckDB
+        people = archive_read.scope_people_counts(archive, criteria)
     for insurer_id, totals in summary.per_insurer.items():
         totals.people = people.get(insurer_id, 0)
     summary.people = sum(people.values())

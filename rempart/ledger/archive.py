@@ -34,8 +34,10 @@ from rempart.ledger.archive_manifest import ArchiveError
 from rempart.ledger.models import Disclosure
 from rempart.ledger.partitions import partition_name
 
-READ_COLUMNS = tuple(name for name in am.SCHEMA.names if name != "ip_key")
+# The columns read from the database: the chain file's, with prev_hash (checked, then left to the manifest).
+READ_COLUMNS = ("prev_hash", *am.SCHEMA.names)
 Progress = Callable[[int, int], None]
+COPY_MEMORY = "2GB"  # DuckDB's memory for sorting a month into its scope copies (it spills beyond)
 
 
 @dataclass
@@ -67,12 +69,12 @@ def bounds(month: dt.date) -> tuple[dt.datetime, dt.datetime]:
 # --- files
 
 
-def segment_entry(table: pa.Table) -> dict:
-    """A file's manifest entry from its rows in seq order (one chain): endpoints and checkpoints."""
+def segment_entry(table: pa.Table, first_prev_hash: bytes) -> dict:
+    """A chain file's manifest entry from its rows in seq order (one chain): endpoints and checkpoints."""
     seqs = table.column("seq").to_pylist()
     hashes = table.column("row_hash")
     checkpoints = [
-        [seqs[i], bytes(hashes[i].as_py()).hex()]
+        [seqs[i], hashes[i].as_py().hex()]
         for i in range(am.CHECKPOINT_EVERY - 1, len(seqs) - 1, am.CHECKPOINT_EVERY)
     ]
     created = table.column("created_at")
@@ -80,39 +82,100 @@ def segment_entry(table: pa.Table) -> dict:
         "chain": int(table.column("chain")[0].as_py()),
         "rows": table.num_rows,
         "first_seq": seqs[0],
-        "first_prev_hash": bytes(table.column("prev_hash")[0].as_py()).hex(),
+        "first_prev_hash": bytes(first_prev_hash).hex(),
         "last_seq": seqs[-1],
-        "last_hash": bytes(hashes[-1].as_py()).hex(),
+        "last_hash": hashes[-1].as_py().hex(),
         "min_created_at": pc.min(created).as_py().isoformat(),
         "max_created_at": pc.max(created).as_py().isoformat(),
         "checkpoints": checkpoints,
     }
 
 
-def sort_order(table: pa.Table) -> pa.Array:
-    """Row order of a file: SORT_KEY ascending, nulls last (per key on pyarrow ≥ 25, as one option before)."""
-    try:
-        keys = [(key, "ascending", "at_end") for key in am.SORT_KEY]
-        return pc.sort_indices(table, sort_keys=keys)
-    except (TypeError, ValueError, pa.ArrowInvalid):
-        keys = [(key, "ascending") for key in am.SORT_KEY]
-        return pc.sort_indices(table, sort_keys=keys, null_placement="at_end")
+def ip_keys(addresses: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """ip_key of each address, computed once per distinct address (a file holds few)."""
+    encoded = pc.dictionary_encode(addresses)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    keys = pa.array([am.ip_key(a) for a in encoded.dictionary.to_pylist()], pa.binary())
+    return keys.take(encoded.indices)
 
 
-def write_segment(directory: Path, name: str, table: pa.Table) -> dict:
-    """Write one chain segment (rows given in seq order) sorted for scopes; fsynced. Returns its manifest entry."""
-    entry = segment_entry(table)
-    order = sort_order(table)
+def write_segment(directory: Path, name: str, table: pa.Table, first_prev_hash: bytes) -> dict:
+    """Write one chain segment (rows in seq order, am.SCHEMA; ``first_prev_hash``: what its first row links to) as
+    it is, fsynced, and stage its scope columns for the month's copies. Returns its manifest entry."""
+    entry = segment_entry(table, first_prev_hash)
     path = directory / name
     pq.write_table(
-        table.take(order), path, row_group_size=am.ROW_GROUP_ROWS, compression="zstd", write_statistics=True
+        table,
+        path,
+        row_group_size=am.ROW_GROUP_ROWS,
+        compression="zstd",
+        write_statistics=True,
+        use_dictionary=[
+            n for n in am.SCHEMA.names if n not in am.DELTA_COLUMNS and n not in am.PLAIN_COLUMNS
+        ],
+        column_encoding={**dict.fromkeys(am.DELTA_COLUMNS, "DELTA_BINARY_PACKED"), **am.PLAIN_COLUMNS},
+        dictionary_pagesize_limit=64 << 20,
     )
     am.fsync_path(path)
+    stage = directory / am.STAGE
+    stage.mkdir(exist_ok=True)
+    columns = {
+        n: ip_keys(table.column("ip_address")) if n == "ip_key" else table.column(n)
+        for n in am.SCOPE_SCHEMA.names
+    }
+    pq.write_table(pa.table(columns, schema=am.SCOPE_SCHEMA), stage / name, compression="zstd")
     return {"name": name, "bytes": path.stat().st_size, "sha256": am.sha256_of(path), **entry}
 
 
+def _enum(db, source: str, column: str) -> str:
+    """A DuckDB ENUM of a low-cardinality text column (sorted as small integers, written back as text), or the
+    column as it is when it has too many values."""
+    sql = f"SELECT DISTINCT {column} FROM {source} WHERE {column} IS NOT NULL LIMIT 10001"  # noqa: S608
+    values = sorted(v for (v,) in db.execute(sql).fetchall())
+    if not values or len(values) > 10_000:
+        return column
+    members = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"CAST({column} AS ENUM({members})) AS {column}"
+
+
+def write_scope_copies(directory: Path) -> dict[str, dict]:
+    """Sort the month's staged rows into its scope copies (DuckDB: bounded memory, spills to the scratch
+    directory), fsynced; the stage is removed. Returns the copies' manifest entries."""
+    stage = directory / am.STAGE
+    db = archive_read.connect()
+    db.execute(f"SET memory_limit = '{COPY_MEMORY}'")
+    db.execute("SET temp_directory = ?", [str(stage / "spill")])
+    db.execute("SET preserve_insertion_order = false")
+    source = f"read_parquet({archive_read._quoted(sorted(stage.glob('*.parquet')))})"
+    enums = {n: _enum(db, source, n) for n in ("channel", "purpose", "outcome", "fields")}
+    entries = {}
+    try:
+        for copy, keys in am.SCOPE_COPIES.items():
+            select = ", ".join(enums.get(n, n) for n in am.SCOPE_COPY_COLUMNS[copy])
+            path = directory / am.scope_file(copy)
+            order = ", ".join(f"{k} ASC NULLS LAST" for k in keys)
+            db.execute(
+                f"COPY (SELECT {select} FROM {source} ORDER BY {order}) TO '{archive_read.quote_path(path)}' "  # noqa: S608
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {am.SCOPE_ROW_GROUP_ROWS}, PARQUET_VERSION V2)"
+            )
+            am.fsync_path(path)
+            rows = pq.ParquetFile(path).metadata.num_rows
+            entries[copy] = {"name": path.name, "bytes": path.stat().st_size, "sha256": am.sha256_of(path),
+                             "rows": rows, "sort": list(keys)}  # fmt: skip
+    finally:
+        db.close()
+    shutil.rmtree(stage)
+    return entries
+
+
 def write_manifest(
-    directory: Path, month: str, start: dt.datetime, end: dt.datetime, entries: list[dict]
+    directory: Path,
+    month: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    entries: list[dict],
+    scope_entries: dict[str, dict],
 ) -> dict:
     document = am.sign(
         {
@@ -121,9 +184,11 @@ def write_manifest(
             "to": end.isoformat(),
             "archived_at": timezone.now().astimezone(dt.UTC).isoformat(),
             "rows": sum(e["rows"] for e in entries),
-            "sort": list(am.SORT_KEY),
+            "sort": ["seq"],
             "row_group_rows": am.ROW_GROUP_ROWS,
             "files": entries,
+            "scope_files": scope_entries,
+            "scope_row_group_rows": am.SCOPE_ROW_GROUP_ROWS,
         }
     )
     path = directory / am.MANIFEST
@@ -133,58 +198,66 @@ def write_manifest(
     return document
 
 
-def _batch(rows: list[tuple]) -> pa.RecordBatch:
-    columns = {name: [] for name in am.SCHEMA.names}
+def _table(rows: list[tuple]) -> tuple[pa.Table, bytes]:
+    """Database rows (READ_COLUMNS) as a chain file's table, and the first row's prev_hash. Each row's prev_hash
+    must be the row before's row_hash: the file keeps only the first one (in the manifest)."""
+    columns = {name: [] for name in READ_COLUMNS}
     for values in rows:
         for name, value in zip(READ_COLUMNS, values, strict=True):
-            if isinstance(value, memoryview):
-                value = bytes(value)
-            columns[name].append(value)
-        columns["ip_key"].append(am.ip_key(values[READ_COLUMNS.index("ip_address")]))
+            columns[name].append(bytes(value) if isinstance(value, memoryview) else value)
+    prev, hashes = columns.pop("prev_hash"), columns["row_hash"]
+    for i in range(1, len(hashes)):
+        if prev[i] != hashes[i - 1]:
+            raise ArchiveError(
+                f"chain {columns['chain'][i]}: seq {columns['seq'][i]} does not link to the row before"
+            )
     columns["fields"] = [json.dumps(v) for v in columns["fields"]]
-    return pa.RecordBatch.from_pydict(columns, schema=am.SCHEMA)
+    try:
+        return pa.table(columns, schema=am.SCHEMA), prev[0]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a row_hash that is not 32 bytes
+        raise ArchiveError(
+            "a row does not have the ledger's form (altered): the month is not archived"
+        ) from None
 
 
 def _write_month(
     scratch: Path, rows_of_month, total: int, progress: Progress | None
 ) -> tuple[list[dict], str]:
     """Stream the month in chain order into files; returns the entries and a digest of (chain, seq, hash)."""
-    entries, pending, batch, done = [], [], [], 0
+    entries, pending, done = [], [], 0
     digest = hashlib.sha256()
     current = None  # (chain, part)
     parts: dict[int, int] = {}
+    seq_at = READ_COLUMNS.index("seq")
 
     def flush():
         nonlocal pending
         if pending:
-            chain_no = current[0]
-            name = f"chain-{chain_no:02d}-{current[1]:03d}.parquet"
-            entries.append(write_segment(scratch, name, pa.Table.from_batches(pending)))
+            table, first_prev = _table(pending)
+            entries.append(
+                write_segment(scratch, f"chain-{current[0]:02d}-{current[1]:03d}.parquet", table, first_prev)
+            )
             pending = []
 
-    def add_batch():
-        nonlocal batch
-        if batch:
-            pending.append(_batch(batch))
-            batch = []
-
-    pending_rows = 0
+    chain_at, hash_at = READ_COLUMNS.index("chain"), READ_COLUMNS.index("row_hash")
     for values in rows_of_month:
-        chain_no, seq, row_hash = values[2], values[3], bytes(values[5])
-        if current is None or current[0] != chain_no or pending_rows >= am.MAX_FILE_ROWS:
-            add_batch()
+        chain_no, seq, row_hash = values[chain_at], values[seq_at], bytes(values[hash_at])
+        # A file is one contiguous run of a chain: a gap (a row of this chain dated in another month, clocks
+        # apart) starts a new file, whose first link the manifest then carries.
+        if (
+            current is None
+            or current[0] != chain_no
+            or len(pending) >= am.MAX_FILE_ROWS
+            or pending[-1][seq_at] != seq - 1
+        ):
             flush()
             parts[chain_no] = parts.get(chain_no, -1) + 1
-            current, pending_rows = (chain_no, parts[chain_no]), 0
+            current = (chain_no, parts[chain_no])
         digest.update(f"{chain_no}|{seq}|".encode() + row_hash)
-        batch.append(values)
-        pending_rows += 1
+        pending.append(values)
         done += 1
-        if len(batch) >= archive_read.BATCH_ROWS:
-            add_batch()
-            if progress:
-                progress(done, total)
-    add_batch()
+        if progress and done % archive_read.BATCH_ROWS == 0:
+            progress(done, total)
     flush()
     if progress:
         progress(done, total)
@@ -192,21 +265,21 @@ def _write_month(
 
 
 def _reread(manifest: am.Manifest, digest: str, total: int) -> None:
-    """The files as written hold exactly the rows read (same digest in chain order), each row's hash recomputed."""
+    """The files as written hold exactly the rows read (same digest in chain order), each row's hash recomputed
+    with the row before's (the manifest's at each file's start), and the scope copies hold the same rows."""
     archive = archive_read.Archive(manifests=[manifest])
     problems = am.check_files(manifest, full=True) or archive.content_problems(manifest)
     if problems:
         raise ArchiveError("; ".join(problems[:3]))
-    files = archive_read._quoted([manifest.path(e) for e in manifest.files])
-    sql = f"SELECT {', '.join(archive_read.VERIFY_COLUMNS)} FROM read_parquet({files}) ORDER BY chain, seq"  # noqa: S608
     again, count = hashlib.sha256(), 0
-    for row in archive_read.as_rows(archive_read.batches(archive.db, sql)):
-        if not chain._intact(row):
-            raise ArchiveError(
-                f"chain {row.chain}: seq {row.seq} ({row.reference}) was altered: the month is not archived"
-            )
-        again.update(f"{row.chain}|{row.seq}|".encode() + bytes(row.row_hash))
-        count += 1
+    for chain_no in sorted({e["chain"] for e in manifest.files}):
+        for row in archive.chain_rows(chain_no):
+            if not chain._intact(row):
+                raise ArchiveError(
+                    f"chain {row.chain}: seq {row.seq} ({row.reference}) was altered: the month is not archived"
+                )
+            again.update(f"{row.chain}|{row.seq}|".encode() + bytes(row.row_hash))
+            count += 1
     if count != total or again.hexdigest() != digest:
         raise ArchiveError("the files re-read do not hold the rows read from the database: nothing removed")
 
@@ -323,7 +396,7 @@ def archive_month(
             .iterator(chunk_size=archive_read.BATCH_ROWS)
         )
         entries, digest = _write_month(scratch, ordered, total, progress)
-        write_manifest(scratch, label, start, end, entries)
+        write_manifest(scratch, label, start, end, entries, write_scope_copies(scratch))
         manifest = am.parse((scratch / am.MANIFEST).read_text(encoding="utf-8"), scratch.with_name(label))
         manifest = am.Manifest(label, scratch, manifest.document)
         _reread(manifest, digest, total)

@@ -23,45 +23,97 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
-FORMAT = "rempart-ledger-archive/1"
+# Version 2 (written now): chain files in seq order without prev_hash (it is the previous row's row_hash, given by
+# the manifest at each file's start) and two narrow scope copies per month. Version 1 (read still): chain files
+# sorted for scopes, with prev_hash and ip_key. docs/ledger-archive.md §2.
+FORMAT_V1 = "rempart-ledger-archive/1"
+FORMAT = "rempart-ledger-archive/2"
+FORMATS = {FORMAT_V1: 1, FORMAT: 2}
 MANIFEST = "manifest.json"
-# Within each file rows are sorted by the columns scopes select on, actors first: a scope by account or token then
-# reads one row group per file (Parquet min/max statistics prune the others); ip_key and time come next.
-SORT_KEY = ("user_id", "token_id", "organisation_id", "ip_key", "created_at")
-ROW_GROUP_ROWS = 65_536
+STAGE = ".stage"  # a month's scratch rows for the scope copies, removed once the copies are written
+ROW_GROUP_ROWS = 262_144  # chain files (read whole, in order: big groups keep a dictionary's values together)
 MAX_FILE_ROWS = 1_000_000  # a chain's month is cut into files of at most this many rows (bounded memory)
 CHECKPOINT_EVERY = 100_000  # a (seq, hash) every N rows of a file, so verification can start mid-file
+# Version 1 sorted each chain file by these (kept for the manifests that say so).
+SORT_KEY_V1 = ("user_id", "token_id", "organisation_id", "ip_key", "created_at")
 
-SCHEMA = pa.schema(
+_HASHED = [
+    ("id", pa.int64()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("chain", pa.int16()),
+    ("seq", pa.int64()),
+    ("row_hash", pa.binary(32)),  # an HMAC-SHA256: fixed width, no length per value
+    ("reference", pa.string()),
+    ("channel", pa.string()),
+    ("purpose", pa.string()),
+    ("organisation_id", pa.int64()),
+    ("user_id", pa.int64()),
+    ("token_id", pa.int64()),
+    ("session_ref", pa.string()),
+    ("ip_address", pa.string()),  # as the database returns it (what the row's hash covers)
+    ("insurer_id", pa.int64()),
+    ("beneficiary_id", pa.int64()),
+    ("presented_hash", pa.binary()),
+    ("domain", pa.string()),
+    ("care_date", pa.date32()),
+    ("outcome", pa.string()),
+    ("fields", pa.string()),  # the JSON list, as json.dumps writes it
+    ("hash_version", pa.int16()),
+]
+SCHEMA = pa.schema(_HASHED)
+# Version 1's chain files: prev_hash stored, row_hash variable-width, and ip_key.
+SCHEMA_V1 = pa.schema(
     [
-        ("id", pa.int64()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("chain", pa.int16()),
-        ("seq", pa.int64()),
+        *[(n, pa.binary() if n == "row_hash" else t) for n, t in _HASHED[:4]],
         ("prev_hash", pa.binary()),
-        ("row_hash", pa.binary()),
-        ("reference", pa.string()),
-        ("channel", pa.string()),
-        ("purpose", pa.string()),
+        *[(n, pa.binary() if n == "row_hash" else t) for n, t in _HASHED[4:13]],
+        ("ip_key", pa.binary()),
+        *_HASHED[13:],
+    ]
+)
+# Integer columns in (nearly) increasing order within a chain file: delta-encoded. Random bytes and one-off texts
+# gain nothing from a dictionary: plain (their lengths delta-encoded).
+DELTA_COLUMNS = ("id", "created_at", "seq")
+PLAIN_COLUMNS = {
+    "row_hash": "PLAIN",
+    "reference": "DELTA_LENGTH_BYTE_ARRAY",
+    "presented_hash": "DELTA_LENGTH_BYTE_ARRAY",
+}
+
+# The scope copies: every row of the month, only the columns scopes read, sorted so that DuckDB skips the row groups
+# of other actors (min/max statistics). ip_key (family byte + packed address, derived) turns ``ip_address <<=
+# network`` into a byte range; ip_address stays so that the copies can be checked against the chain files.
+SCOPE_SCHEMA = pa.schema(
+    [
         ("organisation_id", pa.int64()),
         ("user_id", pa.int64()),
         ("token_id", pa.int64()),
-        ("session_ref", pa.string()),
-        ("ip_address", pa.string()),  # as the database returns it (what the row's hash covers)
-        (
-            "ip_key",
-            pa.binary(),
-        ),  # family byte + packed address: networks become byte ranges (derived, not hashed)
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("channel", pa.string()),
+        ("purpose", pa.string()),
+        ("ip_address", pa.string()),
+        ("ip_key", pa.binary()),
         ("insurer_id", pa.int64()),
         ("beneficiary_id", pa.int64()),
-        ("presented_hash", pa.binary()),
-        ("domain", pa.string()),
-        ("care_date", pa.date32()),
         ("outcome", pa.string()),
-        ("fields", pa.string()),  # the JSON list, as json.dumps writes it
-        ("hash_version", pa.int16()),
+        ("fields", pa.string()),
     ]
 )
+SCOPE_COPIES = {
+    "actor": ("organisation_id", "user_id", "token_id", "created_at"),  # accounts, tokens, organisations
+    "ip": ("ip_key", "created_at"),  # source networks
+}
+# The address copy keeps ip_address (its ip_key is checked against it); the actor copy is checked against the
+# address copy, ip_key included.
+SCOPE_COPY_COLUMNS = {
+    "actor": tuple(n for n in SCOPE_SCHEMA.names if n != "ip_address"),
+    "ip": tuple(SCOPE_SCHEMA.names),
+}
+SCOPE_ROW_GROUP_ROWS = 32_768
+
+
+def scope_file(copy: str) -> str:
+    return f"scope-{copy}.parquet"
 
 
 class ArchiveError(Exception):
@@ -128,7 +180,7 @@ def trusted_keys() -> dict:
 
 def sign(payload: dict) -> dict:
     key = _signing_key()
-    payload = {**payload, "format": FORMAT, "key_id": key_id(key.public_key())}
+    payload = {"format": FORMAT, **payload, "key_id": key_id(key.public_key())}
     signature = key.sign(canonical(payload))
     return {**payload, "signature": base64.b64encode(signature).decode()}
 
@@ -140,8 +192,21 @@ class Manifest:
     document: dict
 
     @property
+    def version(self) -> int:
+        return FORMATS[self.document["format"]]
+
+    @property
     def files(self) -> list[dict]:
+        """The chain files."""
         return self.document["files"]
+
+    @property
+    def scope_files(self) -> dict[str, dict]:
+        """Version 2: the scope copies by name of copy ("actor", "ip"); version 1 has none."""
+        return self.document.get("scope_files", {})
+
+    def scope_path(self, copy: str) -> Path:
+        return self.directory / self.scope_files[copy]["name"]
 
     @property
     def rows(self) -> int:
@@ -166,8 +231,8 @@ def parse(text: str, directory: Path, keys=None) -> Manifest:
         document = json.loads(text)
     except json.JSONDecodeError:
         raise ArchiveError(f"{where}: the manifest is not JSON") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ArchiveError(f"{where}: not a Rempart ledger archive manifest ({FORMAT})")
+    if not isinstance(document, dict) or document.get("format") not in FORMATS:
+        raise ArchiveError(f"{where}: not a Rempart ledger archive manifest ({', '.join(FORMATS)})")
     key = (keys or trusted_keys()).get(str(document.get("key_id")))
     if key is None:
         raise ArchiveError(f"{where}: the manifest is signed with an unknown key")
@@ -205,12 +270,13 @@ def load_all(root: Path | None = None, keys=None) -> tuple[list[Manifest], list[
 def check_files(manifest: Manifest, *, full: bool) -> list[str]:
     """Each file is there with its size; ``full``: and its SHA-256 (reads every byte)."""
     problems = []
-    names = {entry["name"] for entry in manifest.files}
+    entries = [*manifest.files, *manifest.scope_files.values()]
+    names = {entry["name"] for entry in entries}
     for path in manifest.directory.glob("*.parquet"):
         if path.name not in names:
             problems.append(f"archive {manifest.month}: {path.name} is not in the manifest")
-    for entry in manifest.files:
-        path = manifest.path(entry)
+    for entry in entries:
+        path = manifest.directory / entry["name"]
         where = f"archive {manifest.month}: {entry['name']}"
         try:
             size = path.stat().st_size

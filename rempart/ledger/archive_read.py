@@ -34,8 +34,12 @@ def connect() -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def quote_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 def _quoted(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(f"'{quote_path(p)}'" for p in paths) + "]"
 
 
 def batches(db: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
@@ -86,8 +90,11 @@ class Archive:
         return sum(m.rows for m in self.manifests)
 
     def chain_files(self, chain_no: int, after: int = 0) -> list[Path]:
+        return [m.path(entry) for m, entry in self._chain_entries(chain_no, after)]
+
+    def _chain_entries(self, chain_no: int, after: int = 0) -> list[tuple[Manifest, dict]]:
         return [
-            m.path(entry)
+            (m, entry)
             for m in self.manifests
             for entry in m.files
             if entry["chain"] == chain_no and entry["last_seq"] > after
@@ -105,12 +112,16 @@ class Archive:
     def chain_rows(
         self, chain_no: int, after: int = 0, upto: int | None = None, since: dt.datetime | None = None
     ) -> Iterator[SimpleNamespace]:
-        """The chain's archived rows after ``after`` (to ``upto``, from ``since``), in seq order."""
-        files = self.chain_files(chain_no, after)
-        if not files:
+        """The chain's archived rows after ``after`` (to ``upto``, from ``since``), in seq order, each with its
+        prev_hash (version 2 files do not store it: it is the row before's hash, the manifest's at a file's start)."""
+        entries = self._chain_entries(chain_no, after)
+        if not entries:
             return iter(())
+        stored = any(m.version == 1 for m, _e in entries)  # version 1 files store prev_hash
+        columns = [c if c != "prev_hash" or stored else "NULL::BLOB AS prev_hash" for c in VERIFY_COLUMNS]
+        files = _quoted([m.path(e) for m, e in entries])
         sql = (
-            f"SELECT {', '.join(VERIFY_COLUMNS)} FROM read_parquet({_quoted(files)}) "  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM read_parquet({files}, union_by_name = true) "  # noqa: S608
             "WHERE chain = ? AND seq > ?"
         )
         params: list = [chain_no, after]
@@ -120,7 +131,33 @@ class Archive:
         if since is not None:
             sql += " AND created_at >= ?"
             params.append(since)
-        return as_rows(batches(self.db, sql + " ORDER BY seq", params))
+        starts = {e["first_seq"]: bytes.fromhex(e["first_prev_hash"]) for m, e in entries if m.version > 1}
+        return self._linked(chain_no, as_rows(batches(self.db, sql + " ORDER BY seq", params)), starts)
+
+    def _linked(self, chain_no: int, rows, starts: dict[int, bytes]) -> Iterator[SimpleNamespace]:
+        previous: tuple[int, bytes] | None = None
+        for row in rows:
+            if row.prev_hash is None:
+                if row.seq in starts:
+                    row.prev_hash = starts[row.seq]
+                elif previous is not None and previous[0] == row.seq - 1:
+                    row.prev_hash = previous[1]
+                else:  # the first row read (or after a row left out by ``since``): the row before, wherever it is
+                    row.prev_hash = self._hash_before(chain_no, row.seq)
+            previous = (row.seq, bytes(row.row_hash))
+            yield row
+
+    def _hash_before(self, chain_no: int, seq: int) -> bytes:
+        """The row_hash of the row before ``seq`` (database or archive); empty if it is gone (the walk then
+        reports the broken link)."""
+        from rempart.ledger.models import Disclosure
+
+        found = (
+            Disclosure.objects.filter(chain=chain_no, seq=seq - 1).values_list("row_hash", flat=True).first()
+        )
+        if found is not None:
+            return bytes(found)
+        return self.hashes(chain_no, [seq - 1]).get(seq - 1, b"")
 
     def hashes(self, chain_no: int, seqs: list[int]) -> dict[int, bytes]:
         """The archived ``row_hash`` of given rows of a chain (those archived)."""
@@ -163,10 +200,14 @@ class Archive:
                         wanted,
                     ).fetchall()
                 )
-                first_prev = self.db.execute(
-                    f"SELECT prev_hash FROM read_parquet({path}) WHERE seq = ?",  # noqa: S608
-                    [entry["first_seq"]],
-                ).fetchall()
+                first_prev = (
+                    self.db.execute(
+                        f"SELECT prev_hash FROM read_parquet({path}) WHERE seq = ?",  # noqa: S608
+                        [entry["first_seq"]],
+                    ).fetchall()
+                    if manifest.version == 1
+                    else [(bytes.fromhex(entry["first_prev_hash"]),)]  # version 2: the manifest's, walked
+                )
                 first_prev = first_prev[0] if first_prev else None
             except duckdb.Error as exc:
                 problems.append(f"{where}: unreadable ({exc.__class__.__name__})")
@@ -184,6 +225,40 @@ class Archive:
                 problems.append(f"{where}: a checkpoint row does not have the manifest's hash (altered)")
             elif first_prev is None or bytes(first_prev[0]).hex() != entry["first_prev_hash"]:
                 problems.append(f"{where}: its first row does not link as the manifest says (altered)")
+        if manifest.version > 1 and not problems:
+            problems += self.copy_problems(manifest)
+        return problems
+
+    def copy_problems(self, manifest: Manifest) -> list[str]:
+        """The address copy holds exactly the chain files' rows (same count, same order-free digest of the columns
+        scopes read), each address with the ip_key derived from it, and the actor copy exactly the address copy's
+        rows. The copies are signed like the chain files; this catches a copy written wrong, which a scope would
+        otherwise trust."""
+        where = f"archive {manifest.month}: scope copy"
+        missing = [copy for copy in am.SCOPE_COPIES if copy not in manifest.scope_files]
+        if missing:
+            return [f"{where} {', '.join(missing)} is not in the manifest"]
+        chain_files = _quoted([manifest.path(e) for e in manifest.files])
+        ip_copy, actor_copy = (_quoted([manifest.scope_path(c)]) for c in ("ip", "actor"))
+        plain = [c for c in am.SCOPE_SCHEMA.names if c != "ip_key"]
+        keyed = list(am.SCOPE_COPY_COLUMNS["actor"])
+        sql = "SELECT count(*), sum(hash({})::HUGEINT) FROM read_parquet({})"
+        try:
+            against_chain = (one(self.db, sql.format(", ".join(plain), f)) for f in (chain_files, ip_copy))
+            against_ip = (one(self.db, sql.format(", ".join(keyed), f)) for f in (ip_copy, actor_copy))
+            pairs_sql = f"SELECT DISTINCT ip_address, ip_key FROM read_parquet({ip_copy})"  # noqa: S608
+            pairs = self.db.execute(pairs_sql).fetchall()
+            chain_digest, ip_digest = against_chain
+            ip_keyed, actor_keyed = against_ip
+        except duckdb.Error as exc:
+            return [f"{where}: unreadable ({exc.__class__.__name__})"]
+        problems = []
+        if ip_digest != chain_digest or ip_digest[0] != manifest.scope_files["ip"]["rows"]:
+            problems.append(f"{where} ip: its rows are not those of the chain files (altered)")
+        elif any(am.ip_key(a) != (bytes(k) if k is not None else None) for a, k in pairs):
+            problems.append(f"{where} ip: an address's ip_key is wrong (altered)")
+        if actor_keyed != ip_keyed or actor_keyed[0] != manifest.scope_files["actor"]["rows"]:
+            problems.append(f"{where} actor: its rows are not those of the chain files (altered)")
         return problems
 
 
@@ -244,13 +319,21 @@ def _in(column: str, values, params: list) -> str:
     return f"{column} IN ({', '.join('?' * len(values))})"
 
 
+def _sources(archive: Archive, copy: str) -> list[str]:
+    """What a scope branch reads: version 2 months' scope copy ``copy`` (sorted for it), version 1 months' chain
+    files (sorted by actor within each file)."""
+    copies = [m.scope_path(copy) for m in archive.manifests if m.version > 1]
+    old = [m.path(e) for m in archive.manifests if m.version == 1 for e in m.files]
+    return [f"read_parquet({_quoted(paths)})" for paths in (copies, old) if paths]
+
+
 def scope_sql(archive: Archive, criteria, columns: str) -> tuple[str, list]:
     """SELECT ``columns`` of the archived rows a scope selects (``criteria``: rempart.incidents.scope.ScopeCriteria,
     read by attribute: the ledger does not import incidents).
 
     Actors are alternatives; each becomes its own branch of a UNION ALL (excluding rows an earlier branch took), so
-    that each branch filters on one sorted column and DuckDB prunes row groups by their statistics."""
-    files = _quoted([m.path(e) for m in archive.manifests for e in m.files])
+    that each branch filters on one sorted column and DuckDB prunes row groups by their statistics: actor branches
+    read the actor copy, a scope by networks alone the address copy."""
     narrow, narrow_params = [], []
     if criteria.networks:
         ranges = []
@@ -282,21 +365,21 @@ def scope_sql(archive: Archive, criteria, columns: str) -> tuple[str, list]:
     ]
     branches, params = [], []
     for n, (column, ids) in enumerate(actors or [(None, ())]):
-        conditions = []
-        if column:
-            conditions.append(_in(column, ids, params))
-        for earlier, earlier_ids in actors[:n]:
-            conditions.append(f"coalesce(NOT {_in(earlier, earlier_ids, params)}, true)")
-        conditions += narrow
-        params += narrow_params
-        where = " AND ".join(conditions) or "true"
-        branches.append(f"SELECT {columns} FROM read_parquet({files}) WHERE {where}")  # noqa: S608
+        copy = "actor" if column or not criteria.networks else "ip"
+        for source in _sources(archive, copy):
+            conditions = []
+            if column:
+                conditions.append(_in(column, ids, params))
+            for earlier, earlier_ids in actors[:n]:
+                conditions.append(f"coalesce(NOT {_in(earlier, earlier_ids, params)}, true)")
+            conditions += narrow
+            params += narrow_params
+            where = " AND ".join(conditions) or "true"
+            branches.append(f"SELECT {columns} FROM {source} WHERE {where}")  # noqa: S608
     return " UNION ALL ".join(branches), params
 
 
-SCOPE_COLUMNS = (
-    "id, insurer_id, beneficiary_id, organisation_id, user_id, token_id, fields, created_at, outcome"
-)
+SCOPE_COLUMNS = "insurer_id, beneficiary_id, organisation_id, user_id, token_id, fields, created_at, outcome"
 
 
 def scoped(archive: Archive, criteria) -> str:
@@ -321,13 +404,22 @@ def scope_totals(archive: Archive, criteria) -> dict[int | None, tuple[int, int]
     return {insurer: (disclosures, misses) for insurer, disclosures, misses in found}
 
 
-def scope_people(archive: Archive, criteria):
-    """The distinct (insurer_id, beneficiary_id) pairs of a scope's archived disclosures, as two numpy arrays."""
+def scope_people(archive: Archive, criteria) -> tuple[list, list]:
+    """The distinct (insurer_id, beneficiary_id) pairs of a scope's archived disclosures, as two lists."""
     found = archive.db.execute(
         f"SELECT DISTINCT insurer_id, beneficiary_id FROM {scoped(archive, criteria)} "  # noqa: S608
         "WHERE beneficiary_id IS NOT NULL"
-    ).fetchnumpy()
-    return found["insurer_id"], found["beneficiary_id"]
+    ).fetchall()
+    return [insurer for insurer, _b in found], [beneficiary for _i, beneficiary in found]
+
+
+def scope_people_counts(archive: Archive, criteria) -> dict[int | None, int]:
+    """Distinct people per insurer among a scope's archived disclosures (counted in DuckDB: no pairs to Python)."""
+    found = archive.db.execute(
+        f"SELECT insurer_id, count(DISTINCT beneficiary_id) FROM {scoped(archive, criteria)} "  # noqa: S608
+        "WHERE beneficiary_id IS NOT NULL GROUP BY insurer_id"
+    ).fetchall()
+    return dict(found)
 
 
 def scope_entries(archive: Archive, criteria) -> list[tuple]:

@@ -7,6 +7,8 @@ import json
 import random
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
@@ -47,13 +49,30 @@ def _append_month(rng: random.Random, start: dt.datetime, n: int) -> None:
             )
 
 
+def _append_skewed_pair() -> None:
+    """Two app servers' clocks apart at the month's end: the row of February comes first in its chain, the row of
+    January right after it. January's chain then has a gap, and its last row links to a row of February."""
+    with transaction.atomic():
+        chain.append_many(
+            [
+                dict(created_at=FEB + dt.timedelta(milliseconds=1), channel="api", purpose="rights_check",
+                     organisation_id=1, token_id=1, ip_address="192.0.2.10", insurer_id=1, beneficiary_id=7,
+                     outcome="covered", domain="OPTI", fields=["rights"]),
+                dict(created_at=FEB - dt.timedelta(milliseconds=1), channel="portal", purpose="rights_check",
+                     organisation_id=2, user_id=1, ip_address="192.0.2.200", insurer_id=2, beneficiary_id=8,
+                     outcome="covered", domain="OPTI", fields=["rights"]),
+            ]
+        )  # fmt: skip
+
+
 @pytest.fixture
 def ledger(db):
     if connection.vendor == "postgresql":
         ensure_partitions(since=JAN.date(), months_ahead=1)
     rng = random.Random(17)
-    _append_month(rng, JAN, 150)
-    _append_month(rng, FEB, 120)
+    _append_month(rng, JAN, 149)
+    _append_skewed_pair()
+    _append_month(rng, FEB, 119)
     _append_month(rng, timezone.now() - dt.timedelta(days=1), 60)
     return Disclosure.objects.count()
 
@@ -114,25 +133,109 @@ def test_scopes_and_verification_answer_the_same_after_the_months_are_archived(l
     call_command("ledger", "verify", "--against-published")
 
 
-def test_the_files_are_sorted_for_scopes_and_carry_their_checkpoints(ledger, settings, monkeypatch):
+def test_the_files_are_in_chain_order_the_copies_sorted_for_scopes_and_checkpoints_kept(ledger, monkeypatch):
     monkeypatch.setattr(am, "CHECKPOINT_EVERY", 3)
     result = archive.archive_month("2025-01")
     assert result.removed and result.rows == 150
     (manifest,) = am.load_all()[0]
+    assert manifest.version == 2 and manifest.document["format"] == am.FORMAT
+    # The skewed row of January (its chain's previous row is in February) starts a file of its own.
+    assert sorted(e["rows"] for e in manifest.files) == [1, 149]
     for entry in manifest.files:
         table = pq.read_table(manifest.path(entry))
+        assert "prev_hash" not in table.column_names and "ip_key" not in table.column_names
         assert set(table.column("chain").to_pylist()) == {entry["chain"]}
-        users = table.column("user_id").to_pylist()
-        assert users == sorted(users, key=lambda u: (u is None, u or 0))  # actor first: row groups prune
-        seqs = sorted(table.column("seq").to_pylist())
-        assert seqs[0] == entry["first_seq"] and seqs[-1] == entry["last_seq"] and len(seqs) == entry["rows"]
+        seqs = table.column("seq").to_pylist()
+        assert seqs == list(range(entry["first_seq"], entry["last_seq"] + 1)) and len(seqs) == entry["rows"]
         assert [s for s, _h in entry["checkpoints"]] == seqs[2:-1:3]
-    # Verification can start at a checkpoint inside a file.
+    lone = min(manifest.files, key=lambda e: e["rows"])
+    february_row = Disclosure.objects.get(chain=lone["chain"], seq=lone["first_seq"] - 1)
+    assert february_row.created_at >= FEB and bytes.fromhex(lone["first_prev_hash"]) == bytes(
+        february_row.row_hash
+    )
+
+    def nulls_last(value):
+        return (value is None, value if value is not None else 0)
+
+    actor = pq.read_table(manifest.scope_path("actor"))
+    by_ip = pq.read_table(manifest.scope_path("ip"))
+    assert actor.num_rows == by_ip.num_rows == 150 == manifest.scope_files["actor"]["rows"]
+    keys = [tuple(nulls_last(v) for v in values) for values in zip(
+        *(actor.column(k).to_pylist() for k in am.SCOPE_COPIES["actor"]), strict=True)]  # fmt: skip
+    assert keys == sorted(keys)  # actor first: a scope by account, token or organisation skips row groups
+    ips = [nulls_last(v) for v in by_ip.column("ip_key").to_pylist()]
+    assert ips == sorted(ips)
+    assert {(a, k) for a, k in zip(by_ip.column("ip_address").to_pylist(), by_ip.column("ip_key").to_pylist(),
+                                    strict=True)} == {(a, am.ip_key(a)) for a in ADDRESSES}  # fmt: skip
+    assert not (manifest.directory / am.STAGE).exists()  # the scratch rows are gone
+    # Verification can start at a checkpoint inside a file: the row's prev_hash is the row before's hash.
     arch = archive_read.load(full=True)
+    assert not arch.problems
     entry = max(manifest.files, key=lambda e: e["rows"])
     seq, digest = entry["checkpoints"][0]
     rows = list(arch.chain_rows(entry["chain"], after=seq))
     assert rows[0].seq == seq + 1 and bytes(rows[0].prev_hash).hex() == digest
+    assert all(chain._intact(row) for row in rows)
+    assert arch.row_at(lone["chain"], lone["first_seq"]).prev_hash == bytes(february_row.row_hash)
+
+
+def test_a_scope_copy_that_does_not_hold_the_chain_files_rows_is_caught(ledger, capsys):
+    """A copy written wrong (a row missing) but signed: its size and hash match the manifest, so only the
+    comparison with the chain files finds it; scopes would otherwise trust it."""
+    archive.archive_month("2025-01")
+    (manifest,) = am.load_all()[0]
+    path = manifest.scope_path("actor")
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)
+    document = dict(manifest.document)
+    document["scope_files"] = {**document["scope_files"], "actor": {
+        **document["scope_files"]["actor"], "bytes": path.stat().st_size, "sha256": am.sha256_of(path)}}  # fmt: skip
+    (manifest.directory / am.MANIFEST).write_text(json.dumps(am.sign(document)))
+    report = chain.verify()
+    assert any(
+        "scope copy actor" in problem and "not those of the chain files" in problem
+        for problem in report.broken
+    )
+
+
+def _as_version_1(manifest: am.Manifest) -> None:
+    """Rewrite an archived month as version 1 wrote it: chain files sorted by actor with prev_hash and ip_key, no
+    scope copies, a manifest of format 1 (signed)."""
+    arch = archive_read.Archive(manifests=[manifest])
+    entries = []
+    for entry in manifest.files:
+        rows = [r for r in arch.chain_rows(entry["chain"], entry["first_seq"] - 1, entry["last_seq"])]
+        columns = {name: [] for name in am.SCHEMA_V1.names}
+        for row in rows:
+            for name in am.SCHEMA_V1.names:
+                value = am.ip_key(row.ip_address) if name == "ip_key" else getattr(row, name)
+                columns[name].append(json.dumps(value) if name == "fields" else value)
+        table = pa.table(columns, schema=am.SCHEMA_V1)
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in am.SORT_KEY_V1])
+        path = manifest.path(entry)
+        pq.write_table(table.take(order), path, row_group_size=am.ROW_GROUP_ROWS, compression="zstd")
+        entries.append({**entry, "bytes": path.stat().st_size, "sha256": am.sha256_of(path)})
+    for copy in am.SCOPE_COPIES:
+        manifest.scope_path(copy).unlink()
+    document = {
+        k: v for k, v in manifest.document.items() if k not in ("scope_files", "scope_row_group_rows")
+    }
+    document.update(format=am.FORMAT_V1, files=entries, sort=list(am.SORT_KEY_V1))
+    (manifest.directory / am.MANIFEST).write_text(json.dumps(am.sign(document)))
+
+
+def test_a_month_archived_in_version_1_still_answers_and_verifies_beside_version_2(ledger, capsys):
+    before = _answers()
+    archive.archive_month("2025-01")
+    (january,) = am.load_all()[0]
+    _as_version_1(january)
+    archive.archive_month("2025-02")  # version 2, after a version 1 month
+    manifests = am.load_all()[0]
+    assert [m.version for m in manifests] == [1, 2]
+    assert _answers() == before
+    report = chain.verify()
+    assert report.ok and report.rows == 330, report.broken
+    assert archive_read.load(full=True).problems == []
 
 
 def test_an_open_month_or_one_inside_the_grace_period_is_refused(ledger, settings):
@@ -271,7 +374,11 @@ def test_a_file_with_the_right_size_but_other_bytes_is_caught_by_its_hash(ledger
 
 def test_verify_columns_match_the_chain():
     assert archive_read.VERIFY_COLUMNS == chain._VERIFY_COLUMNS
-    assert set(am.SCHEMA.names) == {*chain._VERIFY_COLUMNS, "ip_key"}
+    assert set(am.SCHEMA.names) == set(chain._VERIFY_COLUMNS) - {
+        "prev_hash"
+    }  # the manifest gives the first link
+    assert set(am.SCHEMA_V1.names) == {*chain._VERIFY_COLUMNS, "ip_key"}
+    assert set(am.SCOPE_SCHEMA.names) <= {*am.SCHEMA.names, "ip_key"}
 
 
 def test_networks_become_byte_ranges_as_postgresql_compares_them():
