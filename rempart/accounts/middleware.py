@@ -145,16 +145,18 @@ class RequireSecondFactorMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or request.path.startswith(settings.STATIC_URL):
-            return None
+        if user is None or not user.is_authenticated or _exempt_path(request.path):
+            return None  # the APIs answer their Bearer token, never the session beside it
         if Authenticator.objects.filter(user=user).exclude(type=Authenticator.Type.RECOVERY_CODES).exists():
             return None
         if request.session.get("rempart_enrolment_until", 0) < time.time():
             logout(request)
             messages.error(
                 request,
-                "Ce compte n'a pas encore de second facteur et le délai pour en activer un est dépassé. "
-                "Demandez une nouvelle invitation au titulaire de votre organisation.",
+                _(
+                    "Ce compte n'a pas encore de second facteur et le délai pour en activer un est dépassé. "
+                    "Demandez une nouvelle invitation au titulaire de votre organisation."
+                ),
             )
             return redirect("account_login")
         match = request.resolver_match
