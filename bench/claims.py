@@ -140,6 +140,7 @@ def _ask_pec_part(tasks: list) -> list:
     from django.db import connections
 
     from rempart.authorizations import rules as pec_rules
+    from rempart.authorizations.optics import Correction
     from rempart.authorizations.service import request_pec
     from rempart.rights.cards import read_card_data
 
@@ -149,8 +150,8 @@ def _ask_pec_part(tasks: list) -> list:
         optics = domain == "OPTI"
         prescription = pec_rules.Prescription(
             date=today - dt.timedelta(days=20), prescriber_id="10001234567",
-            right=pec_rules.Correction(sphere=Decimal("-1.25")) if optics else None,
-            left=pec_rules.Correction(sphere=Decimal("-1.00")) if optics else None,
+            right=Correction(sphere=Decimal("-1.25")) if optics else None,
+            left=Correction(sphere=Decimal("-1.00")) if optics else None,
         )  # fmt: skip
         lines = OPTICS_LINES if optics else AUDIO_LINES
         request = pec_rules.PecRequest(

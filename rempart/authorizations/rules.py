@@ -4,9 +4,11 @@ Pure: no database, no HTTP, no clock (``today`` is passed in). The gate gathers 
 and PEC history and calls :func:`decide`; bad input raises :class:`PecInputError` (nothing to store);
 otherwise a :class:`PecDecision` comes back, with the rule and data versions that make it reproducible.
 
-Figures are data, not code: the :class:`RuleSet` is read from ``data/rules-v1.json`` (every figure with
-its effective date and source) and the LPP codes from the catalogue (``catalogue.py``). The rules,
-with their sources, are described in docs/pec-cases.md; in short:
+Figures are data, not code: the :class:`RuleSet` is read from ``data/rules-v1.json`` (``ruleset.py``:
+every figure with its effective date and source) and the LPP codes from the catalogue (``catalogue.py``).
+The request and facts are the values of ``inputs.py``, checked by ``request_checks.py``; this module
+decides, and is the engine's entry point (the names in ``__all__``). The rules, with their sources, are
+described in docs/pec-cases.md; in short:
 
 - **Amounts** are integer cents. Percentages are rounded half up to the cent, explicitly
   (:func:`percent_of`). The AMO share is ``60 %`` of the line's base de remboursement (BR), never more
@@ -28,516 +30,63 @@ with their sources, are described in docs/pec-cases.md; in short:
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-import enum
-import functools
-import hashlib
-import json
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
-from rempart.lib.dates import french_date
-from rempart.lib.identifiers import LunarDate
-
+from .arithmetic import AgeRange, add_months, percent_of, split_in_proportion
 from .catalogue import Catalogue, CatalogueEntry
-from .optics import (
-    Complexity,
-    ComplexityThresholds,
-    Correction,
-    CorrectionError,
-    correction_change,
-    equipment_key,
-    lens_complexity,
+from .inputs import (
+    AUDI,
+    DEVICE,
+    FRAME,
+    LEFT,
+    LENS,
+    OPTI,
+    RIGHT,
+    SIDES,
+    BeneficiaryFacts,
+    GuaranteeTerms,
+    HistoryItem,
+    PecInputError,
+    PecRequest,
+    Prescription,
+    QuoteLine,
 )
-from .optics import validate as validate_correction
-
-OPTI, AUDI = "OPTI", "AUDI"
-DOMAINS = (OPTI, AUDI)
-LENS, FRAME, DEVICE = "lens", "frame", "device"
-RIGHT, LEFT = "right", "left"
-SIDES = (RIGHT, LEFT)
-ACCEPTED, PARTIALLY_ACCEPTED, REFUSED = "accepted", "partially_accepted", "refused"
-MAX_LINES = 10
-DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "data" / "rules-v1.json"
-_PRESCRIBER_ID = re.compile(r"^(?:[0-9]{9}|[0-9]{11})$")
-
-
-class Reason(enum.StrEnum):
-    """Machine-readable reason codes, per line (stable: API clients switch on them)."""
-
-    # the line is refused
-    RIGHTS_CLOSED = "rights_closed"  # rights not open for the domain on the delivery date
-    NO_TIERS_PAYANT = "no_tiers_payant"  # no tiers payant terms for the domain on the delivery date
-    RENEWAL_TOO_EARLY = "renewal_too_early"  # a device was covered on this eye / ear within the period
-    # how the accepted amount was set
-    FULL_COVER = "full_cover_100_sante"  # class A / I, contrat responsable: remainder covered up to the PLV
-    GUARANTEE = "guarantee"  # the product's guarantee (rate and / or forfait)
-    FLOOR = "equipment_floor"  # raised to the floor for this equipment (contrat responsable grid or product)
-    EQUIPMENT_CEILING = "equipment_ceiling"  # held to the ceiling for this equipment
-    FRAME_CEILING = "frame_ceiling"  # frame held to its sub-ceiling
-    EAR_CEILING = "ear_ceiling"  # held to the per-ear ceiling (AMO share included, or AMC only)
-    NOT_RESPONSIBLE = "not_responsible"  # no contrat responsable floors and ceilings
-    NO_AMC_SHARE = "no_amc_share"  # accepted, but the guarantee gives nothing on this line
-    # an early renewal that is allowed
-    RENEWAL_SIGHT_CHANGE = "renewal_sight_change"
-    RENEWAL_MEDICAL = "renewal_medical_condition"
-
-
-REFUSALS = frozenset({Reason.RIGHTS_CLOSED, Reason.NO_TIERS_PAYANT, Reason.RENEWAL_TOO_EARLY})
-
-
-# ---------------------------------------------------------------------------------------------- arithmetic
-
-
-def percent_of(cents: int, percent: int | Decimal) -> int:
-    """``cents × percent / 100`` rounded half up to the cent (amounts are never negative here)."""
-    return int((Decimal(cents) * Decimal(percent) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """Same day ``months`` later; the last day of the month when that day does not exist (29 Feb → 28 Feb)."""
-    total = day.year * 12 + day.month - 1 + months
-    year, month = divmod(total, 12)
-    month += 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def split_in_proportion(total: int, weights: list[int]) -> list[int]:
-    """Split ``total`` cents in proportion to ``weights`` (largest remainder; ties to the earlier line).
-
-    With ``total ≤ sum(weights)`` no share exceeds its weight.
-    """
-    whole = sum(weights)
-    if whole == 0 or total == 0:
-        return [0] * len(weights)
-    shares = [total * w // whole for w in weights]
-    remainders = [total * w % whole for w in weights]
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for i in order[: total - sum(shares)]:
-        shares[i] += 1
-    return shares
-
-
-@dataclass(frozen=True)
-class AgeRange:
-    """The beneficiary's age in whole years on a day: one value, or a range for a lunar birth date."""
-
-    youngest: int
-    oldest: int
-
-
-def age_range(birth: LunarDate, on: dt.date) -> AgeRange:
-    """Age on ``on``. A lunar date (month or day unknown, ``00``) gives every possible reading.
-
-    Each rule then takes the reading most favourable to the beneficiary: the shortest renewal period,
-    the longest prescription validity, any age band the range touches.
-    """
-    earliest = dt.date(birth.year, birth.month or 1, birth.day or 1)
-    last_month = birth.month or 12
-    latest = dt.date(birth.year, last_month, birth.day or calendar.monthrange(birth.year, last_month)[1])
-
-    def years(born: dt.date) -> int:
-        return max(0, on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
-
-    return AgeRange(youngest=years(latest), oldest=years(earliest))
-
-
-# ---------------------------------------------------------------------------------------------- rule set
-
-
-@dataclass(frozen=True)
-class AgeBand:
-    age_min: int
-    age_max: int | None  # None: no upper bound
-    months: int
-
-    def touches(self, ages: AgeRange) -> bool:
-        return ages.oldest >= self.age_min and (self.age_max is None or ages.youngest <= self.age_max)
-
-
-def band_months(bands: Iterable[AgeBand], ages: AgeRange, choose: Callable[[list[int]], int]) -> int:
-    """The months of the bands the age range touches, reduced with ``choose`` (min or max)."""
-    return choose([band.months for band in bands if band.touches(ages)])
-
-
-@dataclass(frozen=True)
-class Figure:
-    """Where a figure comes from."""
-
-    name: str
-    effective_from: dt.date
-    source: str
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """Every figure the engine uses, from ``data/rules-v1.json`` (see :func:`load_rules`)."""
-
-    version: str
-    sha256: str
-    amo_rate_percent: int
-    optics_renewal: tuple[AgeBand, ...]
-    optics_sight_change_renewal: tuple[AgeBand, ...]
-    sight_change_one_eye: Decimal
-    sight_change_both_eyes: Decimal
-    medical_condition_renewal_months: int
-    audiology_renewal_months: int
-    prescription_max_age: Mapping[str, tuple[AgeBand, ...]]
-    responsible_optics: Mapping[str, int]
-    responsible_audiology: Mapping[str, int]
-    lens_complexity: ComplexityThresholds
-    validity_grace_days: int
-    delivery_max_days_ahead: int
-    figures: Mapping[str, Figure]
-
-    @property
-    def label(self) -> str:
-        """What a decision stores as ``rule_version``: the file's version and the start of its hash."""
-        return f"{self.version}+{self.sha256[:12]}"
-
-
-class RulesError(ValueError):
-    """The rules file is unusable; the message names the figure."""
-
-
-_FIGURES = (
-    "amo_rate_percent",
-    "optics_renewal",
-    "optics_sight_change_renewal",
-    "optics_sight_change_thresholds",
-    "optics_medical_condition_renewal_months",
-    "audiology_renewal_months",
-    "prescription_max_age",
-    "responsible_optics",
-    "responsible_audiology",
-    "lens_complexity",
-    "validity_grace_days",
-    "delivery_max_days_ahead",
+from .optics import Complexity, correction_change, equipment_key
+from .outputs import (
+    ACCEPTED,
+    PARTIALLY_ACCEPTED,
+    REFUSED,
+    LineDecision,
+    PecDecision,
+    Reason,
+    Totals,
+    history_items,
 )
+from .request_checks import check_request
+from .ruleset import RuleSet, band_months, default_rules
+from .wording import DOMAIN_FR, EAR, EYE, date_fr, duration_fr, eur
+
+__all__ = [  # the engine's entry point: what the service, the API, the portal and FHIR use as rules.<name>
+    "BeneficiaryFacts",
+    "GuaranteeTerms",
+    "HistoryItem",
+    "PecDecision",
+    "PecInputError",
+    "PecRequest",
+    "Prescription",
+    "QuoteLine",
+    "Reason",
+    "check_request",
+    "decide",
+    "default_rules",
+    "history_items",
+]
 
 
-def _bands(name: str, value: object) -> tuple[AgeBand, ...]:
-    try:
-        bands = tuple(AgeBand(int(b["age_min"]), b["age_max"], int(b["months"])) for b in value)  # type: ignore[union-attr]
-    except (TypeError, KeyError, ValueError):
-        raise RulesError(f"{name}: a list of {{age_min, age_max, months}} expected") from None
-    if not bands:
-        raise RulesError(f"{name}: at least one age band expected")
-    expected: int | None = 0
-    for band in bands:  # contiguous from 0, only the last one open
-        if expected is None or band.age_min != expected or band.months < 0:
-            raise RulesError(
-                f"{name}: age bands must follow each other from 0, without gaps, the last one open"
-            )
-        expected = None if band.age_max is None else int(band.age_max) + 1
-    if expected is not None:
-        raise RulesError(f"{name}: the last age band must have no upper bound (age_max null)")
-    return bands
+# ---------------------------------------------------------------------------------------------- decision
 
-
-def parse_rules(data: bytes) -> RuleSet:
-    """Check and read a rules file's bytes."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RulesError(f"not a JSON rules file ({exc})") from None
-    if doc.get("format") != "rempart-pec-rules" or doc.get("format_version") != 1:
-        raise RulesError("not a rempart-pec-rules file of format version 1")
-    figures = doc.get("figures") or {}
-    provenance = {}
-    for name in _FIGURES:
-        item = figures.get(name)
-        if not isinstance(item, dict) or "value" not in item or not item.get("source"):
-            raise RulesError(f"{name}: missing, or without a value and a source")
-        try:
-            provenance[name] = Figure(name, dt.date.fromisoformat(item["effective_from"]), item["source"])
-        except (KeyError, TypeError, ValueError):
-            raise RulesError(f"{name}: effective_from YYYY-MM-DD expected") from None
-    value = {name: figures[name]["value"] for name in _FIGURES}
-    try:
-        thresholds = value["optics_sight_change_thresholds"]
-        complexity = ComplexityThresholds(**{k: Decimal(v) for k, v in value["lens_complexity"].items()})
-        rules = RuleSet(
-            version=str(doc["version"]),
-            sha256=hashlib.sha256(data).hexdigest(),
-            amo_rate_percent=int(value["amo_rate_percent"]),
-            optics_renewal=_bands("optics_renewal", value["optics_renewal"]),
-            optics_sight_change_renewal=_bands(
-                "optics_sight_change_renewal", value["optics_sight_change_renewal"]
-            ),
-            sight_change_one_eye=Decimal(thresholds["one_eye_dioptres"]),
-            sight_change_both_eyes=Decimal(thresholds["both_eyes_dioptres"]),
-            medical_condition_renewal_months=int(value["optics_medical_condition_renewal_months"]),
-            audiology_renewal_months=int(value["audiology_renewal_months"]),
-            prescription_max_age={
-                domain: _bands(f"prescription_max_age.{domain}", value["prescription_max_age"][domain])
-                for domain in DOMAINS
-            },
-            responsible_optics={k: int(v) for k, v in value["responsible_optics"].items()},
-            responsible_audiology={k: int(v) for k, v in value["responsible_audiology"].items()},
-            lens_complexity=complexity,
-            validity_grace_days=int(value["validity_grace_days"]),
-            delivery_max_days_ahead=int(value["delivery_max_days_ahead"]),
-            figures=provenance,
-        )
-    except RulesError:
-        raise
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-        raise RulesError(f"bad value in the rules file ({exc!r})") from None
-    missing = {"frame_max"} - set(rules.responsible_optics)
-    if missing or "per_ear_max_with_amo" not in rules.responsible_audiology:
-        raise RulesError("responsible_optics needs frame_max, responsible_audiology per_ear_max_with_amo")
-    return rules
-
-
-def load_rules(path: str | Path) -> RuleSet:
-    return parse_rules(Path(path).read_bytes())
-
-
-@functools.cache
-def default_rules() -> RuleSet:
-    """The rule set shipped with Rempart (``data/rules-v1.json``), loaded once per process."""
-    return load_rules(DEFAULT_RULES_PATH)
-
-
-# ---------------------------------------------------------------------------------------------- input
-
-
-@dataclass(frozen=True)
-class Prescription:
-    date: dt.date
-    prescriber_id: str  # RPPS (11 digits) or numéro AM / ADELI (9 digits)
-    right: Correction | None = None  # optics only
-    left: Correction | None = None
-    # The prescriber attests one of the listed medical conditions (glaucoma, AMD, cataract, amblyopia,
-    # diabetes…): lenses may be renewed without a minimum period (domain reference §4.2).
-    medical_condition: bool = False
-
-    def correction(self, side: str) -> Correction | None:
-        return self.right if side == RIGHT else self.left
-
-
-@dataclass(frozen=True)
-class QuoteLine:
-    lpp_code: str
-    lpp_class: str  # A | B (optics), I | II (audiology)
-    side: str | None  # right | left: the eye for a lens, the ear for a device; None for a frame
-    quantity: int
-    unit_price_cents: int
-
-
-@dataclass(frozen=True)
-class PecRequest:
-    domain: str  # OPTI | AUDI
-    delivery_date: dt.date
-    prescription: Prescription
-    lines: tuple[QuoteLine, ...]
-
-    def as_dict(self) -> dict:
-        p = self.prescription
-        return {
-            "domain": self.domain,
-            "delivery_date": self.delivery_date.isoformat(),
-            "prescription": {
-                "date": p.date.isoformat(),
-                "prescriber_id": p.prescriber_id,
-                "right": p.right.as_dict() if p.right else None,
-                "left": p.left.as_dict() if p.left else None,
-                "medical_condition": p.medical_condition,
-            },
-            "lines": [
-                {
-                    "lpp_code": line.lpp_code,
-                    "class": line.lpp_class,
-                    "side": line.side,
-                    "quantity": line.quantity,
-                    "unit_price_cents": line.unit_price_cents,
-                }
-                for line in self.lines
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class GuaranteeTerms:
-    """The product's terms for the domain on the delivery date (registry ``Guarantee``)."""
-
-    rate_percent: int | None
-    amount_cents: int | None
-    ceilings: Mapping[str, int | None] = field(default_factory=dict)  # cents, keys of products-v1 §3
-
-
-@dataclass(frozen=True)
-class BeneficiaryFacts:
-    birth_date: LunarDate
-    rights_start: dt.date  # rights open for the domain from (latest of contract and coverage start)
-    rights_end: dt.date | None  # … until (earliest of contract and coverage end), None: open
-    product_responsible: bool
-    # None when the product has no terms for the domain on the delivery date, or no tiers payant there.
-    guarantee: GuaranteeTerms | None
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    """One line of a previous PEC at Rempart (accepted line of a PEC not cancelled)."""
-
-    domain: str
-    delivery_date: dt.date
-    item: str  # lens | frame | device
-    side: str | None
-    correction: Correction | None = None  # lenses: the correction it was made for, when known
-
-
-class PecInputError(ValueError):
-    """Bad input, nothing to decide or store. ``line`` is 1-based (None: the request as a whole).
-
-    ``errors`` holds every problem found (this one first), each with its line, field and French message.
-    """
-
-    def __init__(self, line: int | None, field: str, message: str) -> None:
-        super().__init__(f"{'ligne ' + str(line) if line else 'demande'}, {field} : {message}")
-        self.line = line
-        self.field = field
-        self.message = message
-        self.errors: tuple[PecInputError, ...] = (self,)
-
-    def as_dict(self) -> dict:
-        return {"line": self.line, "field": self.field, "message": self.message}
-
-
-# ---------------------------------------------------------------------------------------------- output
-
-
-@dataclass(frozen=True)
-class LineDecision:
-    line: int  # 1-based, as in the request
-    lpp_code: str
-    label: str
-    item: str
-    lpp_class: str
-    side: str | None
-    status: str  # accepted | refused
-    price_cents: int
-    base_cents: int
-    amo_cents: int
-    amc_cents: int  # committed by the insurer
-    patient_cents: int
-    reasons: tuple[str, ...]
-    explanation: str  # French
-    previous_delivery: dt.date | None = None  # renewal refusals: the date of the previous covered device
-
-    def as_dict(self) -> dict:
-        return {
-            "line": self.line,
-            "lpp_code": self.lpp_code,
-            "label": self.label,
-            "item": self.item,
-            "class": self.lpp_class,
-            "side": self.side,
-            "status": self.status,
-            "price_cents": self.price_cents,
-            "base_cents": self.base_cents,
-            "amo_cents": self.amo_cents,
-            "amc_cents": self.amc_cents,
-            "patient_cents": self.patient_cents,
-            "reasons": list(self.reasons),
-            "explanation": self.explanation,
-            "previous_delivery": self.previous_delivery.isoformat() if self.previous_delivery else None,
-        }
-
-
-@dataclass(frozen=True)
-class Totals:
-    price_cents: int
-    base_cents: int
-    amo_cents: int
-    amc_cents: int
-    patient_cents: int
-
-    def as_dict(self) -> dict:
-        return {
-            "price_cents": self.price_cents,
-            "base_cents": self.base_cents,
-            "amo_cents": self.amo_cents,
-            "amc_cents": self.amc_cents,
-            "patient_cents": self.patient_cents,
-        }
-
-
-@dataclass(frozen=True)
-class PecDecision:
-    status: str  # accepted | partially_accepted | refused
-    domain: str
-    delivery_date: dt.date
-    valid_until: dt.date | None  # delivery date + grace period; None when refused
-    equipment: str | None  # optics: the grid key of the glasses, e.g. "simple_complex"
-    lines: tuple[LineDecision, ...]
-    totals: Totals
-    reasons: tuple[str, ...]  # the refusal reasons met, in line order
-    explanation: str  # French
-    rule_version: str
-    data_version: str
-
-    def as_dict(self) -> dict:
-        return {
-            "status": self.status,
-            "domain": self.domain,
-            "delivery_date": self.delivery_date.isoformat(),
-            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
-            "equipment": self.equipment,
-            "lines": [line.as_dict() for line in self.lines],
-            "totals": self.totals.as_dict(),
-            "reasons": list(self.reasons),
-            "explanation": self.explanation,
-            "rule_version": self.rule_version,
-            "data_version": self.data_version,
-        }
-
-
-def history_items(request: PecRequest, decision: PecDecision) -> tuple[HistoryItem, ...]:
-    """What later decisions must know of this one: its accepted lines (store them, or rebuild from the PEC)."""
-    return tuple(
-        HistoryItem(
-            domain=decision.domain,
-            delivery_date=decision.delivery_date,
-            item=line.item,
-            side=line.side,
-            correction=request.prescription.correction(line.side)
-            if line.item == LENS and line.side
-            else None,
-        )
-        for line in decision.lines
-        if line.status == ACCEPTED
-    )
-
-
-# ---------------------------------------------------------------------------------------------- French text
-
-
-def eur(cents: int) -> str:
-    """``1 234,56 €`` (non-breaking spaces)."""
-    euros, rest = divmod(abs(cents), 100)
-    return f"{'-' if cents < 0 else ''}{euros:,}".replace(",", "\u00a0") + f",{rest:02d}\u00a0€"
-
-
-def _date_fr(day: dt.date) -> str:
-    return french_date(day)  # "1er décembre 2026": never a 01/12 that reads both ways
-
-
-def _duration_fr(months: int) -> str:
-    if months % 12 == 0:
-        years = months // 12
-        return f"{years} an{'s' if years > 1 else ''}"
-    return f"{months} mois"
-
-
-_EYE = {RIGHT: "l'œil droit", LEFT: "l'œil gauche"}
-_EAR = {RIGHT: "l'oreille droite", LEFT: "l'oreille gauche"}
-_DOMAIN_FR = {OPTI: "l'optique", AUDI: "l'audioprothèse"}
 _KEY_FR = {
     "simple_simple": "deux verres simples",
     "simple_complex": "un verre simple et un verre complexe",
@@ -546,201 +95,6 @@ _KEY_FR = {
     "complex_very_complex": "un verre complexe et un verre très complexe",
     "very_complex_very_complex": "deux verres très complexes",
 }
-
-
-def _band_fr(entry: CatalogueEntry) -> str:
-    if entry.age_max is None:
-        return f"les bénéficiaires de {entry.age_min} ans et plus"
-    if entry.age_min == 0:
-        return f"les bénéficiaires de moins de {entry.age_max + 1} ans"
-    return f"les bénéficiaires de {entry.age_min} à {entry.age_max} ans"
-
-
-def _periods_fr(versions: Iterable[CatalogueEntry]) -> str:
-    return ", ".join(
-        f"du {_date_fr(v.effective_from)} au {_date_fr(v.effective_to)}"
-        if v.effective_to
-        else f"à partir du {_date_fr(v.effective_from)}"
-        for v in versions
-    )
-
-
-# ---------------------------------------------------------------------------------------------- checks
-
-
-@dataclass(frozen=True)
-class _Checked:
-    entries: tuple[CatalogueEntry, ...]
-    ages: AgeRange | None  # None when checked without the beneficiary's facts
-    complexities: Mapping[str, Complexity]
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_request(
-    request: PecRequest,
-    facts: BeneficiaryFacts | None,
-    catalogue: Catalogue,
-    rules: RuleSet,
-    today: dt.date,
-) -> _Checked:
-    """Every input check; raises :class:`PecInputError` (with all problems) or returns what decide needs.
-
-    With ``facts=None`` only the checks that do not depend on the beneficiary run (every one but the
-    age-dependent ones): the service runs them *before* identifying the patient, so that a bad quote gets
-    the same answer whether the card matched or not.
-    """
-    errors: list[PecInputError] = []
-
-    def error(line: int | None, name: str, message: str) -> None:
-        errors.append(PecInputError(line, name, message))
-
-    def fail() -> PecInputError:
-        first = errors[0]
-        first.errors = tuple(errors)
-        return first
-
-    domain = request.domain
-    if domain not in DOMAINS:
-        error(None, "domain", "Domaine attendu : OPTI (optique) ou AUDI (audioprothèse).")
-        raise fail()
-    delivery = request.delivery_date
-    if delivery < today:
-        error(None, "delivery_date", "La date de livraison est passée : indiquez la date prévue.")
-    elif delivery > today + dt.timedelta(days=rules.delivery_max_days_ahead):
-        error(
-            None,
-            "delivery_date",
-            f"Date de livraison trop lointaine : au plus {rules.delivery_max_days_ahead} jours après aujourd'hui.",
-        )
-    ages = age_range(facts.birth_date, delivery) if facts is not None else None
-
-    prescription = request.prescription
-    if prescription.date > today:
-        error(None, "prescription.date", "La date de prescription est dans le futur.")
-    elif prescription.date > delivery:
-        error(None, "prescription.date", "La prescription est postérieure à la date de livraison.")
-    elif facts is not None:
-        months = band_months(
-            rules.prescription_max_age[domain], age_range(facts.birth_date, prescription.date), max
-        )
-        if add_months(prescription.date, months) < delivery:
-            error(
-                None,
-                "prescription.date",
-                f"Prescription trop ancienne : plus de {_duration_fr(months)} à la date de livraison.",
-            )
-    if not _PRESCRIBER_ID.match(prescription.prescriber_id or ""):
-        error(
-            None,
-            "prescription.prescriber_id",
-            "Identifiant du prescripteur attendu : RPPS (11 chiffres) ou numéro AM / ADELI (9 chiffres).",
-        )
-    complexities: dict[str, Complexity] = {}
-    for side in SIDES:
-        correction = prescription.correction(side)
-        if correction is None:
-            continue
-        if domain == AUDI:
-            error(None, f"prescription.{side}", "Pas de correction optique pour une aide auditive.")
-            continue
-        try:
-            validate_correction(correction)
-        except CorrectionError as exc:
-            error(None, f"prescription.{side}.{exc.field}", f"{_EYE[side].capitalize()} : {exc.message}.")
-            continue
-        complexities[side] = lens_complexity(correction, rules.lens_complexity)
-
-    if not request.lines:
-        error(None, "lines", "Au moins une ligne de devis est attendue.")
-    elif len(request.lines) > MAX_LINES:
-        error(None, "lines", f"Au plus {MAX_LINES} lignes par demande.")
-    entries: list[CatalogueEntry] = []
-    counts: dict[tuple[str, str | None], int] = {}
-    for number, line in enumerate(request.lines[:MAX_LINES], start=1):
-        entry = catalogue.lookup(line.lpp_code, delivery)
-        if entry is None:
-            versions = catalogue.versions(line.lpp_code)
-            if versions:
-                error(
-                    number,
-                    "lpp_code",
-                    f"Code LPP non valable à la date de livraison ({_periods_fr(versions)}).",
-                )
-            else:
-                error(number, "lpp_code", "Code LPP inconnu du catalogue.")
-            continue
-        entries.append(entry)
-        if entry.domain != domain:
-            error(
-                number,
-                "lpp_code",
-                f"Ce code LPP relève de {_DOMAIN_FR[entry.domain]}, pas de {_DOMAIN_FR[domain]}.",
-            )
-            continue
-        if str(line.lpp_class or "").strip().upper() != entry.lpp_class:  # "ii" is "II"
-            error(
-                number,
-                "class",
-                f"Classe {line.lpp_class or '(vide)'} indiquée, mais ce code LPP est de classe {entry.lpp_class}.",
-            )
-        side_ok = True
-        if entry.item == FRAME:
-            if line.side:
-                error(number, "side", "Pas d'œil pour une monture : laissez ce champ vide.")
-                side_ok = False
-        elif line.side not in SIDES:
-            what = (
-                "l'œil (right ou left) pour un verre" if entry.item == LENS else "l'oreille (right ou left)"
-            )
-            error(number, "side", f"Indiquez {what}.")
-            side_ok = False
-        if not _is_count(line.quantity) or line.quantity < 1:
-            error(number, "quantity", "Quantité entière d'au moins 1 attendue.")
-        elif side_ok:
-            key = (entry.item, line.side)
-            counts[key] = counts.get(key, 0) + line.quantity
-            if counts[key] > 1:
-                if entry.item == LENS:
-                    message = f"Plus de 2 verres : un seul verre pour {_EYE[line.side]}."
-                elif entry.item == DEVICE:
-                    message = f"Plus d'une aide auditive pour {_EAR[line.side]}."
-                else:
-                    message = "Une seule monture par demande."
-                error(number, "quantity", message)
-        if not _is_count(line.unit_price_cents) or line.unit_price_cents < 1:
-            error(number, "unit_price_cents", "Prix unitaire en centimes attendu, supérieur à 0.")
-        elif entry.price_limit_cents is not None and line.unit_price_cents > entry.price_limit_cents:
-            error(
-                number,
-                "unit_price_cents",
-                f"Prix supérieur au prix limite de vente de la classe {entry.lpp_class} "
-                f"({eur(entry.price_limit_cents)}).",
-            )
-        if ages is not None and not entry.fits_age(ages.youngest, ages.oldest):
-            error(
-                number,
-                "lpp_code",
-                f"Ce code LPP est réservé aux {_band_fr(entry).removeprefix('les ')} à la date de livraison.",
-            )
-        if entry.item == LENS and line.side in SIDES:
-            if prescription.correction(line.side) is None:
-                error(number, "side", f"Pas de correction prescrite pour {_EYE[line.side]}.")
-            elif line.side in complexities and complexities[line.side].value != entry.complexity:
-                error(
-                    number,
-                    "lpp_code",
-                    f"Ce code LPP est pour un verre {Complexity(entry.complexity).label_fr} ; la correction de "
-                    f"{_EYE[line.side]} demande un verre {complexities[line.side].label_fr}.",
-                )
-    if errors:
-        raise fail()
-    return _Checked(entries=tuple(entries), ages=ages, complexities=complexities)
-
-
-# ---------------------------------------------------------------------------------------------- decision
 
 
 @dataclass
@@ -834,21 +188,19 @@ def _renewal(
         previous = closer  # still too early, even with the shorter period of a change of sight
     when = previous.delivery_date
     if today is not None and when > today:
-        done, at = "est déjà", f"(délivrance prévue le {_date_fr(when)})"
+        done, at = "est déjà", f"(délivrance prévue le {date_fr(when)})"
     else:
-        done, at = "a déjà été", f"(délivrance du {_date_fr(when)})"
+        done, at = "a déjà été", f"(délivrance du {date_fr(when)})"
     if item == DEVICE:
-        what = f"Une aide auditive {done} prise en charge pour {_EAR[side]} {at}"
+        what = f"Une aide auditive {done} prise en charge pour {EAR[side]} {at}"
     elif item == LENS:
-        what = f"Un verre {done} pris en charge pour {_EYE[side]} {at}"
+        what = f"Un verre {done} pris en charge pour {EYE[side]} {at}"
     else:
         what = f"Une monture {done} prise en charge {at}"
     next_date = add_months(when, months)
-    note = f"{what}, dans la période de renouvellement ({_duration_fr(months)})"
+    note = f"{what}, dans la période de renouvellement ({duration_fr(months)})"
     note += (
-        f" : nouvelle prise en charge possible à partir du {_date_fr(next_date)}."
-        if when <= delivery
-        else "."
+        f" : nouvelle prise en charge possible à partir du {date_fr(next_date)}." if when <= delivery else "."
     )
     work.refuse(Reason.RENEWAL_TOO_EARLY, note, previous=when)
 
@@ -992,14 +344,14 @@ def decide(
         for w in works:
             w.refuse(
                 Reason.RIGHTS_CLOSED,
-                f"Les droits du bénéficiaire ne sont pas ouverts pour {_DOMAIN_FR[request.domain]} "
+                f"Les droits du bénéficiaire ne sont pas ouverts pour {DOMAIN_FR[request.domain]} "
                 "à la date de livraison.",
             )
     elif terms is None:
         for w in works:
             w.refuse(
                 Reason.NO_TIERS_PAYANT,
-                f"Le contrat ne prévoit pas de tiers payant pour {_DOMAIN_FR[request.domain]} à la date de livraison.",
+                f"Le contrat ne prévoit pas de tiers payant pour {DOMAIN_FR[request.domain]} à la date de livraison.",
             )
     else:
         past = [h for h in history if h.domain == request.domain]

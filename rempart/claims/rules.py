@@ -26,8 +26,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rempart.authorizations.arithmetic import percent_of, split_in_proportion
 from rempart.authorizations.catalogue import Catalogue
-from rempart.authorizations.rules import eur, percent_of, split_in_proportion
+from rempart.authorizations.wording import eur
 from rempart.registry.models import NO_TIERS_PAYANT_CODES
 from rempart.rights.coverage import ContractFacts, CoverageFacts
 

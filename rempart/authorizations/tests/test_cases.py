@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rempart.authorizations import arithmetic, ruleset, wording
 from rempart.authorizations import rules as engine
 from rempart.authorizations.catalogue import default_catalogue
 from rempart.authorizations.optics import Correction
@@ -26,10 +27,10 @@ from rempart.authorizations.rules import (
     PecRequest,
     Prescription,
     QuoteLine,
-    RulesError,
     decide,
     default_rules,
 )
+from rempart.authorizations.ruleset import RulesError
 from rempart.lib.identifiers import LunarDate
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "pec-cases.md"
@@ -933,7 +934,7 @@ def test_the_expired_code_message_gives_its_validity_period():
     ],
 )
 def test_percent_of_rounds_half_up(cents, percent, expected):
-    assert engine.percent_of(cents, percent) == expected
+    assert arithmetic.percent_of(cents, percent) == expected
 
 
 @pytest.mark.parametrize(
@@ -947,16 +948,16 @@ def test_percent_of_rounds_half_up(cents, percent, expected):
     ],
 )
 def test_add_months(day, months, expected):
-    assert engine.add_months(day, months) == expected
+    assert arithmetic.add_months(day, months) == expected
 
 
 def test_split_in_proportion_keeps_the_total_and_the_caps():
-    assert engine.split_in_proportion(5000, [10000, 8997, 8997]) == [1786, 1607, 1607]
-    assert engine.split_in_proportion(1, [1, 1]) == [1, 0]
-    assert engine.split_in_proportion(0, [5, 5]) == [0, 0]
-    assert engine.split_in_proportion(7, [0, 0]) == [0, 0]
+    assert arithmetic.split_in_proportion(5000, [10000, 8997, 8997]) == [1786, 1607, 1607]
+    assert arithmetic.split_in_proportion(1, [1, 1]) == [1, 0]
+    assert arithmetic.split_in_proportion(0, [5, 5]) == [0, 0]
+    assert arithmetic.split_in_proportion(7, [0, 0]) == [0, 0]
     for total in range(0, 40):
-        shares = engine.split_in_proportion(total, [13, 7, 19])
+        shares = arithmetic.split_in_proportion(total, [13, 7, 19])
         assert sum(shares) == total and all(s <= w for s, w in zip(shares, [13, 7, 19], strict=True))
 
 
@@ -974,13 +975,13 @@ def test_split_in_proportion_keeps_the_total_and_the_caps():
     ],
 )
 def test_age_range(birth, on, expected):
-    ages = engine.age_range(birth, on)
+    ages = arithmetic.age_range(birth, on)
     assert (ages.youngest, ages.oldest) == expected
 
 
 def test_eur_is_french():
-    assert engine.eur(123456) == "1\u00a0234,56\u00a0€"
-    assert engine.eur(5) == "0,05\u00a0€"
+    assert wording.eur(123456) == "1\u00a0234,56\u00a0€"
+    assert wording.eur(5) == "0,05\u00a0€"
 
 
 # ---------------------------------------------------------------------------------------------- rule set
@@ -988,14 +989,14 @@ def test_eur_is_french():
 
 def test_every_figure_has_an_effective_date_and_a_source():
     rules = default_rules()
-    assert set(rules.figures) == set(engine._FIGURES)
+    assert set(rules.figures) == set(ruleset._FIGURES)
     assert all(f.source and f.effective_from for f in rules.figures.values())
     assert rules.amo_rate_percent == 60 and rules.audiology_renewal_months == 48
     assert len(rules.label) <= 40  # Pec.rule_version
 
 
 def _rules_with(tmp_path, mutate) -> Path:
-    doc = json.loads(engine.DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    doc = json.loads(ruleset.DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
     mutate(doc)
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
@@ -1017,12 +1018,12 @@ def _rules_with(tmp_path, mutate) -> Path:
 )
 def test_a_bad_rules_file_is_refused_clearly(tmp_path, mutate, words):
     with pytest.raises(RulesError, match=words):
-        engine.load_rules(_rules_with(tmp_path, mutate))
+        ruleset.load_rules(_rules_with(tmp_path, mutate))
 
 
 def test_the_rule_version_changes_with_the_file(tmp_path):
     path = _rules_with(tmp_path, lambda d: d["figures"]["validity_grace_days"].update(value=15))
-    rules = engine.load_rules(path)
+    rules = ruleset.load_rules(path)
     assert rules.validity_grace_days == 15 and rules.label != default_rules().label
     assert rules.label.startswith("1.0+")
 
@@ -1044,5 +1045,5 @@ def test_a_renewal_refusal_speaks_of_a_delivery_still_to_come_in_the_present():
             request, facts(birth=SENIOR, guarantee=ESS_AUDI), ears_history(day, "right"),
             default_catalogue(), default_rules(), today=TODAY,
         )  # fmt: skip
-        expected = words.format(engine._date_fr(day))  # the date as the rules write it
+        expected = words.format(wording.date_fr(day))  # the date as the rules write it
         assert expected in decision.lines[0].explanation, decision.lines[0].explanation

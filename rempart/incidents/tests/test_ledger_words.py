@@ -101,14 +101,14 @@ RAW = (
 def test_every_field_code_the_gate_writes_reaches_the_notices_as_words(cast):
     from collections import Counter
 
-    from rempart.incidents.notices import _category_rows, field_labels
+    from rempart.incidents.notice_facts import category_rows, field_labels
 
     fields = frozenset(
         ["identity_confirmed", "coverage:OPTI", "pec_amounts:OPTI", "claim_amounts:PHAR", "domain_refused:DENT",
          "adherent_number", "member_rank", "billing_detail:REL-2026-0001", "zz_new:thing"]
     )  # fmt: skip
     short, plain = field_labels(fields)
-    rows = _category_rows(cast.insurer.insurer, Counter({name: 3 for name in fields} | {"rows:12": 1}))
+    rows = category_rows(cast.insurer.insurer, Counter({name: 3 for name in fields} | {"rows:12": 1}))
     text = " ".join([short, plain, *(label for label, _n in rows)])
     for code in RAW:
         assert code not in text, code

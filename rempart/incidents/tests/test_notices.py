@@ -16,14 +16,9 @@ from rempart.gate import Actor
 from rempart.incidents import workflow
 from rempart.incidents.documents import file_sha256, store_document
 from rempart.incidents.models import Document
-from rempart.incidents.notices import (
-    AFFECTED_COLUMNS,
-    DRAFT_MARK,
-    MERGE_COLUMNS,
-    NoticeError,
-    field_labels,
-    generate_notices,
-)
+from rempart.incidents.notice_facts import field_labels
+from rempart.incidents.notice_texts import DRAFT_MARK, MERGE_COLUMNS
+from rempart.incidents.notices import AFFECTED_COLUMNS, NoticeError, generate_notices
 from rempart.incidents.scope import ScopeCriteria
 from rempart.ledger.models import Disclosure
 from rempart.lib.dates import french_date, french_datetime
