@@ -919,6 +919,10 @@ def parse(argv):
         "--archive", action="store_true",
         help="archive mode (bench/scope_archive.py): scopes over a synthetic Parquet ledger archive of --rows rows",
     )  # fmt: skip
+    parser.add_argument(
+        "--archive-months", type=int, default=0,
+        help="archive mode: time the scopes over the first N months only (0: all 24)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.step = None
     return args

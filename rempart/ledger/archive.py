@@ -140,33 +140,61 @@ def _enum(db, source: str, column: str) -> str:
 
 
 def write_scope_copies(directory: Path) -> dict[str, dict]:
-    """Sort the month's staged rows into its scope copies (DuckDB: bounded memory, spills to the scratch
-    directory), fsynced; the stage is removed. Returns the copies' manifest entries."""
+    """Sort the month's staged rows into its scope copies, fsynced; the stage is removed. DuckDB sorts (bounded
+    memory, spilling to the scratch directory) and streams the sorted rows to pyarrow, which writes them with a
+    page index. Returns the copies' manifest entries."""
     stage = directory / am.STAGE
     db = archive_read.connect()
     db.execute(f"SET memory_limit = '{COPY_MEMORY}'")
     db.execute("SET temp_directory = ?", [str(stage / "spill")])
-    db.execute("SET preserve_insertion_order = false")
     source = f"read_parquet({archive_read._quoted(sorted(stage.glob('*.parquet')))})"
     enums = {n: _enum(db, source, n) for n in ("channel", "purpose", "outcome", "fields")}
     entries = {}
     try:
         for copy, keys in am.SCOPE_COPIES.items():
-            select = ", ".join(enums.get(n, n) for n in am.SCOPE_COPY_COLUMNS[copy])
-            path = directory / am.scope_file(copy)
+            names = am.SCOPE_COPY_COLUMNS[copy]
+            schema = pa.schema([am.SCOPE_SCHEMA.field(n) for n in names])
+            select = ", ".join(enums.get(n, n) for n in names)
             order = ", ".join(f"{k} ASC NULLS LAST" for k in keys)
-            db.execute(
-                f"COPY (SELECT {select} FROM {source} ORDER BY {order}) TO '{archive_read.quote_path(path)}' "  # noqa: S608
-                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {am.SCOPE_ROW_GROUP_ROWS}, PARQUET_VERSION V2)"
-            )
+            path = directory / am.scope_file(copy)
+            sql = f"SELECT {select} FROM {source} ORDER BY {order}"  # noqa: S608
+            with pq.ParquetWriter(
+                path,
+                schema,
+                compression="zstd",
+                write_statistics=True,
+                write_page_index=True,
+                max_rows_per_page=am.SCOPE_PAGE_ROWS,
+                data_page_version="2.0",
+                use_dictionary=[n for n in names if n not in am.SCOPE_DELTA_COLUMNS],
+                column_encoding=dict.fromkeys(am.SCOPE_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
+                sorting_columns=[pq.SortingColumn(names.index(k), nulls_first=False) for k in keys],
+            ) as writer:
+                rows = _write_groups(writer, schema, archive_read.batches(db, sql, size=65_536))
             am.fsync_path(path)
-            rows = pq.ParquetFile(path).metadata.num_rows
             entries[copy] = {"name": path.name, "bytes": path.stat().st_size, "sha256": am.sha256_of(path),
                              "rows": rows, "sort": list(keys)}  # fmt: skip
     finally:
         db.close()
     shutil.rmtree(stage)
     return entries
+
+
+def _write_groups(writer: pq.ParquetWriter, schema: pa.Schema, batches) -> int:
+    """Stream batches into row groups of exactly SCOPE_ROW_GROUP_ROWS rows (the last one shorter)."""
+    size, pending, rows = am.SCOPE_ROW_GROUP_ROWS, [], 0
+    for batch in batches:
+        pending.append(pa.Table.from_batches([batch]).cast(schema))
+        rows += batch.num_rows
+        if sum(t.num_rows for t in pending) >= size:
+            table = pa.concat_tables(pending)
+            while table.num_rows >= size:
+                writer.write_table(table.slice(0, size), row_group_size=size)
+                table = table.slice(size)
+            pending = [table]
+    if pending and sum(t.num_rows for t in pending):
+        writer.write_table(pa.concat_tables(pending), row_group_size=size)
+    return rows
 
 
 def write_manifest(
