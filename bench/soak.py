@@ -285,13 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.out / "logs"
     owned: list[Owned] = []
     pg_dirs = {"primary": args.out / "pg" / "primary", "replica": args.out / "pg" / "replica"}
-    interrupted = threading.Event()
 
     def on_signal(signum, _frame):
-        interrupted.set()
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt  # Ctrl-C, SIGTERM and SIGHUP alike: unwind, then the clean-up below
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return run(args, logs, owned, pg_dirs)
     except KeyboardInterrupt:
@@ -314,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(args.out / name, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def start_stack(args, logs: Path, owned: list, pg_dirs: dict) -> dict:
@@ -453,18 +450,22 @@ def run(args, logs: Path, owned: list, pg_dirs: dict) -> int:
     summary = soak_report.summarise(
         records, seconds, marks, sampler.samples, max(10.0, min(120.0, 0.1 * seconds))
     )
-    probe = step(
-        [sys.executable, __file__, "_job_probe"], env, logs / "checks.log", timeout=JOB_PROBE_SECONDS + 60
-    )
     summary["warmup"] = {"offered": len(warm), "answered": sum(r.answered for r in warm),
                          "errors": soak_report.error_kinds(warm)}  # fmt: skip
-    summary["job_probe"] = json.loads(probe.strip().splitlines()[-1])
+    try:
+        probe = step(
+            [sys.executable, __file__, "_job_probe"], env, logs / "checks.log", timeout=JOB_PROBE_SECONDS + 60
+        )
+        summary["job_probe"] = json.loads(probe.strip().splitlines()[-1])
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        summary["job_probe"] = {"status": f"probe failed ({type(exc).__name__})", "seconds": 0}
     summary["readyz"] = readyz(port)
     everything = [*warm, *records]
     answered = [r.reference for r in everything if r.answered]
     rows, token_rows = ledger_rows(env["DATABASE_URL"], answered, token["id"])
     ledger = soak_report.ledger_accounting(everything, rows, token_rows, token["id"])
-    if replica_caught_up(stack["pg_port"], stack["replica_port"]):
+    ledger["replica_caught_up"] = replica_caught_up(stack["pg_port"], stack["replica_port"])
+    if ledger["replica_caught_up"]:
         replica_rows, _n = ledger_rows(env["REMPART_REPLICA_URL"], answered, token["id"])
         ledger["replica_found"] = soak_report.ledger_accounting(everything, replica_rows, _n, token["id"])[
             "found"
@@ -523,7 +524,7 @@ def write_report(
     _print(summary, args.out)
     title = (f"soak: {args.rate:g} req/s for {args.minutes:g} min, {args.beneficiaries:,} beneficiaries, "
              f"{os.cpu_count()} CPUs — {summary['verdict'][:80]}")  # fmt: skip
-    soak_report.plot(args.out / "soak.png", rows, marks, title)
+    soak_report.plot(args.out / "soak.png", rows, summary["faults"], title)
 
 
 def _progress(load, seconds: float) -> None:

@@ -24,8 +24,9 @@ MB = 1024 * 1024
 RESTART_ERRORS = frozenset({"http_503:unavailable", "timeout", "reset", "refused", "client_overload"})
 # The gate's purpose that each endpoint's ledger row must carry.
 PURPOSES = {"rights": "rights_check", "pec": "pec", "claim": "claim"}
-# Process groups whose memory is bounded on PSS rather than RSS: a PostgreSQL backend's RSS counts every page of
-# shared buffers it has touched, so their sum grows with the pages read, not with a leak.
+# Process groups whose memory is bounded on their PSS without shared memory rather than on RSS: a PostgreSQL
+# process's RSS (and PSS) counts every page of shared buffers it has touched, so it grows with the pages read (up
+# to shared_buffers, as the database grows), not with a leak; what a leak would grow is the processes' own memory.
 PSS_GROUPS = ("postgres primary", "postgres replica")
 
 
@@ -186,31 +187,38 @@ def ledger_accounting(records, rows: dict[str, list[tuple[str, int | None]]], to
 # ---------------------------------------------------------------------------------------------- memory
 
 
+def _measured(group: str, point: tuple) -> int:
+    """The bounded value of a sample: RSS, or for the PSS_GROUPS the PSS less its shared-memory part."""
+    if group in PSS_GROUPS:
+        return point[2] - (point[4] if len(point) > 4 else 0)
+    return point[1]
+
+
 def memory_table(samples: dict[str, list[tuple]], warmup: float) -> list[dict]:
     """Per process group: memory after the warm-up, at the end (median of the last 3 samples), peak, bound, verdict.
 
-    A sample is (t, rss_bytes, pss_bytes, processes). The bound is on RSS, or on PSS for the PSS_GROUPS; it is
-    the larger of MEMORY_BOUND_BYTES and MEMORY_BOUND_SHARE of the value after the warm-up.
+    A sample is (t, rss_bytes, pss_bytes, processes[, pss_shmem_bytes]). The bound is on RSS, or on PSS without
+    shared memory for the PSS_GROUPS; it is the larger of MEMORY_BOUND_BYTES and MEMORY_BOUND_SHARE of the value
+    after the warm-up.
     """
     rows = []
     for group, points in sorted(samples.items()):
         points = [p for p in points if p[1] > 0]
         if not points:
             continue
-        measure = 2 if group in PSS_GROUPS else 1
         settled = [p for p in points if p[0] >= warmup] or [points[-1]]
         first = settled[0]
-        tail = sorted(points[-3:], key=lambda p: p[measure])
+        tail = sorted(points[-3:], key=lambda p: _measured(group, p))
         last = tail[len(tail) // 2]
-        start, end = first[measure], last[measure]
+        start, end = _measured(group, first), _measured(group, last)
         allowed = max(MEMORY_BOUND_BYTES, int(start * MEMORY_BOUND_SHARE))
         rows.append({
-            "group": group, "measure": "PSS" if measure == 2 else "RSS",
+            "group": group, "measure": "PSS without shared memory" if group in PSS_GROUPS else "RSS",
             "processes": f"{first[3]} → {points[-1][3]}",
             "start_rss_mb": round(first[1] / MB, 1), "end_rss_mb": round(last[1] / MB, 1),
             "start_pss_mb": round(first[2] / MB, 1), "end_pss_mb": round(last[2] / MB, 1),
             "start_mb": round(start / MB, 1), "end_mb": round(end / MB, 1),
-            "peak_mb": round(max(p[measure] for p in points) / MB, 1),
+            "peak_mb": round(max(_measured(group, p) for p in points) / MB, 1),
             "growth_mb": round((end - start) / MB, 1), "bound_mb": round(allowed / MB, 1),
             "ok": end - start <= allowed,
         })  # fmt: skip
@@ -271,6 +279,8 @@ def problems(summary: dict) -> list[str]:
     if ledger and not 0 <= ledger.get("unanswered_rows", 0) <= ledger.get("unanswered_possible", 0):
         found.append(f"{ledger['unanswered_rows']} ledger rows of the token match no answer, "
                      f"more than the {ledger['unanswered_possible']} requests left unanswered")  # fmt: skip
+    if ledger.get("replica_caught_up") is False:
+        found.append("the replica did not catch up with the primary within 60 s after the load")
     if "replica_found" in ledger and ledger["replica_found"] != ledger.get("answered"):
         found.append(f"the replica has {ledger['replica_found']} of the {ledger['answered']} answered rows")
     for name, check in summary.get("checks", {}).items():
@@ -301,6 +311,8 @@ def problems(summary: dict) -> list[str]:
 
 
 def plot(path: Path, rows: list[dict], marks: list[dict], title: str) -> None:
+    """Throughput, p50/p99, errors by kind; a dashed line at each fault (``marks``: the faults of summarise, with
+    their errors and recovery, or the bare marks)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,13 +332,16 @@ def plot(path: Path, rows: list[dict], marks: list[dict], title: str) -> None:
     ax2.set_yscale("log")
     ax2.set_ylabel("latency (ms, log)")
     ax2.legend(loc="upper left", fontsize=8)
+    # Errors in bins wide enough to be seen on a long run (1 s up to 5 min of load, 6 s for 30 min).
+    width = max(1, math.ceil(len(rows) / 300))
+    starts = list(range(0, len(rows), width))
     kinds = sorted({k for row in rows for k in row["kinds"]})
-    bottom = [0] * len(rows)
+    bottom = [0] * len(starts)
     for kind in kinds:
-        values = [row["kinds"].get(kind, 0) for row in rows]
-        ax3.bar(t, values, bottom=bottom, width=1.0, label=kind)
+        values = [sum(row["kinds"].get(kind, 0) for row in rows[b : b + width]) for b in starts]
+        ax3.bar(starts, values, bottom=bottom, width=width, align="edge", label=kind, zorder=3)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax3.set_ylabel("errors / s")
+    ax3.set_ylabel(f"errors per {width} s" if width > 1 else "errors / s")
     ax3.set_xlabel("seconds since the start of the load")
     if kinds:
         ax3.legend(loc="upper left", fontsize=8)
@@ -334,9 +349,13 @@ def plot(path: Path, rows: list[dict], marks: list[dict], title: str) -> None:
         ax3.text(0.5, 0.5, "no error", transform=ax3.transAxes, ha="center", va="center", color="0.5")
     for mark in marks:
         for ax in (ax1, ax2, ax3):
-            ax.axvline(mark["at"], color="black", ls="--", lw=0.9)
+            ax.axvline(mark["at"], color="0.35", ls="--", lw=0.7, zorder=1)
         ax1.annotate(mark["label"], (mark["at"], ax1.get_ylim()[1]), fontsize=8, ha="left", va="top",
                      xytext=(3, -3), textcoords="offset points")  # fmt: skip
+        if "errors" in mark:
+            took = "no recovery" if mark.get("seconds") is None else f"{mark['seconds']:.1f} s"
+            ax3.annotate(f"{mark['errors']} errors, {took}", (mark["at"], ax3.get_ylim()[1]), fontsize=8,
+                         ha="left", va="top", xytext=(4, -14), textcoords="offset points")  # fmt: skip
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -397,6 +416,10 @@ def table_rows(summary: dict) -> list[tuple[str, str]]:
             rows.append(
                 ("the same rows on the replica", f"{ledger['replica_found']:,} / {ledger['answered']:,}")
             )
+    if ready := summary.get("readyz"):
+        replica = ready.get("replica") or {}
+        rows.append(("/readyz after the load", f"{ready.get('status')}; replica {replica.get('state', 'none')}, "
+                     f"lag {replica.get('lag_seconds')} s"))  # fmt: skip
     for name, check in summary.get("checks", {}).items():
         rows.append((name, f"exit {check['exit']} ({check['seconds']:.0f} s) — {check['last_line']}"))
     probe = summary.get("job_probe")
@@ -405,9 +428,12 @@ def table_rows(summary: dict) -> list[tuple[str, str]]:
                      f"{probe.get('status')} in {probe.get('seconds', 0):.1f} s; workers alive: "
                      f"{probe.get('workers_alive', '?')}"))  # fmt: skip
     for m in summary["memory"]:
+        measured = (
+            "" if m["measure"] == "RSS" else f", {m['measure']} {m['start_mb']:.0f} → {m['end_mb']:.0f} MB"
+        )
         rows.append((f"memory {m['group']} ({m['processes']} processes; bound on {m['measure']})",
                      f"RSS {m['start_rss_mb']:.0f} → {m['end_rss_mb']:.0f} MB, PSS {m['start_pss_mb']:.0f} → "
-                     f"{m['end_pss_mb']:.0f} MB; growth {m['growth_mb']:+.0f} MB (peak {m['peak_mb']:.0f}, "
+                     f"{m['end_pss_mb']:.0f} MB{measured}; growth {m['growth_mb']:+.0f} MB (peak {m['peak_mb']:.0f}, "
                      f"bound +{m['bound_mb']:.0f} MB) {'ok' if m['ok'] else 'EXCEEDED'}"))  # fmt: skip
     for e in summary.get("exits", []):
         rows.append((f"{e['process']} exited unasked", f"code {e['code']} at {e['at']:.0f} s (restarted)"))

@@ -112,7 +112,10 @@ TEMPLATES = [
 
 def database_from_env() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'rempart.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=60 if url.startswith("postgres") else 0)
+    # Persistent connections on PostgreSQL, each checked before a request reuses it: after a server restart a
+    # stale connection is replaced instead of failing the first request that meets it (bench/soak.py).
+    persistent = url.startswith("postgres")
+    config = dj_database_url.parse(url, conn_max_age=60 if persistent else 0, conn_health_checks=persistent)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         config["OPTIONS"] = {
@@ -132,7 +135,9 @@ REMPART_REPLICA_CHECK_SECONDS = float(os.environ.get("REMPART_REPLICA_CHECK_SECO
 REMPART_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REMPART_REPLICA_MAX_LAG_SECONDS", "30"))
 if os.environ.get("REMPART_REPLICA_URL"):
     _replica = dj_database_url.parse(
-        os.environ["REMPART_REPLICA_URL"], conn_max_age=DATABASES["default"]["CONN_MAX_AGE"]
+        os.environ["REMPART_REPLICA_URL"],
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=DATABASES["default"]["CONN_HEALTH_CHECKS"],
     )
     if _replica["ENGINE"] != DATABASES["default"]["ENGINE"]:
         raise ImproperlyConfigured("REMPART_REPLICA_URL must use the same database engine as DATABASE_URL")

@@ -71,6 +71,9 @@ def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple
             return cursor.fetchall() if fetch else []
     import psycopg
 
+    # As Django's own cursor does: a persistent connection is checked once per request (CONN_HEALTH_CHECKS), so
+    # that one left broken by a database restart is replaced rather than failing this statement.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         if connection.execute_wrappers:  # observers (tests, instrumentation) see these statements too
