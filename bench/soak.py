@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak test with faults (issue 17, docs/benchmarks.md "Soak test").
+"""Soak test with faults (issue 17, docs/benchmarks.md "Soak test with faults").
 
     python3 bench/soak.py [--minutes 30] [--rate 20] [--out DIR] [--no-faults] [--beneficiaries 20000]
                           [--web-workers N] [--web-threads N] [--inflight 64] [--keep]
@@ -55,7 +55,7 @@ from soak_processes import HOST, Owned, Redis, Sampler, postgres_pids, wait_for 
 ROOT = rc.ROOT
 DB_NAME = "rempart_soak"
 DEFAULT_MINUTES = 30.0
-# requests/s: a moderate load for a shared 2-CPU machine (docs/benchmarks.md, "Soak test")
+# requests/s: a moderate load for a shared 2-CPU machine (docs/benchmarks.md, "Soak test with faults")
 DEFAULT_RATE = 20.0
 DEFAULT_INFLIGHT = 64
 MAX_MINUTES = 240.0
@@ -517,7 +517,7 @@ def write_report(
         "replica (scripts/pg_local.py), redis-server (surveillance counters, cache)",
         f"- faults: {fault_list or 'none'}; a fault's window ends with the first "
         f"{soak_report.QUIET_SECONDS:g} s of requests all answered",
-        f"- memory bound: {summary['memory_bound']} (RSS; PSS for PostgreSQL)",
+        f"- memory bound: {summary['memory_bound']} (RSS; for PostgreSQL, PSS without its shared memory)",
         *(f"- {note}" for note in notes),
     ]
     soak_report.write_files(args.out, summary, rows, header)
