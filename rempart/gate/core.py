@@ -28,7 +28,7 @@ from django.db import transaction
 from rempart.accounts.models import Organisation
 from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
-from rempart.ledger.recording import record
+from rempart.ledger.recording import record, record_at_once
 from rempart.lib import hot_sql
 from rempart.lib.crypto import field_cipher
 from rempart.registry.models import Beneficiary, Contract, Guarantee, Insurer, Professional
@@ -245,15 +245,21 @@ def identify_and_record(
     decide: Callable[[Found], Verdict],
     *,
     rejected_fields: list[str] | None = None,
+    decision_writes: bool = True,
 ) -> Recorded:
     """Identify ``card``, let ``decide`` judge a match, record the answer; see the module's docstring.
 
     ``rejected_fields``: what a rejected request disclosed (default: the identity and the domain's coverage).
+    ``decision_writes=False``: ``decide`` only computes (the rights check), so no transaction has to hold the
+    lookup, the decision and the row together: the row is written by one durable statement
+    (rempart.ledger.fast_append) once the decision is made, and the answer still leaves only after it.
     """
     refuse_foreign_domain(actor, purpose, card.domain)
     # Before the transaction: a refusal (switched off, stepped up, throttled) is counted and may suspend,
     # and that must stay recorded although no answer is given.
     state = surveillance.before_check(actor, card)
+    if not decision_writes:
+        return _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields)
     failure: BaseException | None = None
     with transaction.atomic():
         found = find(card)
@@ -287,6 +293,49 @@ def identify_and_record(
         actor,
         state,
         surveillance.Observation(found.beneficiary_id, row.outcome, card.adherent_number, purpose),
+    )
+    if failure is not None:
+        raise failure
+    return Recorded(found, verdict, row)
+
+
+def _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields) -> Recorded:
+    """The path of a decision that writes nothing: lookup, decision, then the row and surveillance's share
+    of it in one durable statement. A decision that raises is recorded ``rejected`` first, as above."""
+    found = find(card)
+    verdict: Verdict | None = None
+    failure: BaseException | None = None
+    if found.beneficiary_id is not None:
+        try:
+            verdict = decide(found)
+        except Exception as exc:
+            failure = exc
+            verdict = Verdict(
+                Disclosure.Outcome.REJECTED,
+                rejected_fields or ["identity_confirmed", f"coverage:{card.domain}"],
+            )
+    row, results = record_at_once(
+        actor,
+        purpose,
+        surveillance.with_row(actor, found.beneficiary_id, purpose),
+        insurer_id=found.insurer_id,
+        beneficiary_id=found.beneficiary_id,
+        presented_hash=None if found.beneficiary_id else presented_hash(card),
+        domain=card.domain,
+        care_date=card.care_date,
+        outcome=verdict.outcome if verdict else Disclosure.Outcome.NO_MATCH,
+        fields=verdict.fields if verdict else [],
+    )
+    surveillance.after_check(
+        actor,
+        state,
+        surveillance.Observation(
+            found.beneficiary_id,
+            row.outcome,
+            card.adherent_number,
+            purpose,
+            sight=results[0] if results else None,
+        ),
     )
     if failure is not None:
         raise failure

@@ -40,7 +40,7 @@ def check_rights(actor: Actor, card: CardData) -> RightsAnswer:
         outcome = Disclosure.Outcome.COVERED if decision.covered else Disclosure.Outcome.NOT_COVERED
         return Verdict(outcome, fields, decision)
 
-    recorded = identify_and_record(actor, card, PURPOSE_RIGHTS_CHECK, judge)
+    recorded = identify_and_record(actor, card, PURPOSE_RIGHTS_CHECK, judge, decision_writes=False)
     decision = recorded.verdict.result if recorded.verdict else None
     return RightsAnswer(
         outcome=recorded.outcome,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rempart.ledger import chain
+from rempart.ledger import chain, fast_append
 from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
 from rempart.lib import metrics
@@ -25,6 +25,25 @@ def record(actor: Actor, purpose: str, **values) -> Disclosure:
     )
     metrics.record_answer(actor.channel, purpose, row.outcome)
     return row
+
+
+def record_at_once(actor: Actor, purpose: str, extras: list, **values) -> tuple[Disclosure, list]:
+    """:func:`record` for an answer whose decision wrote nothing: the row (and ``extras``, work to commit
+    with it) in one durable statement where it can be (rempart.ledger.fast_append); call it outside a
+    transaction, before the answer leaves."""
+    row, results = fast_append.append(
+        extras,
+        channel=actor.channel,
+        purpose=purpose,
+        organisation_id=actor.organisation_id,
+        user_id=actor.user_id,
+        token_id=actor.token_id,
+        session_ref=actor.session_ref,
+        ip_address=actor.ip,
+        **values,
+    )
+    metrics.record_answer(actor.channel, purpose, row.outcome)
+    return row, results
 
 
 def record_many(actor: Actor, purpose: str, rows_values: list[dict]) -> list[Disclosure]:

@@ -23,9 +23,10 @@ def field(model, name: str) -> Field:
 
 
 class Statement:
-    """One SQL text (``%s`` placeholders) whose result columns are the given model fields, in order."""
+    """One SQL text (``%s`` placeholders) whose result columns are the given model fields, in order (None: a
+    computed column, passed as the driver gives it)."""
 
-    def __init__(self, sql: str, columns: Sequence[Field] = ()) -> None:
+    def __init__(self, sql: str, columns: Sequence[Field | None] = ()) -> None:
         self.sql = sql
         self.columns = tuple(columns)
         self._converters: dict[str, list] = {}
@@ -34,6 +35,9 @@ class Statement:
         if vendor not in self._converters:
             converters = []
             for column in self.columns:
+                if column is None:  # a computed column: the driver's value as it is
+                    converters.append(((), None))
+                    continue
                 expression = column.get_col(column.model._meta.db_table)
                 chain = connection.ops.get_db_converters(expression) + expression.get_db_converters(
                     connection

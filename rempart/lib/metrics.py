@@ -154,6 +154,12 @@ def record_import(kind: str, accepted: int, rejected: int) -> None:
         IMPORT_ROWS.labels(kind, "rejected").inc(rejected)
 
 
+def ledger_appended(kind: str, seconds: float, rows: int = 1) -> None:
+    """An append measured by its caller (rempart.ledger.fast_append), as :func:`timed_ledger_append` does."""
+    LEDGER_APPEND_SECONDS.labels(kind).observe(seconds)
+    LEDGER_ROWS.labels(kind).inc(rows)
+
+
 def timed_ledger_append(kind: str):
     """Decorate a ledger append function (rempart.ledger.chain): its duration and the rows it appended.
 

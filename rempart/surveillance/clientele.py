@@ -89,6 +89,42 @@ def observe(organisation_id: int, beneficiary_id: int, now: float) -> Sight:
     return Sight(new=new, learning=learning)
 
 
+def observe_with_row(organisation_id: int, beneficiary_id: int, now: float):
+    """:func:`observe` as work committed with the confirmation's ledger row, in the row's own statement on
+    PostgreSQL (rempart.ledger.fast_append): one round trip and one durable commit for both. The previous
+    day is read from the statement's snapshot, before its upsert; the upsert runs only if the row is written."""
+    from rempart.ledger.fast_append import WithRow
+
+    since = history_since(organisation_id, now)
+    today = int(now) // DAY
+    tag = tag_of(organisation_id, beneficiary_id)
+    learning = now - since < _days("clientele_learning_days") * DAY
+
+    def finish(seen: int | None) -> Sight:
+        if seen is None or seen < today:
+            _writes[0] += 1
+            if _writes[0] % PURGE_EVERY == 0:
+                with connection.cursor() as cursor:
+                    cursor.execute(_PURGE, [organisation_id, today - _days("clientele_days")])
+        return Sight(new=seen is None or seen < today - _days("clientele_days"), learning=learning)
+
+    return WithRow(
+        ctes=[
+            ("clientele_seen", _SELECT, [organisation_id, tag]),
+            (
+                "clientele_upsert",
+                "INSERT INTO surveillance_clientelemember (organisation_id, tag, seen_day) "
+                "SELECT %s, %s, %s FROM new_row ON CONFLICT (organisation_id, tag) DO UPDATE "
+                "SET seen_day = excluded.seen_day WHERE surveillance_clientelemember.seen_day < excluded.seen_day",
+                [organisation_id, tag, today],
+            ),
+        ],
+        result="(SELECT seen_day FROM clientele_seen)",
+        finish=finish,
+        alone=lambda: observe(organisation_id, beneficiary_id, now),
+    )
+
+
 def known(organisation_id: int, beneficiary_ids, now: float) -> tuple[set[int], bool]:
     """Which of these people the organisation confirmed within the memory's span (read only), and whether
     it is still learning: what a chunk of invoices is judged against before it is decided."""

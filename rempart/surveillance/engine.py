@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rempart.lib import metrics
-from rempart.surveillance import canaries, clientele, policy, switches
+from rempart.surveillance import admission, canaries, clientele, policy, switches
 from rempart.surveillance.actors import actor_key
 from rempart.surveillance.counters import DAY, HOUR, MINUTE, WEEK, Count, Distinct, get_store
 from rempart.surveillance.models import ActorState
@@ -156,6 +156,15 @@ def _admission_statement():
 def _admit(actor) -> ActorState | None:
     """Refuse a suspended account, token or organisation (a second lock behind the session middleware and
     the token check); return the actor's surveillance state, if any."""
+    if actor.user_id is None and actor.token_id is not None:
+        read = admission.take(actor.token_id)  # read with this request's token check (an API call)
+        if read is not None:
+            token_suspended, organisation_status, state = read
+            if token_suspended or organisation_status == "suspended":
+                raise CheckRefused(
+                    "suspended", _("Ce compte, ce jeton ou cette organisation est suspendu."), 403
+                )
+            return state
     row = _admission_statement().first(
         [actor.user_id, actor.token_id, actor.organisation_id, actor_key(actor)]
     )
@@ -199,6 +208,16 @@ class Observation:
     purpose: str = (
         ""  # the gate's purpose (rights_check, pec, claim, …): a PEC after a check is a clientele's sign
     )
+    # The clientele's sight of this confirmation when it was committed with the ledger row (with_row below).
+    sight: clientele.Sight | None = None
+
+
+def with_row(actor, beneficiary_id: int | None, purpose: str) -> list:
+    """What surveillance commits together with a check's ledger row (rempart.ledger.fast_append): a
+    confirmation's place in the organisation's clientele memory. Empty when nothing is to be written."""
+    if not enabled() or beneficiary_id is None or actor.organisation_id is None or purpose == "claim":
+        return []
+    return [clientele.observe_with_row(actor.organisation_id, beneficiary_id, clock())]
 
 
 def after_check(actor, state: ActorState | None, observation: Observation) -> None:
@@ -245,7 +264,9 @@ def after_check(actor, state: ActorState | None, observation: Observation) -> No
     if member is not None:
         distincts = [Distinct(f"{key}:confirmed", member, (HOUR, DAY))]
         if actor.organisation_id is not None:
-            sight = clientele.observe(actor.organisation_id, observation.beneficiary_id, now)
+            sight = observation.sight or clientele.observe(
+                actor.organisation_id, observation.beneficiary_id, now
+            )
             # Someone the organisation never confirmed is new exactly once (it is remembered at once): plain
             # counts are the actor's distinct new identities.
             new_identity = sight.new and not sight.learning

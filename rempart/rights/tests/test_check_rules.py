@@ -159,6 +159,25 @@ def test_the_answer_and_its_ledger_row_commit_together(cast, family, monkeypatch
         ask(cast, **parent(family))
 
 
+def test_no_answer_leaves_when_the_one_statement_append_fails(cast, family, monkeypatch):
+    """The rights check's row goes by one statement once this connection knows a chain's head
+    (rempart.ledger.fast_append): when that statement fails, no answer leaves and no row is left."""
+    from django.db import DatabaseError, connection, transaction
+
+    from rempart.ledger import fast_append
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite always appends the transactional way")
+    ask(
+        cast, **parent(family)
+    )  # the first row goes the transactional way and teaches the connection its head
+    before = Disclosure.objects.count()
+    monkeypatch.setattr(fast_append, "_statement", lambda extras: "SELECT * FROM no_such_ledger_table")
+    with pytest.raises(DatabaseError), transaction.atomic():  # a savepoint: the test's transaction goes on
+        ask(cast, **parent(family))
+    assert Disclosure.objects.count() == before
+
+
 def test_a_domain_without_tiers_payant_is_not_covered(cast, family):
     from rempart.registry.models import Guarantee
 

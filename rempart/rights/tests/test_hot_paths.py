@@ -153,3 +153,77 @@ def test_long_transactions_appending_at_once_never_deadlock_nor_block_a_short_on
     # Each lot's rows went to one chain.
     per_chain = Disclosure.objects.values_list("chain", flat=True)
     assert len(set(per_chain)) <= 3
+
+
+def test_an_api_check_reads_the_token_and_its_surveillance_state_in_one_statement(
+    client, cast, family, token
+):
+    """PostgreSQL: three statements per API check once warm — the token with its state, the lookup, and the
+    row with the clientele memory in one durable statement (docs/benchmarks.md, "Rights check")."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite appends the transactional way")
+    post(client, token, body(family))  # warm: the connection learns a chain head, the caches fill
+    sent = []
+
+    def collect(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(collect):
+        assert post(client, token, body(family)).json()["outcome"] == "covered"
+    # The tests count in the database (production counts in Redis, one script call): leave those statements out.
+    counting = ("surveillance_seenmember", "surveillance_counter", "synchronous_commit", "SAVEPOINT")
+    sent = [sql for sql in sent if not any(word in sql for word in counting)]
+    assert len(sent) == 3, sent
+    assert "accounts_apitoken" in sent[0] and "surveillance_actorstate" in sent[0]
+    assert "registry_beneficiary" in sent[1]
+    assert "ledger_disclosure" in sent[2] and "surveillance_clientelemember" in sent[2]
+
+
+def test_a_token_suspended_after_its_check_read_is_refused_by_the_next_check(client, cast, family, token):
+    """The state read with the token serves its own request only: the next request reads again."""
+    from django.utils import timezone
+
+    from rempart.accounts.models import ApiToken
+
+    assert post(client, token, body(family)).status_code == 200
+    ApiToken.objects.filter(prefix=token.split("_")[1]).update(suspended_at=timezone.now())
+    answer = post(client, token, body(family))
+    assert answer.status_code == 403 and "ledger" not in answer.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_checks_at_once_keep_every_chain_whole():
+    """Threads (own connections) appending with the one-statement append, several on the same chains, and
+    transactional writers among them: every link holds, no row is lost."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers on the whole database (IMMEDIATE): nothing interleaves")
+    from rempart.ledger import fast_append
+
+    errors = []
+    values = {"channel": "api", "purpose": "rights_check", "organisation_id": 1, "outcome": "no_match",
+              "domain": "OPTI", "fields": [], "presented_hash": b"\x02" * 16}  # fmt: skip
+
+    def writer(n: int, transactional: bool) -> None:
+        try:
+            connection._rempart_chain = 0  # all start on chain 0: the compare-and-set has to sort them out
+            for _i in range(n):
+                if transactional:
+                    with transaction.atomic():
+                        chain.append(**values)
+                else:
+                    fast_append.append(**values)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(50, n == 3)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    report = chain.verify()
+    assert report.ok, report.broken
+    assert report.rows == Disclosure.objects.count() == 200

@@ -225,9 +225,9 @@ def test_the_memory_is_seeded_from_the_ledger_and_keeps_no_beneficiary_id(
     now = synced_clock.now
     remember(_portal(cast.owner), crowd.clientele[:3], "OPTI", days_ago=(100, 800))  # the last one too old
     remember(_portal(cast.outsider), crowd.clientele[3:4], "PHAR")  # another organisation's patient
-    ids = list(
+    ids = list(  # the most recent first: the oldest (800 days) is past the memory's span
         Disclosure.objects.filter(organisation_id=cast.optician.pk)
-        .order_by("id")
+        .order_by("-created_at")
         .values_list("beneficiary_id", flat=True)
     )
     other = Disclosure.objects.get(organisation_id=cast.other_shop.pk).beneficiary_id
