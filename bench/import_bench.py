@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 TODAY = dt.date(2026, 1, 15)  # fixed, so that cached files and imports agree whatever the day
 TABLES = ("registry_beneficiary", "registry_contract")
+RAW_COPY_ORDER = ("registry_contract", "registry_beneficiary")  # contracts first, as foreign keys would need
+RAW_COPY_PREFIX = "bench_raw_"  # the reference tables: bench_raw_registry_contract, …
+RAW_COPY_VARIANTS = {"indexes": "INCLUDING ALL", "no_indexes": "INCLUDING DEFAULTS"}
+RAW_COPY_SPOOL = 512 * 1024 * 1024  # exported bytes kept in memory per table, then a temporary file
+RAW_COPY_CHUNK = 1024 * 1024
 
 
 def setup_django() -> None:
@@ -80,6 +86,10 @@ def run_measure(args) -> None:
         [beneficiaries] = cursor.fetchone()
         cursor.execute("SELECT COUNT(*) FROM registry_contract")
         [contracts] = cursor.fetchone()
+    # The raw COPY reference, after every import timing and the storage measurement: the re-import changed
+    # nothing (checked above), so the tables still hold exactly the rows the first import stored.
+    raw = _raw_copy_postgres(beneficiaries) if connection.vendor == "postgresql" else None
+    import_rate = args.rows / first["seconds"]
     result = {
         "db": args.db,
         "label": ("PostgreSQL" if connection.vendor == "postgresql" else "SQLite")
@@ -91,9 +101,13 @@ def run_measure(args) -> None:
         "beneficiaries": beneficiaries,
         "contracts": contracts,
         "import_seconds": first["seconds"],
-        "import_rate": args.rows / first["seconds"],
+        "import_rate": import_rate,
         "reimport_seconds": second["seconds"],
         "reimport_rate": args.rows / second["seconds"],
+        "raw_copy": raw,
+        "raw_copy_rate": raw["indexes"]["rate"] if raw else None,
+        "raw_copy_rate_no_indexes": raw["no_indexes"]["rate"] if raw else None,
+        "raw_copy_ratio": import_rate / raw["indexes"]["rate"] if raw else None,
         "mb_per_million": storage["bytes"] * 1_000_000 / max(1, beneficiaries) / 1e6,
         "storage_bytes": storage["bytes"],
         "storage_method": storage["method"],
@@ -173,6 +187,90 @@ def _import_all(insurers, label: str, profile: bool = False, db: str = "", concu
         flush=True,
     )
     return totals
+
+
+def _raw_copy_postgres(beneficiaries: int) -> dict:
+    """How fast PostgreSQL alone stores the rows the import stored: the reference for the import rate.
+
+    The contract and beneficiary rows are exported as they are stored (binary COPY, into memory, spilling to a
+    temporary file past RAW_COPY_SPOOL bytes), then loaded with ``COPY … FROM STDIN (FORMAT binary)`` into fresh
+    tables created ``LIKE`` the real ones, contracts then beneficiaries in one transaction; the time covers that
+    transaction, commit included, not the tables' creation (committed beforehand, so that no WAL is skipped).
+    Twice: ``INCLUDING ALL`` (same columns, defaults, checks and indexes; foreign keys are never copied by
+    ``LIKE``) and ``INCLUDING DEFAULTS`` (no index, no check). The copies are dropped after each variant, even
+    on error. Its own connection (autocommit, server defaults): nothing of the import's sessions is reused.
+    """
+    import psycopg
+    from psycopg import sql
+
+    url = os.environ["DATABASE_URL"]
+    dumps: dict[str, tuple[sql.Composable, tempfile.SpooledTemporaryFile]] = {}
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            sizes = {}
+            for table in RAW_COPY_ORDER:
+                names = conn.execute(
+                    """SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass
+                       AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
+                    [table],
+                ).fetchall()
+                columns = sql.SQL(", ").join(sql.Identifier(name) for (name,) in names)
+                spool = tempfile.SpooledTemporaryFile(max_size=RAW_COPY_SPOOL, prefix="rempart-raw-copy-")
+                dumps[table] = (columns, spool)
+                statement = sql.SQL("COPY {} ({}) TO STDOUT (FORMAT binary)").format(
+                    sql.Identifier(table), columns
+                )
+                with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                    for data in copy:
+                        spool.write(data)
+                sizes[table] = spool.tell()
+            result: dict = {"beneficiaries": beneficiaries, "bytes": sizes}
+            for variant, like in RAW_COPY_VARIANTS.items():
+                seconds = _raw_copy_once(url, conn, dumps, like)
+                result[variant] = {"seconds": seconds, "rate": beneficiaries / seconds}
+    finally:
+        for _columns, spool in dumps.values():
+            spool.close()
+    print(
+        f"raw COPY: {beneficiaries:,} beneficiaries + contracts "
+        f"({sum(result['bytes'].values()) / 1e6:.1f} MB binary) in {result['indexes']['seconds']:.2f} s "
+        f"({result['indexes']['rate']:,.0f} rows/s); without indexes {result['no_indexes']['seconds']:.2f} s "
+        f"({result['no_indexes']['rate']:,.0f} rows/s)",
+        flush=True,
+    )
+    return result
+
+
+def _raw_copy_once(url: str, conn, dumps: dict, like: str) -> float:
+    """Create the copies, time one transaction loading them, drop them (whatever happens)."""
+    import psycopg
+    from psycopg import sql
+
+    copies = {table: sql.Identifier(RAW_COPY_PREFIX + table) for table in RAW_COPY_ORDER}
+    dropped = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(copies.values()))
+    try:
+        for table, copy_table in copies.items():
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} {})").format(
+                    copy_table, sql.Identifier(table), sql.SQL(like)
+                )
+            )
+        started = time.monotonic()
+        with conn.transaction():
+            for table, copy_table in copies.items():
+                columns, spool = dumps[table]
+                spool.seek(0)
+                statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(copy_table, columns)
+                with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                    while chunk := spool.read(RAW_COPY_CHUNK):
+                        copy.write(chunk)
+        return time.monotonic() - started
+    finally:
+        if conn.broken or conn.closed:
+            with psycopg.connect(url, autocommit=True) as other:
+                other.execute(dropped)
+        else:
+            conn.execute(dropped)
 
 
 def _version(connection) -> str:

@@ -6,7 +6,8 @@
 The import benchmark generates synthetic rights files (cached under bench/out/data/), loads them into
 a fresh database (a SQLite file under bench/out/, or a PostgreSQL database ``rempart_bench_<pid>``
 dropped at the end), imports them twice (the second run is the idempotent no-change path), measures
-the rate and the storage per million beneficiaries, prints a table and writes bench/out/import.md.
+the rate and the storage per million beneficiaries, then, on PostgreSQL, the raw COPY rate of the same stored
+rows (the reference the import rate is compared with), prints a table and writes bench/out/import.md.
 
 Each measurement runs in a child process, so that Django is set up with that database's settings.
 """
@@ -30,6 +31,8 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:543
 
 RATE_TARGET = 100_000  # rows/s on PostgreSQL, validation, encryption and blind index included (issue #3)
 STORAGE_TARGET_MB = 150  # per 1 M beneficiaries, indexes included (issue #3)
+RAW_RATIO_TARGET = 0.25  # import rate / raw COPY rate of the same rows, same indexes, PostgreSQL (issue #19)
+NONE = "—"  # a figure that does not apply (SQLite has no COPY)
 
 
 def ensure_venv() -> None:
@@ -100,18 +103,38 @@ def _verdict(result: dict) -> str:
     if result["db"] == "postgres":
         ok = result["import_rate"] >= RATE_TARGET
         parts.append(f">= {RATE_TARGET:,} rows/s: {'met' if ok else 'MISSED'}")
+        if result.get("raw_copy_ratio") is not None:
+            ok = result["raw_copy_ratio"] >= RAW_RATIO_TARGET
+            parts.append(f">= {RAW_RATIO_TARGET} x raw COPY: {'met' if ok else 'MISSED'}")
     ok = result["mb_per_million"] <= STORAGE_TARGET_MB
     parts.append(f"<= {STORAGE_TARGET_MB} MB: {'met' if ok else 'MISSED'}")
     return "; ".join(parts)
 
 
+def _figure(value: float | None, spec: str) -> str:
+    return NONE if value is None else format(value, spec)
+
+
 def table(results: list[dict], markdown: bool) -> str:
-    header = ["database", "rows", "import rows/s", "re-import rows/s", "MB per 1M beneficiaries", "target"]
+    header = [
+        "database",
+        "rows",
+        "import rows/s",
+        "raw COPY rows/s",
+        "import / raw COPY",
+        "raw COPY rows/s, no index",
+        "re-import rows/s",
+        "MB per 1M beneficiaries",
+        "target",
+    ]
     rows = [
         [
             r["label"],
             f"{r['rows']:,}",
             f"{r['import_rate']:,.0f}",
+            _figure(r.get("raw_copy_rate"), ",.0f"),
+            _figure(r.get("raw_copy_ratio"), ".2f"),
+            _figure(r.get("raw_copy_rate_no_indexes"), ",.0f"),
             f"{r['reimport_rate']:,.0f}",
             f"{r['mb_per_million']:.1f}",
             _verdict(r),
@@ -123,7 +146,7 @@ def table(results: list[dict], markdown: bool) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    right = {1, 2, 3, 4}
+    right = set(range(1, len(header) - 1))
 
     def fmt(line: list[str]) -> str:
         return "  ".join(
@@ -142,6 +165,7 @@ def details(result: dict) -> str:
         f"- import: {result['import_seconds']:.1f} s; re-import (no change): {result['reimport_seconds']:.1f} s; "
         f"worker processes: {result.get('workers', 'auto')}",
         f"- storage measured: {result['storage_bytes'] / 1e6:.1f} MB ({result['storage_method']})",
+        f"- {_raw_copy_details(result)}",
         "",
         "| relation | MB | MB per 1M beneficiaries |",
         "|---|---:|---:|",
@@ -154,6 +178,21 @@ def details(result: dict) -> str:
         lines += ["| column | bytes |", "|---|---:|"]
         lines += [f"| {name} | {size:.1f} |" for name, size in result["columns"].items()]
     return "\n".join(lines)
+
+
+def _raw_copy_details(result: dict) -> str:
+    raw = result.get("raw_copy")
+    if not raw:
+        return "raw COPY reference: none (SQLite has no COPY)"
+    sizes = raw["bytes"]
+    return (
+        f"raw COPY of the stored rows ({sizes['registry_contract'] / 1e6:.1f} MB of contracts and "
+        f"{sizes['registry_beneficiary'] / 1e6:.1f} MB of beneficiaries in binary COPY format): "
+        f"{raw['indexes']['seconds']:.2f} s with the tables' indexes and checks "
+        f"({raw['indexes']['rate']:,.0f} beneficiaries/s), {raw['no_indexes']['seconds']:.2f} s without "
+        f"({raw['no_indexes']['rate']:,.0f}/s); import / raw COPY: {result['raw_copy_ratio']:.2f} "
+        f"(target >= {RAW_RATIO_TARGET})"
+    )
 
 
 def write_report(results: list[dict], args) -> Path:
@@ -170,6 +209,12 @@ def write_report(results: list[dict], args) -> Path:
         "",
         "MB = 10^6 bytes. Storage is registry_beneficiary + registry_contract, tables and indexes, "
         "scaled to 1,000,000 beneficiaries.",
+        "",
+        "Raw COPY (PostgreSQL only): the rows the first import stored, exported with binary COPY, then loaded "
+        "with `COPY … FROM STDIN (FORMAT binary)` into fresh tables `LIKE … INCLUDING ALL` (same indexes, "
+        "no foreign keys), contracts then beneficiaries in one timed transaction; beneficiaries per second. "
+        '"no index": the same into tables `LIKE … INCLUDING DEFAULTS`. '
+        f"Target: import rate >= {RAW_RATIO_TARGET} x raw COPY rate (same indexes).",
         "",
         table(results, markdown=True),
         "",

@@ -106,9 +106,11 @@ def _default_language():
 def fresh_process_caches():
     """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
     from rempart.gate import core as gate_core
+    from rempart.ledger import fast_append
     from rempart.surveillance import canaries, clientele, responses, switches
     from rempart.surveillance.engine import baselines
 
+    fast_append.forget()  # the connection's chain head and ids: each test's first row goes the transactional way
     switches.forget()
     canaries.forget()
     clientele.forget()

@@ -121,6 +121,7 @@ _TAKE_CHAIN = {
         _HEAD_COLUMNS,
     ),
 }
+prepare_row = hot_sql.row_preparer(Disclosure, INSERTED_FIELDS)
 _PLACEHOLDERS = ", ".join(["%s"] * len(INSERTED_FIELDS))
 _INSERT = f"INSERT INTO ledger_disclosure ({', '.join(INSERTED_FIELDS)}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 _SET_HEAD = "UPDATE ledger_chainhead SET last_hash = %s WHERE chain = %s"
@@ -167,7 +168,7 @@ def append(**values) -> Disclosure:
         **values,
     )
     row.row_hash = row_hash(row, prev_hash)
-    params = [hot_sql.prepare_value(Disclosure, name, getattr(row, name)) for name in INSERTED_FIELDS]
+    params = prepare_row(row)
     if connection.vendor == "postgresql":
         hot_sql.run(_INSERT_AND_SET_HEAD, [*params, row.row_hash, chain_no])
     else:

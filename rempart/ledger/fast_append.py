@@ -31,7 +31,8 @@ from rempart.ledger import chain
 from rempart.ledger.models import CHAIN_COUNT, Disclosure
 from rempart.lib import hot_sql, metrics
 
-ID_BLOCK = 32  # ids taken from the sequence at once (gaps at a process's exit, as after a rollback)
+ID_BLOCK = 16  # ids taken from the sequence at once (gaps at a process's exit, as after a rollback)
+ID_BLOCK_SECONDS = 1.0  # a block older than this is dropped: ids stay in time order to within about a second
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,9 @@ def _statement(extras: Sequence[WithRow]) -> str:
 
 def _next_id() -> int:
     ids = getattr(connection, "_rempart_fast_ids", None)
-    if not ids:
+    if not ids or time.monotonic() - connection._rempart_fast_ids_at > ID_BLOCK_SECONDS:
         ids = sorted(row[0] for row in hot_sql.run(chain._PG_IDS, [ID_BLOCK], fetch=True))
-        connection._rempart_fast_ids = ids
+        connection._rempart_fast_ids, connection._rempart_fast_ids_at = ids, time.monotonic()
     return ids[0]
 
 
@@ -114,7 +115,7 @@ def append(extras: Sequence[WithRow] = (), **values) -> tuple[Disclosure, list]:
     )
     row.row_hash = chain.row_hash(row, last_hash)
     params = [row.seq, row.row_hash, chain_no, seq, last_hash]
-    params += [hot_sql.prepare_value(Disclosure, name, getattr(row, name)) for name in chain.INSERTED_FIELDS]
+    params += chain.prepare_row(row)
     for extra in extras:
         for _name, _sql, extra_params in extra.ctes:
             params += extra_params

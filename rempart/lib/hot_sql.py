@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 from django.db.models import Field
 
 
@@ -69,24 +69,50 @@ class Statement:
 
 def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple]:
     """Execute one statement on the default connection (prepared on PostgreSQL); rows if ``fetch``."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if wrapper.vendor != "postgresql":
+        with wrapper.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if fetch else []
+    # A persistent connection is checked once per request (CONN_HEALTH_CHECKS), so that one left broken by a
+    # database restart is replaced rather than failing the request. Django checks with a SELECT 1 of its own:
+    # a round trip per request. When the request's first statement is a read outside any transaction, the read
+    # is the check: if it fails on a connection that no longer works, the connection is replaced and the read
+    # sent again (nothing was written); a write, or a read inside a transaction, is checked Django's way first.
+    by_reading = (
+        wrapper.health_check_enabled
+        and not wrapper.health_check_done
+        and fetch
+        and not wrapper.in_atomic_block
+        and sql.lstrip()[:6].upper() == "SELECT"
+    )
+    if not by_reading:
+        wrapper.close_if_health_check_failed()
+    wrapper.ensure_connection()
+    try:
+        rows = _execute(wrapper, sql, params, fetch)
+    except (OperationalError, InterfaceError):
+        if not by_reading or wrapper.is_usable():
+            raise
+        wrapper.close()
+        wrapper.ensure_connection()
+        rows = _execute(wrapper, sql, params, fetch)
+    if wrapper.health_check_enabled:
+        wrapper.health_check_done = True
+    return rows
+
+
+def _execute(wrapper, sql: str, params: Sequence[Any], fetch: bool) -> list[tuple]:
     import psycopg
 
-    # As Django's own cursor does: a persistent connection is checked once per request (CONN_HEALTH_CHECKS), so
-    # that one left broken by a database restart is replaced rather than failing this statement.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        if connection.execute_wrappers:  # observers (tests, instrumentation) see these statements too
+    with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
+        if wrapper.execute_wrappers:  # observers (tests, instrumentation) see these statements too
             executor = functools.reduce(
-                lambda inner, wrapper: functools.partial(wrapper, inner),
-                connection.execute_wrappers,
+                lambda inner, execute_wrapper: functools.partial(execute_wrapper, inner),
+                wrapper.execute_wrappers,
                 _prepared,
             )
-            executor(sql, params, False, {"connection": connection, "cursor": cursor})
+            executor(sql, params, False, {"connection": wrapper, "cursor": cursor})
         else:
             cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if fetch else []
@@ -94,6 +120,18 @@ def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple
 
 def _prepared(sql: str, params: Sequence[Any], _many: bool, context: dict) -> None:
     context["cursor"].execute(sql, params, prepare=True)
+
+
+def row_preparer(model, names: Sequence[str]):
+    """``prepare(instance)``: the listed fields of a model instance as the ORM would send them on insert, the
+    fields looked up once (the hot paths' inserts: one call per row instead of one lookup per field)."""
+    fields = [(name, field(model, name)) for name in names]
+
+    def prepare(instance) -> list:
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        return [column.get_db_prep_save(getattr(instance, name), wrapper) for name, column in fields]
+
+    return prepare
 
 
 def prepare_value(model, name: str, value: Any) -> Any:

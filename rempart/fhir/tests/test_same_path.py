@@ -1,6 +1,7 @@
 """A FHIR call and the equivalent JSON call leave the same ledger row and move the same surveillance counters;
 the gate's refusals, surveillance's, a kill switch, an outage and a defect come back as OperationOutcomes."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -55,11 +56,17 @@ def watched(settings, synced_clock, monkeypatch, tmp_path):  # noqa: F811 - the 
     return calls
 
 
-def _snapshot(calls: list, since: int) -> dict:
-    rows = list(Disclosure.objects.filter(id__gt=since).order_by("id").values(*LEDGER_COLUMNS))
+def _snapshot(calls: list, known: set) -> dict:
+    rows = list(Disclosure.objects.exclude(id__in=known).order_by("chain", "seq").values(*LEDGER_COLUMNS))
     return {
         "ledger": rows,
-        "surveillance calls": list(calls),
+        # The clientele's sight is compared apart (_same_path): the memory is wiped between the two calls but the
+        # ledger keeps the first call's row, from which the memory is seeded again.
+        "surveillance calls": [
+            (kind, actor, dataclasses.replace(what, sight=None) if kind == "after" else what)
+            for kind, actor, what in calls
+        ],
+        "sights": [what.sight for kind, _actor, what in calls if kind == "after"],
         "counters": sorted(Counter.objects.values_list("key", "size", "bucket", "count")),
         # "recent:" lists order their members by the instant they were added: the member is what matters.
         "distinct": sorted(
@@ -82,13 +89,13 @@ def _snapshot(calls: list, since: int) -> dict:
     }
 
 
-def _forget(calls: list) -> int:
-    """Wipe what surveillance learned (counters, states, clientele) and return the last ledger id."""
+def _forget(calls: list) -> set:
+    """Wipe what surveillance learned (counters, states, clientele) and return the ids of the ledger's rows."""
     for model in (Counter, DistinctMember, SeenMember, ActorState, ClienteleMember, Clientele):
         model.objects.all().delete()
     clientele.forget()
     calls.clear()
-    return Disclosure.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return set(Disclosure.objects.values_list("id", flat=True))
 
 
 def _same_path(calls, json_call, fhir_call, between=lambda: None):
@@ -101,6 +108,12 @@ def _same_path(calls, json_call, fhir_call, between=lambda: None):
     fhir_response = fhir_call()
     assert fhir_response.status_code == 200, fhir_response.content
     through_fhir = _snapshot(calls, start)
+    json_sights, fhir_sights = through_json.pop("sights"), through_fhir.pop("sights")
+    for first, second in zip(json_sights, fhir_sights, strict=True):
+        if first is not None:  # a confirmation: new through the first door, known through the second
+            assert first.new and second is not None and not second.new
+        else:
+            assert second is None
     assert through_fhir == through_json
     assert through_json["ledger"] and through_json["counters"]
     assert [c[0] for c in through_json["surveillance calls"]] == ["before", "after"]
