@@ -162,7 +162,9 @@ def test_one_json_line_per_request_with_its_fields(client, cast, json_lines):
     }
     assert line["ts"].endswith("+00:00") and line["duration_ms"] > 0
     # The message rounds the duration itself (3.449 ms says 3.4 where duration_ms may say 3.45).
-    said = line["message"].removeprefix(f"POST api/v1/rights/check {response.status_code} ").removesuffix(" ms")
+    said = (
+        line["message"].removeprefix(f"POST api/v1/rights/check {response.status_code} ").removesuffix(" ms")
+    )
     assert abs(float(said) - line["duration_ms"]) <= 0.051
 
 
