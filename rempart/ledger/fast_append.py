@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from rempart.ledger import chain
@@ -121,10 +121,17 @@ def append(extras: Sequence[WithRow] = (), **values) -> tuple[Disclosure, list]:
             params += extra_params
     connection._rempart_fast_head = None  # until the statement is known to have written it
     started = time.perf_counter()
-    [written, *results] = hot_sql.run(_statement(extras), params, fetch=True)[0]
+    same_row = {**values, "created_at": row.created_at, "reference": row.reference}
+    try:
+        [written, *results] = _run_once(_statement(extras), params)
+    except DatabaseError:
+        # Nothing of the statement was written (a broken connection fails the transactional way too). The row
+        # alone first, then the purpose's work: whether that work fails (it runs only for a matched card) must
+        # never decide whether the row is written, and a miss is retried the same way as a match.
+        return _transactional(extras, same_row)
     if not written:  # another writer moved or holds this chain: the transactional way, on another chain
         connection._rempart_chain = (chain_no + 1 + secrets.randbelow(CHAIN_COUNT - 1)) % CHAIN_COUNT
-        return _transactional(extras, {**values, "created_at": row.created_at, "reference": row.reference})
+        return _transactional(extras, same_row)
     connection._rempart_fast_ids.pop(0)
     connection._rempart_fast_head = (chain_no, row.seq, row.row_hash)
     metrics.ledger_appended("one", time.perf_counter() - started)
@@ -132,14 +139,24 @@ def append(extras: Sequence[WithRow] = (), **values) -> tuple[Disclosure, list]:
     return row, [extra.finish(value) for extra, value in zip(extras, results, strict=True)]
 
 
+def _run_once(sql: str, params: list) -> tuple:
+    if (
+        connection.in_atomic_block
+    ):  # a savepoint, so that the caller's transaction survives a failed statement
+        with transaction.atomic():
+            return hot_sql.run(sql, params, fetch=True)[0]
+    return hot_sql.run(sql, params, fetch=True)[0]
+
+
 def _transactional(extras: Sequence[WithRow], values: dict) -> tuple[Disclosure, list]:
+    """The row by the transactional append, committed before the purpose's work runs (its failure, if any, then
+    reaches the caller with the row already written)."""
     with transaction.atomic():
         row = chain.append(**values)
-        results = [extra.alone() for extra in extras]
     # This connection now knows that chain's head. Inside a caller's transaction that may yet roll back, the
     # next append's compare-and-set then finds another head and takes this way again: nothing is assumed.
     connection._rempart_fast_head = (row.chain, row.seq, bytes(row.row_hash))
-    return row, results
+    return row, [extra.alone() for extra in extras]
 
 
 def forget() -> None:

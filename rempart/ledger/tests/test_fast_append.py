@@ -102,18 +102,22 @@ def test_what_the_purpose_commits_with_the_row_goes_with_it(db):
     assert chain.verify().ok and chain.verify().rows == 4
 
 
-def test_a_failing_statement_writes_nothing_and_forgets_the_head(db, monkeypatch):
+def test_a_failing_statement_writes_nothing_and_the_row_goes_the_transactional_way(db, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite always appends the transactional way")
     _append()
     before = Disclosure.objects.count()
     monkeypatch.setattr(fast_append, "_statement", lambda extras: "SELECT * FROM no_such_ledger_table")
-    with pytest.raises(DatabaseError), transaction.atomic():
+    row = _append()
+    assert Disclosure.objects.count() == before + 1 and Disclosure.objects.filter(pk=row.pk).exists()
+    assert _head() == (row.chain, row.seq, bytes(row.row_hash))
+    monkeypatch.setattr(chain, "append", lambda **values: (_ for _ in ()).throw(DatabaseError("disk full")))
+    with pytest.raises(DatabaseError), transaction.atomic():  # both ways fail: no row, no answer
         _append()
-    assert Disclosure.objects.count() == before and _head() is None
+    assert Disclosure.objects.count() == before + 1
     monkeypatch.undo()
-    _append()  # the transactional way again, then at once
-    assert chain.verify().ok and chain.verify().rows == before + 1
+    _append()
+    assert chain.verify().ok and chain.verify().rows == before + 2
 
 
 def test_a_value_too_long_for_its_column_fails_instead_of_being_cut(db):
@@ -123,3 +127,30 @@ def test_a_value_too_long_for_its_column_fails_instead_of_being_cut(db):
     with pytest.raises(DatabaseError), transaction.atomic():
         _append(session_ref="x" * 65)  # the column holds 64
     assert not Disclosure.objects.filter(session_ref__startswith="xxx").exists()
+
+
+def _failing_work(calls: list) -> fast_append.WithRow:
+    def alone():
+        calls.append("alone")
+        raise RuntimeError("the purpose's work failed")
+
+    return fast_append.WithRow(
+        ctes=[("broken", "SELECT id FROM no_such_table_of_the_purpose", [])],
+        result="(SELECT count(*) FROM broken)",
+        finish=lambda value: value,
+        alone=alone,
+    )
+
+
+def test_the_row_is_written_even_when_the_purposes_work_fails(db):
+    """The work runs only for a matched card: its failure must never decide whether the row is written (the
+    answer would differ for a match before its row exists). The row goes first, then the work fails."""
+    _append()  # PostgreSQL: the next append goes by one statement, whose work part fails
+    before = Disclosure.objects.count()
+    calls = []
+    with pytest.raises(RuntimeError):
+        fast_append.append([_failing_work(calls)], **{**VALUES, "outcome": "covered", "beneficiary_id": 7})
+    assert calls == ["alone"]
+    assert Disclosure.objects.count() == before + 1
+    assert Disclosure.objects.filter(beneficiary_id=7, outcome="covered").exists()
+    assert chain.verify().ok

@@ -161,10 +161,11 @@ def test_the_answer_and_its_ledger_row_commit_together(cast, family, monkeypatch
 
 def test_no_answer_leaves_when_the_one_statement_append_fails(cast, family, monkeypatch):
     """The rights check's row goes by one statement once this connection knows a chain's head
-    (rempart.ledger.fast_append): when that statement fails, no answer leaves and no row is left."""
-    from django.db import DatabaseError, connection, transaction
+    (rempart.ledger.fast_append): when it fails, and the transactional way fails too, no answer leaves and no row
+    is left; when only the statement fails, the row goes the transactional way and then the answer."""
+    from django.db import connection, transaction
 
-    from rempart.ledger import fast_append
+    from rempart.ledger import chain, fast_append
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite always appends the transactional way")
@@ -173,9 +174,19 @@ def test_no_answer_leaves_when_the_one_statement_append_fails(cast, family, monk
     )  # the first row goes the transactional way and teaches the connection its head
     before = Disclosure.objects.count()
     monkeypatch.setattr(fast_append, "_statement", lambda extras: "SELECT * FROM no_such_ledger_table")
-    with pytest.raises(DatabaseError), transaction.atomic():  # a savepoint: the test's transaction goes on
+    for card in (parent(family), parent(family, adherent_number="ADH-9999")):  # a match and a miss alike
+        answer = ask(cast, **card)  # the row is written the transactional way, then the answer leaves
+        assert Disclosure.objects.filter(reference=answer.reference).exists()
+    assert Disclosure.objects.count() == before + 2
+
+    def broken(**values):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(chain, "append", broken)
+    fast_append.forget()
+    with pytest.raises(RuntimeError), transaction.atomic():
         ask(cast, **parent(family))
-    assert Disclosure.objects.count() == before
+    assert Disclosure.objects.count() == before + 2
 
 
 def test_a_domain_without_tiers_payant_is_not_covered(cast, family):
