@@ -95,7 +95,7 @@ def observe_with_row(organisation_id: int, beneficiary_id: int, now: float):
     day is read from the statement's snapshot, before its upsert; the upsert runs only if the row is written."""
     from rempart.ledger.fast_append import WithRow
 
-    since = history_since(organisation_id, now)
+    since = history_since(organisation_id, now)  # seeded (if need be) before the statement reads the memory
     today = int(now) // DAY
     tag = tag_of(organisation_id, beneficiary_id)
     learning = now - since < _days("clientele_learning_days") * DAY

@@ -215,9 +215,15 @@ class Observation:
 def with_row(actor, beneficiary_id: int | None, purpose: str) -> list:
     """What surveillance commits together with a check's ledger row (rempart.ledger.fast_append): a
     confirmation's place in the organisation's clientele memory. Empty when nothing is to be written."""
-    if not enabled() or beneficiary_id is None or actor.organisation_id is None or purpose == "claim":
+    if not enabled() or actor.organisation_id is None or purpose == "claim":
         return []
-    return [clientele.observe_with_row(actor.organisation_id, beneficiary_id, clock())]
+    now = clock()
+    # The memory's start is read (and the memory seeded, the first time) for a miss as for a match: what runs
+    # before the row is written must not depend on whether the card matched, failures included.
+    clientele.history_since(actor.organisation_id, now)
+    if beneficiary_id is None:
+        return []
+    return [clientele.observe_with_row(actor.organisation_id, beneficiary_id, now)]
 
 
 def after_check(actor, state: ActorState | None, observation: Observation) -> None:
