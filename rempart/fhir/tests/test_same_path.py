@@ -112,7 +112,9 @@ def _same_path(calls, json_call, fhir_call, between=lambda: None):
     # A confirmation is seen by the clientele memory through both doors (new through the first, known through the
     # second: the memory is seeded again from the ledger, which holds the first call's row); a miss by neither.
     assert [sight is None for sight in json_sights] == [sight is None for sight in fhir_sights]
-    assert all(first.new and not second.new for first, second in zip(json_sights, fhir_sights) if first)
+    assert all(
+        first.new and not second.new for first, second in zip(json_sights, fhir_sights, strict=True) if first
+    )
     assert through_fhir == through_json
     assert through_json["ledger"] and through_json["counters"]
     assert [c[0] for c in through_json["surveillance calls"]] == ["before", "after"]
