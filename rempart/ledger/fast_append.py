@@ -13,7 +13,9 @@ row's lock, never waiting for it (``FOR UPDATE SKIP LOCKED``). If another writer
 chain, nothing at all is written (the row and the purpose's work depend on the head's update in the same
 statement) and the row goes the transactional way, on a chain no one holds; this connection then keeps
 that chain's head. So the chains stay exactly as the transactional append would leave them, which
-``rempart ledger verify`` checks. SQLite (development, tests) always takes the transactional way.
+``rempart ledger verify`` checks. If the statement fails, the row alone goes the transactional way and the
+purpose's work runs after it has committed: that work runs only for matched cards, and its failure must never
+decide whether a row is written. SQLite (development, tests) always takes the transactional way.
 """
 
 from __future__ import annotations
