@@ -272,21 +272,8 @@ def identify_and_record(
                     verdict = decide(found)
             except Exception as exc:
                 failure = exc
-                verdict = Verdict(
-                    Disclosure.Outcome.REJECTED,
-                    rejected_fields or ["identity_confirmed", f"coverage:{card.domain}"],
-                )
-        row = record(
-            actor,
-            purpose,
-            insurer_id=found.insurer_id,
-            beneficiary_id=found.beneficiary_id,
-            presented_hash=None if found.beneficiary_id else presented_hash(card),
-            domain=card.domain,
-            care_date=card.care_date,
-            outcome=verdict.outcome if verdict else Disclosure.Outcome.NO_MATCH,
-            fields=verdict.fields if verdict else [],
-        )
+                verdict = _rejected(card, rejected_fields)
+        row = record(actor, purpose, **_row_values(found, card, verdict))
     # After the commit: the counters live in their own short transaction, so that concurrent checks of one
     # organisation never wait on each other's ledger commit.
     surveillance.after_check(
@@ -297,6 +284,26 @@ def identify_and_record(
     if failure is not None:
         raise failure
     return Recorded(found, verdict, row)
+
+
+def _rejected(card: CardData, rejected_fields: list[str] | None) -> Verdict:
+    """The verdict of a decision that raised: recorded, the identity having been confirmed."""
+    return Verdict(
+        Disclosure.Outcome.REJECTED, rejected_fields or ["identity_confirmed", f"coverage:{card.domain}"]
+    )
+
+
+def _row_values(found: Found, card: CardData, verdict: Verdict | None) -> dict:
+    """What the ledger row of one identification says: a match's verdict, or a miss's keyed fingerprint."""
+    return {
+        "insurer_id": found.insurer_id,
+        "beneficiary_id": found.beneficiary_id,
+        "presented_hash": None if found.beneficiary_id else presented_hash(card),
+        "domain": card.domain,
+        "care_date": card.care_date,
+        "outcome": verdict.outcome if verdict else Disclosure.Outcome.NO_MATCH,
+        "fields": verdict.fields if verdict else [],
+    }
 
 
 def _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields) -> Recorded:
@@ -310,22 +317,9 @@ def _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_f
             verdict = decide(found)
         except Exception as exc:
             failure = exc
-            verdict = Verdict(
-                Disclosure.Outcome.REJECTED,
-                rejected_fields or ["identity_confirmed", f"coverage:{card.domain}"],
-            )
-    row, results = record_at_once(
-        actor,
-        purpose,
-        surveillance.with_row(actor, found.beneficiary_id, purpose),
-        insurer_id=found.insurer_id,
-        beneficiary_id=found.beneficiary_id,
-        presented_hash=None if found.beneficiary_id else presented_hash(card),
-        domain=card.domain,
-        care_date=card.care_date,
-        outcome=verdict.outcome if verdict else Disclosure.Outcome.NO_MATCH,
-        fields=verdict.fields if verdict else [],
-    )
+            verdict = _rejected(card, rejected_fields)
+    extras = surveillance.with_row(actor, found.beneficiary_id, purpose)
+    row, results = record_at_once(actor, purpose, extras, **_row_values(found, card, verdict))
     surveillance.after_check(
         actor,
         state,
