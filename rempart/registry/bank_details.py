@@ -48,15 +48,21 @@ def account_to_pay(professional: Professional, at: dt.datetime | None = None) ->
 
 
 def mark_iban_failed(
-    professional: Professional, *, reason_code: str, at: dt.datetime, iban: str | None = None
+    professional: Professional,
+    *,
+    reason_code: str,
+    at: dt.datetime,
+    iban: str | None = None,
+    now: dt.datetime | None = None,
 ) -> bool:
     """The bank rejected a transfer to the current IBAN: pay it no more until the owner gives a new one.
 
     A change whose hold has ended is written down first, so the failure lands on the IBAN paid now. With
     ``iban`` (the one the rejected transfer went to), nothing is marked when it is no longer the
     organisation's: the IBAN that replaced it did not fail. Returns whether it was marked. Telling the
-    owners is the caller's job (it knows which transfer and why)."""
-    bank_hold.release_due(professional=professional)
+    owners is the caller's job (it knows which transfer and why). ``now``: the present, for the release
+    (tests fix it; the default is the clock)."""
+    bank_hold.release_due(professional=professional, now=now)
     professional.refresh_from_db(fields=["iban_cipher", "iban_index", "bic"])
     if iban is not None:
         compact = iban.replace(" ", "").upper()

@@ -235,7 +235,7 @@ def test_if_the_notices_cannot_be_sent_nothing_is_recorded(cast, shop, monkeypat
 
 def test_a_failure_of_the_previous_iban_during_the_hold_holds_payments_and_the_release_clears_it(cast, shop):
     change_bank_details(shop, NEW, "AGRIFRPP", by=cast.owner, now=T0)
-    assert mark_iban_failed(fresh(shop), reason_code="AC04", at=T0 + DAY, iban=OLD)
+    assert mark_iban_failed(fresh(shop), reason_code="AC04", at=T0 + DAY, iban=OLD, now=T0 + DAY)
     held = account_to_pay(fresh(shop), T0 + 2 * DAY)
     assert (held.iban, held.held_reason, held.masked) == (None, "iban_failed", "FR76 •••• 7830")
     assert paid(shop, T0 + 5 * DAY) == NEW  # the new IBAN did not fail
