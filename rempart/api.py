@@ -16,6 +16,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from rempart import outage
 from rempart.accounts.api import router as accounts_router
+from rempart.accounts.api_auth import refused as token_refused
+from rempart.accounts.tokens import TokenRejected
 from rempart.api_errors import CODE_BY_STATUS, BadInput, answer_language
 from rempart.api_openapi import add_error_responses
 from rempart.api_validation import field_of, message_for
@@ -135,6 +137,13 @@ def refused(request: HttpRequest, exc: CheckRefused):
     if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(TokenRejected)
+def token_refused_by_the_gate(request: HttpRequest, exc: TokenRejected):
+    """A token whose standing the rights check read with its lookup (tokens.authenticate_token) and found
+    revoked, expired or suspended: the same answer and security event as a refusal by TokenAuth."""
+    return http_error(request, token_refused(request, exc, None))
 
 
 @api.exception_handler(RefusedDomain)

@@ -105,6 +105,7 @@ def _default_language():
 @pytest.fixture(autouse=True)
 def fresh_process_caches():
     """Per-process caches (kill switches, canary tags, alert memo, baselines) must not leak from one test to the next."""
+    from rempart.accounts import tokens
     from rempart.gate import core as gate_core
     from rempart.ledger import fast_append
     from rempart.surveillance import canaries, clientele, responses, switches
@@ -116,8 +117,10 @@ def fresh_process_caches():
     clientele.forget()
     baselines.forget()
     gate_core.forget()
+    tokens.forget_recent()  # tokens accepted in the last second (their standing then read with the lookup)
     responses._recent_alerts.clear()
     yield
+    tokens.forget_recent()
     switches.forget()
     canaries.forget()
     clientele.forget()

@@ -32,25 +32,37 @@ def _refusal(exc: TokenRejected, scope: str | None) -> ApiError:
     return ApiError(exc.status, "unauthenticated" if exc.status == 401 else "forbidden", exc.reason)
 
 
+def refused(request, exc: TokenRejected, scope: str | None) -> ApiError:
+    """A token refusal, recorded for the token's organisation when the prefix named a real token."""
+    if exc.token is not None:  # a real token's prefix: its organisation sees the refusal
+        record_event(
+            "token.rejected",
+            request=request,
+            organisation=exc.token.organisation,
+            reason=exc.reason,
+            token=exc.token.prefix,
+        )
+    return _refusal(exc, scope)
+
+
 class TokenAuth(HttpBearer):
+    """``confirm_with_lookup``: the endpoint's gate reads the standing of a token accepted in the last second
+    with its lookup (rempart.accounts.tokens.authenticate_token); the rights check only. A refusal decided
+    there reaches the API's TokenRejected handler and is answered and recorded as here."""
+
     openapi_description = "Jeton d'API de l'organisation : `Authorization: Bearer rmp_…`"
 
-    def __init__(self, scope: str | None) -> None:
+    def __init__(self, scope: str | None, *, confirm_with_lookup: bool = False) -> None:
         super().__init__()
         self.scope = scope
+        self.confirm_with_lookup = confirm_with_lookup
 
     def authenticate(self, request, token: str):
         try:
-            api_token = authenticate_token(token, self.scope, client_ip(request))
+            api_token = authenticate_token(
+                token, self.scope, client_ip(request), confirm_with_lookup=self.confirm_with_lookup
+            )
         except TokenRejected as exc:
-            if exc.token is not None:  # a real token's prefix: its organisation sees the refusal
-                record_event(
-                    "token.rejected",
-                    request=request,
-                    organisation=exc.token.organisation,
-                    reason=exc.reason,
-                    token=exc.token.prefix,
-                )
-            raise _refusal(exc, self.scope) from None
+            raise refused(request, exc, self.scope) from None
         request.api_token = api_token
         return api_token

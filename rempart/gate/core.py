@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
+from rempart.accounts import tokens
 from rempart.accounts.models import Organisation
 from rempart.ledger.actor import Actor
 from rempart.ledger.models import Disclosure
@@ -90,12 +91,37 @@ class Found:
     guarantee: GuaranteeFacts | None = None
 
 
+def _lookup_params(card: CardData) -> list:
+    return [card.adherent_number, card.domain, card.care_date, card.amc_number, Insurer.Status.ACTIVE]
+
+
 def find(card: CardData) -> Found:
     """The gate's lookup. Call it only from this package (the bare-lookup benchmark excepted)."""
-    rows = _LOOKUP.rows(
-        [card.adherent_number, card.domain, card.care_date, card.amc_number, Insurer.Status.ACTIVE]
-    )
-    return found_from(rows, card)[0]
+    return found_from(_LOOKUP.rows(_lookup_params(card)), card)[0]
+
+
+_with_standing: list[hot_sql.Statement] = []
+
+
+def _lookup_with_standing() -> hot_sql.Statement:
+    """The lookup and a pending token's standing in one statement (tokens.authenticate_token).
+
+    The lookup runs only if the standing holds (``ok``, evaluated once before it: on PostgreSQL a one-time
+    filter), so a refused token has nothing compared, and its refusal's timing says nothing of the card. Every
+    row carries the standing; a lookup that found nothing, or did not run, leaves one row of NULLs after it.
+    """
+    if not _with_standing:
+        standing, standing_columns = tokens.standing_sql()
+        lookup = _LOOKUP.sql.rstrip() + " AND (SELECT ok FROM standing)"  # noqa: S608 - constant SQL
+        _with_standing.append(
+            hot_sql.Statement(
+                f"WITH standing AS ({standing}), lookup AS ({lookup})\n"  # noqa: S608 - SQL from the models
+                "SELECT * FROM standing LEFT JOIN lookup ON 1 = 1",
+                [*standing_columns, *_LOOKUP.columns],
+                read_only=True,
+            )
+        )
+    return _with_standing[0]
 
 
 def found_from(rows, card: CardData) -> tuple[Found, tuple | None]:
@@ -254,6 +280,10 @@ def identify_and_record(
     lookup, the decision and the row together: the row is written by one durable statement
     (rempart.ledger.fast_append) once the decision is made, and the answer still leaves only after it.
     """
+    if not decision_writes:
+        pending = tokens.take_pending(actor.token_id)
+        if pending is not None:
+            return _identify_with_standing(actor, card, purpose, decide, pending, rejected_fields)
     refuse_foreign_domain(actor, purpose, card.domain)
     # Before the transaction: a refusal (switched off, stepped up, throttled) is counted and may suspend,
     # and that must stay recorded although no answer is given.
@@ -306,10 +336,36 @@ def _row_values(found: Found, card: CardData, verdict: Verdict | None) -> dict:
     }
 
 
-def _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields) -> Recorded:
+def _identify_with_standing(actor, card, purpose, decide, pending, rejected_fields) -> Recorded:
+    """A token accepted without its standing read (tokens.authenticate_token): the standing comes with the
+    lookup, and is judged first — refused exactly as the token check, the admission and the ladder would have
+    refused it before the lookup. A refusal due before any lookup (a domain the organisation does not
+    practise, a kill switch) waits for the standing, read on its own, so that it never answers for a token
+    that is no longer good."""
+    allowed = organisation_domains(actor.organisation_id)
+    if (allowed is not None and card.domain not in allowed) or surveillance.is_switched_off(actor, card):
+        tokens.confirm_pending(pending)
+        refuse_foreign_domain(actor, purpose, card.domain)
+        state = surveillance.before_check(actor, card)
+        return _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields)
+    rows = _lookup_with_standing().rows([pending.token.pk, *_lookup_params(card)])
+    width = tokens.standing_width()
+    tokens.accept_standing(pending, rows[0][:width] if rows else None)
+    state = surveillance.before_check(actor, card)  # uses the standing just read; may refuse
+    if rows[0][0]:
+        found = found_from([row[width:] for row in rows if row[width] is not None], card)[0]
+    else:  # the guard held the lookup back, yet nothing refused (surveillance off, clocks apart): look now
+        found = find(card)
+    return _identify_and_record_at_once(actor, card, purpose, decide, state, rejected_fields, found)
+
+
+def _identify_and_record_at_once(
+    actor, card, purpose, decide, state, rejected_fields, found: Found | None = None
+) -> Recorded:
     """The path of a decision that writes nothing: lookup, decision, then the row and surveillance's share
     of it in one durable statement. A decision that raises is recorded ``rejected`` first, as above."""
-    found = find(card)
+    if found is None:
+        found = find(card)
     verdict: Verdict | None = None
     failure: BaseException | None = None
     if found.beneficiary_id is not None:

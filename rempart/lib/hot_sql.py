@@ -24,11 +24,13 @@ def field(model, name: str) -> Field:
 
 class Statement:
     """One SQL text (``%s`` placeholders) whose result columns are the given model fields, in order (None: a
-    computed column, passed as the driver gives it)."""
+    computed column, passed as the driver gives it). ``read_only``: the statement writes nothing although it
+    does not start with SELECT (``WITH … SELECT``), so it may serve as the request's health check (:func:`run`)."""
 
-    def __init__(self, sql: str, columns: Sequence[Field | None] = ()) -> None:
+    def __init__(self, sql: str, columns: Sequence[Field | None] = (), *, read_only: bool = False) -> None:
         self.sql = sql
         self.columns = tuple(columns)
+        self.read_only = read_only
         self._converters: dict[str, list] = {}
 
     def _converters_for(self, vendor: str) -> list:
@@ -60,15 +62,19 @@ class Statement:
         return converted
 
     def rows(self, params: Sequence[Any] = ()) -> list[tuple]:
-        return self._convert(run(self.sql, params, fetch=True))
+        return self._convert(run(self.sql, params, fetch=True, read_only=self.read_only or None))
 
     def first(self, params: Sequence[Any] = ()) -> tuple | None:
         rows = self.rows(params)
         return rows[0] if rows else None
 
 
-def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple]:
-    """Execute one statement on the default connection (prepared on PostgreSQL); rows if ``fetch``."""
+def run(
+    sql: str, params: Sequence[Any] = (), fetch: bool = False, read_only: bool | None = None
+) -> list[tuple]:
+    """Execute one statement on the default connection (prepared on PostgreSQL); rows if ``fetch``.
+
+    ``read_only``: whether the statement only reads (default: it starts with SELECT)."""
     wrapper = connections[DEFAULT_DB_ALIAS]
     if wrapper.vendor != "postgresql":
         with wrapper.cursor() as cursor:
@@ -84,7 +90,7 @@ def run(sql: str, params: Sequence[Any] = (), fetch: bool = False) -> list[tuple
         and not wrapper.health_check_done
         and fetch
         and not wrapper.in_atomic_block
-        and sql.lstrip()[:6].upper() == "SELECT"
+        and (read_only if read_only is not None else sql.lstrip()[:6].upper() == "SELECT")
     )
     if not by_reading:
         wrapper.close_if_health_check_failed()

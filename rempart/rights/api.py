@@ -81,7 +81,7 @@ class ErrorOut(Schema):
 
 @router.post(
     "/rights/check",
-    auth=TokenAuth("rights:check"),
+    auth=TokenAuth("rights:check", confirm_with_lookup=True),
     response={
         200: RightsCheckOut,
         400: ErrorOut,

@@ -33,6 +33,11 @@ def register() -> None:
             "LEFT JOIN surveillance_actorstate ON surveillance_actorstate.actor = 't:' || t.id",
             _fields(),
             _received,
+            # False while the token is throttled: the rights check then compares nothing (tokens.standing_sql).
+            guard=(
+                "surveillance_actorstate.throttled_until IS NULL"
+                " OR surveillance_actorstate.throttled_until <= CURRENT_TIMESTAMP"
+            ),
         )
     )
 

@@ -65,6 +65,11 @@ def before_chunk(actor) -> ActorState | None:
     return _hold_back(actor, _admit(actor))
 
 
+def is_switched_off(actor, card) -> bool:
+    """Whether :func:`refuse_switched_off` would refuse (without raising)."""
+    return switches.matching(actor, domain=card.domain, amc_number=card.amc_number) is not None
+
+
 def refuse_switched_off(actor, card) -> None:
     switch = switches.matching(actor, domain=card.domain, amc_number=card.amc_number)
     if switch is not None and switch.target == switch.Target.INSURER and switch.insurer:
