@@ -3,7 +3,9 @@
 The ORM builds and compiles SQL for every query, and PostgreSQL plans it again each time; at a few
 hundred checks a second that is most of the cost (docs/benchmarks.md, "Rights check"). A
 :class:`Statement` is written once, runs as a server-side prepared statement on PostgreSQL (parsed
-and planned once per connection) and as plain SQL on SQLite, and converts its columns exactly as the
+and planned once per connection; Django turns psycopg's prepared statements off, rempart.settings turns them
+back on for the statements that ask by name, unless ``REMPART_DB_PREPARED_STATEMENTS=0``) and as plain SQL on
+SQLite, and converts its columns exactly as the
 ORM would (the same field converters), so callers get dates, datetimes, JSON and bytes, not raw
 driver values. Errors come out as Django's database exceptions.
 """

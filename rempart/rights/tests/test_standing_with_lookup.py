@@ -171,3 +171,17 @@ def test_the_lookup_compares_nothing_for_a_refused_token(cast, family, token):
     _revoke(token, cast)
     rows = statement.rows(params)
     assert len(rows) == 1 and not rows[0][0] and all(value is None for value in rows[0][width:])
+
+
+def test_a_lookup_held_back_by_the_guard_runs_when_nothing_refuses(client, cast, family, token, settings):
+    """Surveillance off: a throttled state refuses nothing, though the statement's guard held the lookup back;
+    the gate then looks the card up on its own and answers as usual."""
+    settings.REMPART_SURVEILLANCE_ENABLED = False
+    assert post(client, token, body(family)).status_code == 200
+    until = timezone.now() + dt.timedelta(seconds=30)
+    ActorState.objects.update_or_create(
+        actor=f"t:{_token_row(token).pk}", defaults={"throttled_until": until}
+    )
+    response, sent = _statements(client, token, body(family))
+    assert response.status_code == 200 and response.json()["outcome"] == "covered"
+    assert len([sql for sql in sent if "FROM registry_insurer" in sql]) == 2  # guarded, then on its own
