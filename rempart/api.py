@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from rempart import outage
 from rempart.accounts.api import router as accounts_router
 from rempart.accounts.api_auth import refused as token_refused
-from rempart.accounts.tokens import TokenRejected
+from rempart.accounts.tokens import TokenRejected, confirm_if_pending
 from rempart.api_errors import CODE_BY_STATUS, BadInput, answer_language
 from rempart.api_openapi import add_error_responses
 from rempart.api_validation import field_of, message_for
@@ -71,9 +71,24 @@ def _error(request: HttpRequest, status: int, detail: str, code: str | None = No
     return response
 
 
+def _refused_token_first(request: HttpRequest):
+    """A token accepted without its standing read (the rights check, tokens.authenticate_token) is judged before
+    a bad-input answer: a token revoked in the last second gets its refusal, as it would have at once."""
+    token = getattr(request, "api_token", None)
+    if token is None:
+        return None
+    try:
+        confirm_if_pending(token.pk)
+    except TokenRejected as exc:
+        return token_refused_by_the_gate(request, exc)
+    return None
+
+
 @api.exception_handler(ValidationError)
 def bad_input(request: HttpRequest, exc: ValidationError):
     """pydantic's errors, said again in the request's language; the first names the field at fault."""
+    if (refusal := _refused_token_first(request)) is not None:
+        return refusal
     with answer_language(request):
         first = exc.errors[0] if exc.errors else {}
         if first.get("type") == "json_invalid":
@@ -86,6 +101,8 @@ def bad_input(request: HttpRequest, exc: ValidationError):
 
 @api.exception_handler(BadInput)
 def bad_field(request: HttpRequest, exc: BadInput):
+    if (refusal := _refused_token_first(request)) is not None:
+        return refusal
     extra = {"field": exc.field}
     if getattr(exc, "errors", None):
         extra["errors"] = exc.errors

@@ -321,6 +321,14 @@ def accept_standing(pending: Pending, row: tuple | None) -> None:
     _hand_to_companions(token)
 
 
+def confirm_if_pending(token_id: int | None) -> None:
+    """Before an answer that does not reach the gate (bad input): judge a pending token's standing first, so that
+    a token revoked within the second is told so rather than answered (raises TokenRejected)."""
+    pending = take_pending(token_id)
+    if pending is not None:
+        confirm_pending(pending)
+
+
 def confirm_pending(pending: Pending) -> None:
     """Read and judge a pending token's standing on its own (a refusal is due before the lookup)."""
     if not _by_id:

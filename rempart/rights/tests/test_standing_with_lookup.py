@@ -185,3 +185,25 @@ def test_a_lookup_held_back_by_the_guard_runs_when_nothing_refuses(client, cast,
     response, sent = _statements(client, token, body(family))
     assert response.status_code == 200 and response.json()["outcome"] == "covered"
     assert len([sql for sql in sent if "FROM registry_insurer" in sql]) == 2  # guarded, then on its own
+
+
+@pytest.mark.parametrize(
+    "bad", [{"birth_date": "1985-13-45"}, {"domain": "NOPE"}, {"nir": 12}], ids=["card", "domain", "type"]
+)
+def test_bad_input_from_a_token_revoked_within_the_second_gets_the_refusal_first(
+    client, cast, family, token, bad
+):
+    assert post(client, token, body(family)).status_code == 200
+    _revoke(token, cast)
+    answer = post(client, token, body(family, **bad))
+    assert (answer.status_code, answer.json()["code"]) == (401, "token_revoked")
+    tokens.forget_recent()
+    assert (
+        post(client, token, body(family, **bad)).json()["code"] == "token_revoked"
+    )  # as the token check says
+
+
+def test_bad_input_from_a_good_token_within_the_second_is_still_bad_input(client, cast, family, token):
+    assert post(client, token, body(family)).status_code == 200
+    answer = post(client, token, body(family, birth_date="1985-13-45"))
+    assert answer.status_code == 400 and answer.json()["code"] == "invalid"
