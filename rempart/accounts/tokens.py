@@ -199,11 +199,11 @@ def authenticate_token(
     as here (:func:`take_pending`, :func:`accept_standing`). One round trip fewer per check, nothing cached
     that decides: revocation and suspension still take effect from the next check.
     """
+    _pending.value = None  # whatever happens next, nothing of an earlier request stays pending
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_TAG:
         raise TokenRejected(401, "jeton invalide")
     digest = _hash(raw)
-    _pending.value = None
     if confirm_with_lookup:
         token = _recently_accepted(digest, ip)
         if (
