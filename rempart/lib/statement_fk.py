@@ -56,8 +56,14 @@ class StatementForeignKey:
     def create_sql(self) -> list[str]:
         """The PostgreSQL statements that install the guards (run after the plain constraint is dropped)."""
         lock = f"{_LOCK_CLASS}, {self.lock_key}"
-        child_message = f'insert or update on table "{self.child}" violates foreign key "{self.name}"'
-        parent_message = f'update or delete on table "{self.parent}" violates foreign key "{self.name}"'
+        refuse_child = (
+            f'RAISE foreign_key_violation USING MESSAGE = \'insert or update on table "{self.child}" violates '
+            f"foreign key \"{self.name}\"', TABLE = '{self.child}', CONSTRAINT = '{self.name}';"
+        )
+        refuse_parent = (
+            f'RAISE foreign_key_violation USING MESSAGE = \'update or delete on table "{self.parent}" violates '
+            f"foreign key \"{self.name}\"', TABLE = '{self.parent}', CONSTRAINT = '{self.name}';"
+        )
         orphans = (
             f"SELECT 1 FROM (SELECT DISTINCT n.{self.column} AS id FROM new_rows n"
             f" WHERE n.{self.column} IS NOT NULL) n"
@@ -87,8 +93,7 @@ BEGIN
   IF (high - low + 1 > 4 * referencing
       OR (SELECT count(*) FROM {self.parent} p WHERE p.id BETWEEN low AND high) <> high - low + 1)
      AND EXISTS ({orphans}) THEN
-    RAISE foreign_key_violation USING MESSAGE = '{child_message}', TABLE = '{self.child}',
-      CONSTRAINT = '{self.name}';
+    {refuse_child}
   END IF;
   RETURN NULL;
 END $$""",
@@ -101,8 +106,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock({lock});
   IF EXISTS (SELECT 1 FROM old_rows o WHERE EXISTS (
         SELECT 1 FROM {self.child} c WHERE c.{self.column} = o.id)) THEN
-    RAISE foreign_key_violation USING MESSAGE = '{parent_message}', TABLE = '{self.parent}',
-      CONSTRAINT = '{self.name}';
+    {refuse_parent}
   END IF;
   RETURN NULL;
 END $$""",
@@ -110,8 +114,7 @@ END $$""",
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {self.name}_parent_check()""",
             f"""CREATE FUNCTION {self.name}_parent_rekey() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE foreign_key_violation USING MESSAGE = '{parent_message}', TABLE = '{self.parent}',
-    CONSTRAINT = '{self.name}';
+  {refuse_parent}
 END $$""",
             f"""CREATE TRIGGER {self.name}_rekey BEFORE UPDATE OF id ON {self.parent}
   FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION {self.name}_parent_rekey()""",
@@ -120,8 +123,7 @@ END $$""",
             f"""CREATE FUNCTION {self.name}_parent_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM {self.child}) THEN
-    RAISE foreign_key_violation USING MESSAGE = '{parent_message}', TABLE = '{self.parent}',
-      CONSTRAINT = '{self.name}';
+    {refuse_parent}
   END IF;
   RETURN NULL;
 END $$""",

@@ -69,7 +69,7 @@ def test_after_a_second_or_from_another_address_the_token_is_read_on_its_own(
 
 
 def _revoke(raw, cast):
-    _token_row(raw).__class__.objects.filter(prefix=raw.split("_")[1]).update(revoked_at=timezone.now())
+    ApiToken.objects.filter(prefix=raw.split("_")[1]).update(revoked_at=timezone.now())
 
 
 def _suspend(raw, cast):
